@@ -1,0 +1,1 @@
+"""Cases: exposure ledger, incidents, affected people, GDPR Art. 33/34 documents, evidence."""

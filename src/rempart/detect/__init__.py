@@ -1,0 +1,1 @@
+"""Detection: declarative rules compiled to a pure, event-time driven engine."""

@@ -1,0 +1,1 @@
+"""Data-protection protocols: identifiers, scanning, pseudonymisation, encryption, key rotation."""

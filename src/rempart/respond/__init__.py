@@ -1,0 +1,1 @@
+"""Response: policies turn alerts into decisions; enforcement points apply them."""
