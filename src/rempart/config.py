@@ -42,7 +42,7 @@ class KeySettings(StrictModel):
     #: Key file for beneficiary tokens (created with mode 0600 on first use).
     token_key_file: Path = DEFAULT_HOME / "token.key"
     #: Environment variable that may hold the key as ``<key id>:<hex>``; it wins over the file.
-    token_key_env: str = "REMPART_TOKEN_KEY"
+    token_key_env: str = "REMPART_TOKEN_KEY"  # noqa: S105 - a variable name
 
 
 class StateSettings(StrictModel):
@@ -117,7 +117,9 @@ def parse_config(text: str, *, where: str = "<config>") -> Config:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where + line) from None
+        raise ConfigError(
+            f"not valid YAML: {getattr(exc, 'problem', exc)}", where=where + line
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -129,11 +131,11 @@ def parse_config(text: str, *, where: str = "<config>") -> Config:
         first = errors[0]
         loc = tuple(first["loc"])
         key = ".".join(str(p) for p in loc) or "(top level)"
-        line = _line_of(node, loc)
+        line_no = _line_of(node, loc)
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ConfigError(
             f"{key}: {_describe(dict(first))}{more}",
-            where=f"{where}:{line}" if line else where,
+            where=f"{where}:{line_no}" if line_no else where,
         ) from None
 
 

@@ -17,9 +17,7 @@ config_app = typer.Typer(help="Check or print the configuration file.", no_args_
 def check(file: Path = typer.Argument(..., help="Configuration file to validate.")) -> None:
     """Validate FILE; one clear line on the first problem, exit code 2."""
     cfg = load_config(file)
-    console.print(
-        f"[green]ok[/green] {file}: profile {cfg.profile}, {len(cfg.sources)} source(s)"
-    )
+    console.print(f"[green]ok[/green] {file}: profile {cfg.profile}, {len(cfg.sources)} source(s)")
 
 
 @config_app.command("example")

@@ -39,7 +39,9 @@ class TokenKey:
 
     def __post_init__(self) -> None:
         if not _KEY_ID_RE.match(self.key_id):
-            raise KeyMaterialError(f"invalid key id {self.key_id!r}", hint="use [A-Za-z0-9_-]{1,16}")
+            raise KeyMaterialError(
+                f"invalid key id {self.key_id!r}", hint="use [A-Za-z0-9_-]{1,16}"
+            )
         if len(self.secret) < 16:
             raise KeyMaterialError("token key too short: at least 16 bytes (32 recommended)")
 

@@ -1,0 +1,199 @@
+"""Event archive: normalised events as Parquet, partitioned by day, readable with DuckDB.
+
+Layout: ``DIR/day=YYYY-MM-DD/part-<run>-<seq>.parquet``. A part file never spans two days; it is
+written to a temporary name, fsynced, then renamed, so a reader never sees half a file. In
+follow mode each part file also carries, in its Parquet metadata, the read checkpoint of every
+source as of that part: the newest part is the single commit record, so a crash between writing
+events and saving a checkpoint cannot lose or duplicate a line (see ``rempart.ingest.follow``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from rempart.errors import StoreError
+from rempart.events import Event
+
+CHECKPOINT_KEY = b"rempart.checkpoint"
+
+SCHEMA = pa.schema(
+    [
+        pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("source_ip", pa.string()),
+        pa.field("action", pa.string()),
+        pa.field("outcome", pa.string()),
+        pa.field("user_name", pa.string()),
+        pa.field("organization_id", pa.string()),
+        pa.field("user_agent", pa.string()),
+        pa.field("method", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("query", pa.string()),
+        pa.field("status", pa.int32()),
+        pa.field("bytes", pa.int64()),
+        pa.field("session_id", pa.string()),
+        pa.field("beneficiary_token", pa.string()),
+        pa.field("categories", pa.list_(pa.string())),
+        pa.field("account_kind", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("line", pa.int64()),
+    ]
+)
+_STRING_COLUMNS = [f.name for f in SCHEMA if f.type == pa.string()]
+
+
+def events_to_table(events: list[Event]) -> pa.Table:
+    """Columnar form of events, with the archive schema."""
+    cols: dict[str, Any] = {}
+    cols["ts"] = pa.array([round(e.ts * 1_000_000) for e in events], pa.int64()).cast(
+        SCHEMA.field("ts").type
+    )
+    for name in _STRING_COLUMNS:
+        cols[name] = pa.array([getattr(e, name) for e in events], pa.string())
+    cols["status"] = pa.array([e.status for e in events], pa.int32())
+    cols["bytes"] = pa.array([e.bytes for e in events], pa.int64())
+    cols["categories"] = pa.array([list(e.categories) for e in events], pa.list_(pa.string()))
+    cols["line"] = pa.array([e.line for e in events], pa.int64())
+    return pa.table([cols[f.name] for f in SCHEMA], schema=SCHEMA)
+
+
+def table_to_events(table: pa.Table) -> list[Event]:
+    """Events back from an archive table (ids stay tokens)."""
+    d = table.to_pydict()
+    n = table.num_rows
+    out = []
+    for i in range(n):
+        ts: datetime = d["ts"][i]
+        out.append(
+            Event(
+                ts=ts.timestamp(),
+                source_ip=d["source_ip"][i],
+                action=d["action"][i],
+                outcome=d["outcome"][i],
+                user_name=d["user_name"][i],
+                organization_id=d["organization_id"][i],
+                user_agent=d["user_agent"][i],
+                method=d["method"][i],
+                path=d["path"][i],
+                query=d["query"][i],
+                status=d["status"][i],
+                bytes=d["bytes"][i],
+                session_id=d["session_id"][i],
+                beneficiary_token=d["beneficiary_token"][i],
+                categories=tuple(d["categories"][i] or ()),
+                account_kind=d["account_kind"][i],
+                source=d["source"][i],
+                line=d["line"][i],
+            )
+        )
+    return out
+
+
+def _day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
+
+
+class ArchiveWriter:
+    """Buffers events and writes one part file per day and flush."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        flush_rows: int = 500_000,
+        run: str | None = None,
+        split_days: bool = True,
+    ):
+        """``split_days=False`` (follow mode): parts are cut only by :meth:`flush`, so that each
+        part's checkpoint covers exactly its lines; a part then sits in the day of its first
+        event and may hold a few late events of the next day (``ts`` stays authoritative)."""
+        self.directory = directory
+        self.split_days = split_days
+        self.flush_rows = flush_rows
+        self.run = run or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        self._seq = 0
+        self._buf: list[Event] = []
+        self._day_index: int | None = None
+        self.rows_written = 0
+        self.files: list[Path] = []
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create archive directory: {exc.strerror}", where=str(directory)
+            ) from None
+
+    def add(self, events: list[Event]) -> None:
+        """Buffer events; parts are cut at (UTC) day boundaries and every ``flush_rows`` rows."""
+        for e in events:
+            day = int(e.ts // 86400)
+            if self.split_days and day != self._day_index and self._buf:
+                self._write(checkpoint=None)
+            if not self._buf:
+                self._day_index = day
+            self._buf.append(e)
+            if self.split_days and len(self._buf) >= self.flush_rows:
+                self._write(checkpoint=None)
+
+    def flush(self, checkpoint: dict[str, Any] | None = None) -> Path | None:
+        """Write what is buffered (and, with a checkpoint, an empty part if nothing is)."""
+        if not self._buf and checkpoint is None:
+            return None
+        return self._write(checkpoint=checkpoint)
+
+    def _write(self, *, checkpoint: dict[str, Any] | None) -> Path:
+        events, self._buf = self._buf, []
+        day = _day(events[0].ts) if events else _day(86400.0 * (self._day_index or 0))
+        table = events_to_table(events)
+        meta = {b"rempart.run": self.run.encode()}
+        if checkpoint is not None:
+            meta[CHECKPOINT_KEY] = json.dumps(checkpoint, sort_keys=True).encode()
+        table = table.replace_schema_metadata(meta)
+        self._seq += 1
+        folder = self.directory / f"day={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / f"part-{self.run}-{self._seq:06d}.parquet"
+        tmp = final.with_suffix(".parquet.tmp")
+        try:
+            with tmp.open("wb") as fh:
+                pq.write_table(table, fh, compression="zstd")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write archive part: {exc.strerror}", where=str(final)
+            ) from None
+        self.rows_written += len(events)
+        self.files.append(final)
+        return final
+
+    def close(self) -> None:
+        if self._buf:
+            self._write(checkpoint=None)
+
+
+def part_files(directory: Path) -> list[Path]:
+    """Every committed part file, oldest first (run timestamp then sequence)."""
+    return sorted(directory.glob("day=*/part-*.parquet"), key=lambda p: p.name)
+
+
+def latest_checkpoint(directory: Path) -> dict[str, Any] | None:
+    """The checkpoint of the newest part file that carries one."""
+    for path in reversed(part_files(directory)):
+        meta = pq.read_schema(path).metadata or {}
+        if CHECKPOINT_KEY in meta:
+            data: dict[str, Any] = json.loads(meta[CHECKPOINT_KEY])
+            return data
+    return None
+
+
+def archive_glob(directory: Path) -> str:
+    """Glob for DuckDB's ``read_parquet(..., hive_partitioning = true)``."""
+    return str(directory / "day=*" / "*.parquet")

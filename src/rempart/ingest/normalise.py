@@ -1,0 +1,149 @@
+"""Turn a parsed request into an ``Event``: route, action, outcome, beneficiary token, peer group.
+
+This is where raw beneficiary identifiers stop: the id in the path becomes a keyed token and the
+stored path carries ``{beneficiary}`` instead. Identifier-shaped digit runs anywhere else in the
+path or query (a malformed id on an unknown route, a search by NIR) are replaced by their token
+too, so no raw NIR reaches the archive, the ledger or the quarantine.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from rempart.errors import InputError
+from rempart.events import Event
+from rempart.ingest.parsers import RawRequest
+from rempart.ingest.profile import BENEFICIARY_PLACEHOLDER, RouteProfile
+from rempart.protect.tokens import Tokenizer
+
+#: A NIR-shaped run: 13 characters (digits, or 2A/2B for Corsica) and an optional 2-digit key,
+#: possibly written with spaces, dots or dashes between groups.
+NIR_LIKE = re.compile(
+    r"(?<![0-9A-Za-z])[12378][ .\-]?[0-9]{2}[ .\-]?[0-9]{2}[ .\-]?(?:[0-9]{2}|2[AaBb])"
+    r"[ .\-]?[0-9]{3}[ .\-]?[0-9]{3}(?:[ .\-]?[0-9]{2})?(?![0-9A-Za-z])"
+)
+_NIR_LIKE_BYTES = re.compile(NIR_LIKE.pattern.encode())
+_SEPARATORS = str.maketrans("", "", " .-")
+
+
+def normalise_identifier(raw: str) -> str:
+    """Canonical form of a beneficiary id before tokenisation: no separators, upper case."""
+    return raw.translate(_SEPARATORS).upper()
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    kind: str | None
+    organization_id: str | None
+
+
+def load_directory(path: Path) -> dict[str, DirectoryEntry]:
+    """Account directory CSV: columns ``account,kind,organization_id``."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None or "account" not in reader.fieldnames:
+                raise InputError("directory CSV needs an 'account' column", where=str(path))
+            return {
+                row["account"]: DirectoryEntry(
+                    row.get("kind") or None, row.get("organization_id") or None
+                )
+                for row in reader
+                if row.get("account")
+            }
+    except FileNotFoundError:
+        raise InputError("directory file not found", where=str(path)) from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"cannot read directory: {exc}", where=str(path)) from None
+
+
+class Normalizer:
+    """Profile + tokenizer (+ directory) applied to parsed requests."""
+
+    def __init__(
+        self,
+        profile: RouteProfile,
+        tokenizer: Tokenizer,
+        directory: dict[str, DirectoryEntry] | None = None,
+    ):
+        self.profile = profile
+        self.tokenizer = tokenizer
+        self.directory = directory or {}
+        self._intern: dict[str, str] = {}
+
+    def redact(self, text: str) -> str:
+        """Replace NIR-shaped runs by their tokens."""
+        if not any(c.isdigit() for c in text):
+            return text
+        return NIR_LIKE.sub(lambda m: self.tokenizer(normalise_identifier(m.group(0))), text)
+
+    def redact_bytes(self, data: bytes) -> bytes:
+        return _NIR_LIKE_BYTES.sub(
+            lambda m: self.tokenizer(
+                normalise_identifier(m.group(0).decode("ascii", "replace"))
+            ).encode(),
+            data,
+        )
+
+    def _i(self, value: str | None) -> str | None:
+        if value is None:
+            return None
+        got = self._intern.get(value)
+        if got is None:
+            if len(self._intern) > 500_000:
+                self._intern.clear()
+            self._intern[value] = value
+            got = value
+        return got
+
+    def event(self, raw: RawRequest, source: str, line: int) -> Event:
+        path, _, query = raw.target.partition("?")
+        route, bid = self.profile.match(raw.method, path)
+        token: str | None = None
+        if bid is not None:
+            token = self.tokenizer(normalise_identifier(bid))
+            path = path.replace(bid, BENEFICIARY_PLACEHOLDER, 1)
+        elif route.beneficiary_param and query:
+            for k, v in parse_qsl(query, keep_blank_values=True):
+                if k == route.beneficiary_param and v:
+                    token = self.tokenizer(normalise_identifier(v))
+                    break
+        if route.pattern is None and route.name == "other":
+            path = self.redact(path)
+        outcome = route.outcome(raw.status)
+        categories = route.discloses if (outcome == "success" and token is not None) else ()
+        user = raw.user
+        kind: str | None = None
+        org = raw.organization_id
+        if user is not None:
+            user = self._i(user) or user
+            entry = self.directory.get(user)
+            if entry is not None:
+                kind = entry.kind
+                org = org or entry.organization_id
+            else:
+                kind = self.profile.account_kind(user)
+        return Event(
+            ts=raw.ts,
+            source_ip=self._i(raw.ip) or raw.ip,
+            action=route.action,
+            outcome=outcome,
+            user_name=user,
+            organization_id=org,
+            user_agent=self._i(raw.user_agent),
+            method=raw.method,
+            path=self._i(path) or path,
+            query=self.redact(query) if query else None,
+            status=raw.status,
+            bytes=raw.bytes,
+            session_id=raw.session_id,
+            beneficiary_token=token,
+            categories=categories,
+            account_kind=kind,
+            source=source,
+            line=line,
+        )

@@ -1,0 +1,196 @@
+"""Ingestion jobs as library calls (the CLI and the server are thin shells over these)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Literal
+
+from rempart.config import Config
+from rempart.ingest.archive import ArchiveWriter, latest_checkpoint
+from rempart.ingest.follow import Follower
+from rempart.ingest.normalise import DirectoryEntry, load_directory
+from rempart.ingest.pipeline import IngestStats, LineDecoder, iter_batches, make_normalizer
+from rempart.ingest.profile import RouteProfile, load_profile
+from rempart.ingest.quarantine import Quarantine
+from rempart.ingest.sources import input_paths
+from rempart.protect.tokens import Tokenizer, resolve_key
+
+Format = Literal["auto", "combined", "jsonl"]
+
+
+@dataclass
+class IngestRequest:
+    paths: list[str]
+    profile: RouteProfile
+    tokenizer: Tokenizer
+    archive: Path | None = None
+    fmt: Format = "auto"
+    json_mapping: dict[str, str] | None = None
+    time_format: str = "iso8601"
+    directory: dict[str, DirectoryEntry] | None = None
+    quarantine_dir: Path | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        cfg: Config,
+        *,
+        paths: list[str] | None = None,
+        profile: str | None = None,
+        archive: Path | None = None,
+        fmt: Format | None = None,
+        directory: Path | None = None,
+        quarantine_dir: Path | None = None,
+    ) -> IngestRequest:
+        key = resolve_key(env=cfg.keys.token_key_env, file=cfg.keys.token_key_file)
+        dir_path = directory or cfg.directory
+        mapping = cfg.json_mapping
+        return cls(
+            paths=list(paths) if paths else [s.path for s in cfg.sources],
+            profile=load_profile(profile or cfg.profile),
+            tokenizer=Tokenizer(key),
+            archive=archive,
+            fmt=fmt or (cfg.sources[0].format if cfg.sources else "auto"),
+            json_mapping=dict(mapping.fields) if mapping else None,
+            time_format=mapping.time_format if mapping else "iso8601",
+            directory=load_directory(dir_path) if dir_path else None,
+            quarantine_dir=quarantine_dir or cfg.state.quarantine_dir.expanduser(),
+        )
+
+
+@dataclass
+class IngestResult:
+    stats: IngestStats
+    quarantine_file: Path | None
+    archive_files: list[Path] = field(default_factory=list)
+
+
+def run_ingest(request: IngestRequest, *, progress: bool = False) -> IngestResult:
+    """Read every input once; archive events if asked; quarantine bad lines."""
+    paths = input_paths(request.paths)
+    quarantine = Quarantine(request.quarantine_dir)
+    stats = IngestStats()
+    writer = ArchiveWriter(request.archive) if request.archive else None
+    batches = iter_batches(
+        paths,
+        profile=request.profile,
+        tokenizer=request.tokenizer,
+        quarantine=quarantine,
+        fmt=request.fmt,
+        json_mapping=request.json_mapping,
+        time_format=request.time_format,
+        directory=request.directory,
+        stats=stats,
+    )
+    if progress:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
+        ) as bar:
+            task = bar.add_task("reading", total=None)
+            for batch in batches:
+                if writer is not None:
+                    writer.add(batch.events())
+                bar.update(task, description=f"reading {batch.source}: {stats.lines:,} lines")
+    else:
+        for batch in batches:
+            if writer is not None:
+                writer.add(batch.events())
+    if writer is not None:
+        writer.close()
+    quarantine.close()
+    return IngestResult(stats, quarantine.path, writer.files if writer else [])
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, _sig: int, _frame: FrameType | None) -> None:
+        self.requested = True
+
+
+def run_follow(
+    request: IngestRequest,
+    *,
+    poll_interval: float = 0.2,
+    flush_interval: float = 1.0,
+    idle_exit: float | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> IngestStats:
+    """Tail the inputs into the archive until SIGTERM/SIGINT (or ``idle_exit`` seconds idle).
+
+    Exactly once: each part file carries the follower checkpoint for the lines it holds, and the
+    follower restarts from the newest part's checkpoint.
+    """
+    if request.archive is None:
+        from rempart.errors import ConfigError
+
+        raise ConfigError("follow mode needs an archive directory (--archive)")
+    paths = [Path(p).expanduser() for p in request.paths]
+    follower = Follower(paths, latest_checkpoint(request.archive))
+    normalizer = make_normalizer(request.profile, request.tokenizer, request.directory)
+    quarantine = Quarantine(request.quarantine_dir, redact=normalizer.redact_bytes)
+    decoder = LineDecoder(
+        normalizer,
+        quarantine,
+        fmt=request.fmt,
+        json_mapping=request.json_mapping,
+        time_format=request.time_format,
+    )
+    writer = ArchiveWriter(request.archive, split_days=False)
+    stats = IngestStats(sources=[str(p) for p in paths])
+    stop = _Stop()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    formats: dict[str, Format] = {}
+    dirty = False
+    last_flush = last_data = time.monotonic()
+    try:
+        while not stop.requested:
+            chunks = follower.poll()
+            for chunk in chunks:
+                key = chunk.source.rsplit("@", 1)[0]
+                if key not in formats:
+                    first = next((ln for ln in chunk.lines if ln.strip()), b"")
+                    formats[key] = decoder.detect_format(first)
+                stats.lines += len(chunk.lines)
+                events = decoder.decode(
+                    chunk.source,
+                    chunk.first_line,
+                    chunk.lines,
+                    formats[key],
+                    complete=chunk.complete,
+                )
+                stats.observe(events)
+                writer.add(events)
+                dirty = True
+            now = time.monotonic()
+            if chunks:
+                last_data = now
+            if dirty and now - last_flush >= flush_interval:
+                quarantine.flush()
+                writer.flush(checkpoint=follower.checkpoint())
+                dirty = False
+                last_flush = now
+                if on_progress is not None:
+                    on_progress(writer.rows_written)
+            if idle_exit is not None and now - last_data >= idle_exit:
+                break
+            if not chunks:
+                time.sleep(poll_interval)
+    finally:
+        if dirty:
+            quarantine.flush()
+            writer.flush(checkpoint=follower.checkpoint())
+        follower.close()
+        quarantine.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    stats.quarantined = quarantine.counts
+    return stats
