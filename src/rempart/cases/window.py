@@ -1,0 +1,207 @@
+"""The compromise window of each account of an incident, estimated with its reasoning.
+
+For one account, the alerts give an anchor: the first and last event time they rest on. The
+archive then tells which networks (IPv4 /24, IPv6 /48 by default) and clients (user agents) the
+account *usually* uses: those seen in a baseline period that ends ``novelty_horizon_days``
+before the anchor. An (ip, client) pair used from the horizon on whose network or client is not
+usual is the actor's (the networks named by the alerts are always the actor's). The window
+starts at the actor's first event (normally the first login from the new network or client,
+before the harvest) and ends at the actor's last event, cut at containment when the incident is
+contained. An analyst can replace the estimate (audited).
+
+When the account has no usual pair at all (no history, or everything is new), or no archive is
+available, every pair counts and the reasoning says so.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from rempart.alerts import Alert
+from rempart.cases.ledger import ActorFilter, ExposureLedger
+from rempart.cases.settings import CasesSettings
+
+DAY = 86400.0
+
+
+def network_of(ip: str | None, v4_prefix: int = 24, v6_prefix: int = 48) -> str:
+    """The network an address belongs to (``203.0.113.0/24``); the text itself if not an IP."""
+    if not ip:
+        return "-"
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    prefix = v4_prefix if addr.version == 4 else v6_prefix
+    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _duration(seconds: float) -> str:
+    seconds = abs(seconds)
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * DAY:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / DAY:.1f} days"
+
+
+@dataclass(slots=True)
+class AccountWindow:
+    """Compromise window of one account, and why."""
+
+    account: str
+    start: float
+    end: float
+    #: (ip, user agent) pairs attributed to the actor; ``None`` = every pair of the account.
+    actor_pairs: frozenset[tuple[str, str | None]] | None
+    reasoning: list[str] = field(default_factory=list)
+    #: "estimated" or "analyst" (set by hand, audited).
+    origin: str = "estimated"
+
+    def actor_filter(self, attribution: str) -> ActorFilter:
+        pairs = self.actor_pairs if attribution == "actor" else None
+        return ActorFilter(self.account, self.start, self.end, pairs)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "account": self.account,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "origin": self.origin,
+            "actor_pairs": None
+            if self.actor_pairs is None
+            else sorted([ip, ua] for ip, ua in self.actor_pairs),
+            "reasoning": list(self.reasoning),
+        }
+
+
+def _anchor(alerts: Sequence[Alert], account: str) -> tuple[float, float, set[str]]:
+    mine = [a for a in alerts if account in a.accounts or a.entity == account]
+    first = min(a.first_seen for a in mine)
+    last = max(a.last_seen for a in mine)
+    ips = {ip for a in mine for ip in a.ips}
+    return first, last, ips
+
+
+def estimate_window(
+    ledger: ExposureLedger | None,
+    alerts: Sequence[Alert],
+    account: str,
+    settings: CasesSettings,
+    *,
+    contained_at: float | None = None,
+) -> AccountWindow:
+    """Estimate the compromise window of ``account`` from ``alerts`` and the archive."""
+    first, last, alert_ips = _anchor(alerts, account)
+    reasons = [
+        f"alerts on {account} rest on events from {iso(first)} to {iso(last)}",
+    ]
+
+    def net(ip: str | None) -> str:
+        return network_of(ip, settings.ipv4_prefix, settings.ipv6_prefix)
+
+    horizon = first - settings.novelty_horizon_days * DAY
+    base_start = horizon - settings.baseline_days * DAY
+    span_end = contained_at if contained_at is not None else float("inf")
+    table = None
+    if ledger is not None:
+        end_query = contained_at if contained_at is not None else (ledger.span() or (0, last))[1]
+        table = ledger.fingerprints([account], base_start, max(end_query, last))
+    if table is None or table.num_rows == 0:
+        reasons.append("no archived events for this account: window taken from the alerts alone")
+        return AccountWindow(account, first, min(last, span_end), None, reasons)
+
+    rows = table.to_pylist()
+    usual_nets = {net(r["source_ip"]) for r in rows if r["first"] < horizon}
+    usual_agents = {r["user_agent"] for r in rows if r["first"] < horizon}
+    alert_nets = {net(ip) for ip in alert_ips}
+    usual_nets -= alert_nets
+    candidates = [r for r in rows if r["last"] >= horizon]
+    actor = [
+        r
+        for r in candidates
+        if net(r["source_ip"]) in alert_nets
+        or net(r["source_ip"]) not in usual_nets
+        or r["user_agent"] not in usual_agents
+    ]
+    if not usual_nets and not usual_agents:
+        reasons.append(
+            f"no history for {account} before {iso(horizon)} (baseline of "
+            f"{settings.baseline_days:g} days): every network and client counts"
+        )
+        actor = candidates
+        pairs = None
+    elif not actor:
+        reasons.append(
+            "every network and client used around the alerts was already usual for the account "
+            "(insider or compromised usual device): every pair counts"
+        )
+        actor = candidates
+        pairs = None
+    else:
+        pairs = frozenset((r["source_ip"], r["user_agent"]) for r in actor)
+        nets = sorted({net(r["source_ip"]) for r in actor})
+        agents = sorted({r["user_agent"] or "-" for r in actor})
+        reasons.append(
+            f"usual for {account} before {iso(horizon)}: {len(usual_nets)} network(s), "
+            f"{len(usual_agents)} client(s)"
+        )
+        reasons.append(
+            f"actor: network(s) {', '.join(nets)}; client(s) {', '.join(repr(a) for a in agents)}"
+        )
+    starts = [r["first"] for r in actor]
+    logins = [r["first_login"] for r in actor if r["first_login"] is not None]
+    start = min([*starts, first])
+    if logins and min(logins) <= start + 1e-6:
+        reasons.append(
+            f"window starts at the first successful login from the actor's network/client, "
+            f"{iso(min(logins))}, {_duration(first - min(logins))} before the first alerted event"
+        )
+    elif start < first:
+        reasons.append(
+            f"window starts at the actor's first event, {iso(start)}, "
+            f"{_duration(first - start)} before the first alerted event"
+        )
+    else:
+        reasons.append(f"window starts at the first alerted event, {iso(start)}")
+    end = max([r["last"] for r in actor] + [last])
+    if contained_at is not None and end > contained_at:
+        end = contained_at
+        reasons.append(f"window ends at containment, {iso(contained_at)}")
+    else:
+        reasons.append(f"window ends at the actor's last event, {iso(end)}")
+    return AccountWindow(account, start, end, pairs, reasons)
+
+
+def estimate_windows(
+    ledger: ExposureLedger | None,
+    alerts: Sequence[Alert],
+    accounts: Iterable[str],
+    settings: CasesSettings,
+    *,
+    contained_at: float | None = None,
+) -> list[AccountWindow]:
+    return [
+        estimate_window(ledger, alerts, a, settings, contained_at=contained_at)
+        for a in sorted(set(accounts))
+        if any(a in al.accounts or al.entity == a for al in alerts)
+    ]
+
+
+def parse_time(text: str) -> float:
+    """ISO 8601 (``Z`` or offset; naive means UTC) to epoch seconds."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def shift(ts: float, **kwargs: float) -> float:
+    return ts + timedelta(**kwargs).total_seconds()
