@@ -1,0 +1,144 @@
+"""Render bench/peers/RESULTS.md from the report dict built by run.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TOOLS = [("rempart", "Rempart"), ("crowdsec", "CrowdSec"), ("fail2ban", "fail2ban")]
+THROUGHPUT = [
+    ("rempart", "Rempart `hunt`"),
+    ("crowdsec", "CrowdSec replay"),
+    ("fail2ban-server", "fail2ban server"),
+    ("fail2ban-regex", "fail2ban-regex (5 filters)"),
+]
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def cell(score: dict[str, Any]) -> str:
+    if score["detected"] == 0:
+        return f"✘ missed · {score['exposed_before']:,} exp."
+    mark = (
+        "✔" if score["detected"] == score["attacks"] else f"{score['detected']}/{score['attacks']}"
+    )
+    return f"{mark} {duration(score['time_to_detect'])} · {score['exposed_before']:,} exp."
+
+
+def throughput_table(size: str, data: dict[str, Any]) -> list[str]:
+    tools = data["tools"]
+    rem = tools.get("rempart")
+    lines = [
+        f"**{size} log** ({data['lines']:,} lines, {data['accounts']} accounts; "
+        f"median of {data['runs']} runs after a warm-up)",
+        "",
+        "| tool | wall s | lines/s | CPU s | peak RSS MB | Rempart ÷ tool (lines/s) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for key, label in THROUGHPUT:
+        if key not in tools:
+            continue
+        t = tools[key]
+        ratio = (
+            "1"
+            if key == "rempart" or rem is None
+            else f"{rem['lines_per_s'] / t['lines_per_s']:.1f}×"
+        )
+        lines.append(
+            f"| {label} | {t['wall']:.1f} | {t['lines_per_s']:,.0f} | {t['cpu']:.1f} "
+            f"| {t['rss_mb']:.0f} | {ratio} |"
+        )
+    return lines
+
+
+def detection_table(report: dict[str, Any]) -> list[str]:
+    head = (
+        "| scenario (records the attack exposed) | "
+        + " | ".join(label for _, label in TOOLS)
+        + " |"
+    )
+    lines = [head, "|---|" + "---|" * len(TOOLS)]
+    fps = {tool: 0 for tool, _ in TOOLS}
+    for scenario, result in report["scenarios"].items():
+        row = []
+        exposed = None
+        for tool, _ in TOOLS:
+            scores = result[tool]["scenarios"]
+            fps[tool] += result[tool]["false_positive_entities"]
+            match = [s for s in scores if s["scenario"] == scenario]
+            if not match:
+                row.append("no attack in truth")
+                continue
+            exposed = match[0]["exposed_total"]
+            row.append(cell(match[0]))
+        lines.append(
+            f"| {scenario} ({exposed if exposed is not None else '?'}) | " + " | ".join(row) + " |"
+        )
+    lines.append(
+        "| false-positive entities, all scenario logs | "
+        + " | ".join(str(fps[t]) for t, _ in TOOLS)
+        + " |"
+    )
+    for size, data in report["sizes"].items():
+        det = data.get("detection", {})
+        if det:
+            lines.append(
+                f"| false-positive entities, {size} log | "
+                + " | ".join(
+                    str(det[t]["false_positive_entities"]) if t in det else "-" for t, _ in TOOLS
+                )
+                + " |"
+            )
+    return lines
+
+
+def write_results(report: dict[str, Any], path: Path) -> None:
+    m, v = report["machine"], report["versions"]
+    out = [
+        "# Rempart vs fail2ban vs CrowdSec: same logs, same machine, one run",
+        "",
+        f"- Date: {report['date']}; command: `{report['command']}` "
+        f"(bench/peers/run.sh; total {report.get('elapsed_s', 0) / 60:.0f} min)",
+        f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram']} RAM, Linux {m['kernel']}; "
+        "shared with other jobs",
+        f"- Versions: {v['rempart']}; CrowdSec {v['crowdsec']} (Debian); {v['fail2ban']} (Debian); "
+        f"Python {v['python']}",
+        f"- Logs: `rempart sim`, {report['days']} days, portal format nginx combined + "
+        "request_time + session cookie; "
+        f"one log per attack scenario ({report['scenario_accounts']} accounts); configurations in "
+        "[bench/peers/README.md](README.md)",
+        "",
+        "## Throughput (whole process, `/usr/bin/time -v`)",
+        "",
+    ]
+    for size, data in report["sizes"].items():
+        out += [*throughput_table(size, data), ""]
+    out += [
+        "## Detection (one simulated log per attack scenario)",
+        "",
+        "Cell: detected? · time from attack start to first alert · beneficiary records the attack",
+        "had already read at that moment (all of them when missed). Alerts naming an attack's",
+        "accounts/IPs count;",
+        "a false-positive entity is an alerted IP/account/campaign that belongs to no attack.",
+        "",
+    ]
+    out += [*detection_table(report), ""]
+    thr = report["fail2ban_thresholds"]
+    out += [
+        "fail2ban thresholds (calibrated on attack-free traffic, counts over the whole log): "
+        + ", ".join(f"{k.lower()}={val}" for k, val in thr.items())
+        + ".",
+        "",
+    ]
+    path.write_text("\n".join(out), encoding="utf-8")

@@ -1,0 +1,334 @@
+"""Rempart vs fail2ban vs CrowdSec on the same simulated logs (entry point: bench/peers/run.sh).
+
+Steps: generate logs with ``rempart sim`` (a ~1M-line log, one log per attack scenario, an
+attack-free calibration log; a ~10M-line log with PEERS_FULL=1), calibrate fail2ban's counts on
+the attack-free log, run every tool on every log, measure the large logs (warm-up then
+PEERS_RUNS runs, medians), score detections against truth.json, write RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peers_results import write_results
+from peers_scoring import Detection, false_positive_keys, load_truth, parse_time, score_by_scenario
+from peers_tools import (
+    HERE,
+    PYTHON_BIN,
+    Measure,
+    render_crowdsec,
+    render_fail2ban,
+    run_crowdsec,
+    run_fail2ban_regex,
+    run_fail2ban_server,
+    run_rempart,
+)
+
+SCENARIOS = [
+    "brute_force",
+    "password_spraying",
+    "stuffing_single_ip",
+    "stuffing_distributed",
+    "mass_harvest",
+    "slow_harvest",
+    "insider",
+]
+SEED = 7
+CALIBRATION_SEED = 1007
+DAYS = int(os.environ.get("PEERS_DAYS", "3"))
+SCENARIO_ACCOUNTS = int(os.environ.get("PEERS_SCENARIO_ACCOUNTS", "200"))
+
+LINE_RE = re.compile(r'^(\S+) - (\S+) \[[^\]]+\] "(\S+) (\S+) [^"]*" (\d{3}) ')
+READ_RE = re.compile(r"^/api/v1/beneficiaires/[0-9][0-9AB][0-9]{13}/droits$")
+
+
+def log(msg: str) -> None:
+    print(f"[peers {datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
+
+
+def sim(out: Path, accounts: int, days: int, seed: int, extra: list[str]) -> dict[str, Any]:
+    truth = out / "truth.json"
+    stamp = out / "args.json"
+    args = [
+        str(PYTHON_BIN / "rempart"),
+        "sim",
+        "--seed",
+        str(seed),
+        "--accounts",
+        str(accounts),
+        "--days",
+        str(days),
+        "--out",
+        str(out),
+        *extra,
+    ]
+    if truth.exists() and stamp.exists() and json.loads(stamp.read_text()) == args:
+        return dict(json.loads(truth.read_text()))
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+    stamp.write_text(json.dumps(args))
+    data = dict(json.loads(truth.read_text()))
+    log(f"sim {out.name}: {data['totals']['lines']} lines in {time.monotonic() - started:.0f} s")
+    return data
+
+
+def accounts_for(lines: int, work: Path) -> int:
+    """Accounts needed for ~``lines`` lines over DAYS days, from a small attack-free probe."""
+    probe = sim(work / "logs" / "probe", 100, DAYS, SEED, ["--no-attacks"])
+    per_account = probe["totals"]["lines"] / 100
+    return max(10, round(lines / per_account))
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+
+
+def calibrate_fail2ban(access_log: Path) -> dict[str, int]:
+    """fail2ban thresholds: highest count of any entity on attack-free traffic, plus 10%."""
+    counts: dict[str, Counter[str]] = {
+        k: Counter() for k in ("LOGIN_IP", "LOGIN_ACCOUNT", "PROBE_IP", "READS_IP", "READS_ACCOUNT")
+    }
+    with access_log.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            m = LINE_RE.match(line)
+            if not m:
+                continue
+            ip, user, method, path, status = m.groups()
+            if method == "POST" and path == "/auth/login" and status == "401":
+                counts["LOGIN_IP"][ip] += 1
+                counts["LOGIN_ACCOUNT"][user] += 1
+            if status == "404":
+                counts["PROBE_IP"][ip] += 1
+            if method == "GET" and status == "200" and READ_RE.match(path):
+                counts["READS_IP"][ip] += 1
+                counts["READS_ACCOUNT"][user] += 1
+    floor = {"LOGIN_IP": 5, "LOGIN_ACCOUNT": 5, "PROBE_IP": 10, "READS_IP": 20, "READS_ACCOUNT": 20}
+    return {k: max(floor[k], int(max(c.values(), default=0) * 1.1) + 1) for k, c in counts.items()}
+
+
+def findtime_for(truth: dict[str, Any]) -> int:
+    """fail2ban drops lines older than now - findtime at start-up: reach back to the first line."""
+    return int(time.time() - parse_time(truth["start"])) + 86400
+
+
+def median_measure(runs: list[Measure]) -> Measure:
+    return Measure(
+        statistics.median(r.wall for r in runs),
+        statistics.median(r.cpu for r in runs),
+        statistics.median(r.rss_mb for r in runs),
+    )
+
+
+def measure_log(
+    name: str,
+    access_log: Path,
+    truth: dict[str, Any],
+    thresholds: dict[str, int],
+    runs: int,
+    work: Path,
+) -> dict[str, Any]:
+    """Warm-up on the first 20k lines, then ``runs`` timed runs of each tool on the whole log."""
+    lines = count_lines(access_log)
+    warm = work / "logs" / f"{name}-warmup.log"
+    with access_log.open("rb") as src, warm.open("wb") as dst:
+        for i, line in enumerate(src):
+            if i >= 20000:
+                break
+            dst.write(line)
+    runs_dir = work / "runs" / name
+    cs_root = render_crowdsec(work)
+    f2b_conf = render_fail2ban(work, access_log, findtime_for(truth), thresholds)
+    f2b_warm = render_fail2ban(work / "warm", warm, findtime_for(truth), thresholds)
+    out: dict[str, Any] = {"lines": lines, "runs": runs, "tools": {}}
+    detections: dict[str, list[Detection]] = {}
+
+    def record(tool: str, measures: list[Measure]) -> None:
+        med = median_measure(measures)
+        out["tools"][tool] = {
+            "wall": med.wall,
+            "cpu": med.cpu,
+            "rss_mb": med.rss_mb,
+            "lines_per_s": lines / med.wall,
+            "all": [m.wall for m in measures],
+        }
+        log(
+            f"{name} {tool}: median wall {med.wall:.1f} s, {lines / med.wall:,.0f} lines/s, "
+            f"CPU {med.cpu:.1f} s, RSS {med.rss_mb:.0f} MB"
+        )
+
+    run_rempart(warm, runs_dir, "rempart-warm")
+    ms = []
+    for i in range(runs):
+        m, detections["rempart"] = run_rempart(access_log, runs_dir, f"rempart-{i}")
+        ms.append(m)
+    record("rempart", ms)
+    run_crowdsec(cs_root, warm, "crowdsec-warm")
+    ms = []
+    for i in range(runs):
+        m, detections["crowdsec"] = run_crowdsec(cs_root, access_log, f"crowdsec-{i}")
+        ms.append(m)
+    record("crowdsec", ms)
+    run_fail2ban_regex(warm, runs_dir, "f2b-regex-warm")
+    record(
+        "fail2ban-regex",
+        [run_fail2ban_regex(access_log, runs_dir, f"f2b-regex-{i}") for i in range(runs)],
+    )
+    run_fail2ban_server(f2b_warm)
+    ms = []
+    for _ in range(runs):
+        m, detections["fail2ban"] = run_fail2ban_server(f2b_conf)
+        ms.append(m)
+    record("fail2ban-server", ms)
+    out["detection"] = score_log(truth_path=access_log.parent / "truth.json", detections=detections)
+    return out
+
+
+def score_log(truth_path: Path, detections: dict[str, list[Detection]]) -> dict[str, Any]:
+    attacks = load_truth(truth_path)
+    result: dict[str, Any] = {}
+    for tool, dets in detections.items():
+        fps = sorted(false_positive_keys(attacks, dets))
+        result[tool] = {
+            "alerts": len(dets),
+            "false_positive_entities": len(fps),
+            "false_positive_examples": fps[:5],
+            "scenarios": [asdict(s) for s in score_by_scenario(attacks, dets)],
+        }
+    return result
+
+
+def run_scenarios(work: Path, thresholds: dict[str, int]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    cs_root = render_crowdsec(work)
+    for scenario in SCENARIOS:
+        out = work / "logs" / f"scenario-{scenario}"
+        truth = sim(out, SCENARIO_ACCOUNTS, DAYS, SEED, ["--scenario", scenario])
+        access_log = out / "access.log"
+        runs_dir = work / "runs" / f"scenario-{scenario}"
+        detections: dict[str, list[Detection]] = {}
+        _, detections["rempart"] = run_rempart(access_log, runs_dir, "rempart")
+        _, detections["crowdsec"] = run_crowdsec(cs_root, access_log, f"scenario-{scenario}")
+        _, detections["fail2ban"] = run_fail2ban_server(
+            render_fail2ban(work, access_log, findtime_for(truth), thresholds)
+        )
+        results[scenario] = {
+            "lines": truth["totals"]["lines"],
+            **score_log(out / "truth.json", detections),
+        }
+        log(
+            f"scenario {scenario}: "
+            + ", ".join(
+                f"{tool} {detected_summary(r)} FP {r['false_positive_entities']}"
+                for tool, r in results[scenario].items()
+                if isinstance(r, dict)
+            )
+        )
+    return results
+
+
+def detected_summary(result: dict[str, Any]) -> str:
+    return ",".join(f"{s['detected']}/{s['attacks']}" for s in result["scenarios"])
+
+
+def tool_versions() -> dict[str, str]:
+    def first_line(cmd: list[str]) -> str:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        text = (proc.stdout + proc.stderr).strip().splitlines()
+        return text[0] if text else "?"
+
+    return {
+        "rempart": first_line([str(PYTHON_BIN / "rempart"), "--version"]),
+        "crowdsec": first_line(["crowdsec", "-version"]).split("version: ")[-1],
+        "fail2ban": first_line(["fail2ban-server", "--version"]),
+        "python": platform.python_version(),
+    }
+
+
+def machine() -> dict[str, str]:
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        "?",
+    )
+    mem_kb = next(
+        int(ln.split()[1])
+        for ln in Path("/proc/meminfo").read_text().splitlines()
+        if ln.startswith("MemTotal")
+    )
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "ram": f"{mem_kb / 1048576:.0f} GiB",
+        "kernel": platform.release(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--work", type=Path, default=HERE / "work")
+    parser.add_argument("--runs", type=int, default=int(os.environ.get("PEERS_RUNS", "3")))
+    parser.add_argument("--full", action="store_true", default=os.environ.get("PEERS_FULL") == "1")
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args()
+    work: Path = args.work.resolve()
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    log("calibration log (attack-free) for fail2ban thresholds")
+    calib = work / "logs" / "calibration"
+    sim(calib, SCENARIO_ACCOUNTS, DAYS, CALIBRATION_SEED, ["--no-attacks"])
+    thresholds = calibrate_fail2ban(calib / "access.log")
+    log(f"fail2ban thresholds: {thresholds}")
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "versions": tool_versions(),
+        "command": "make bench-peers" + ("  (PEERS_FULL=1)" if args.full else ""),
+        "days": DAYS,
+        "scenario_accounts": SCENARIO_ACCOUNTS,
+        "fail2ban_thresholds": thresholds,
+        "sizes": {},
+    }
+    report["scenarios"] = run_scenarios(work, thresholds)
+    sizes = [("1M", 1_000_000, args.runs)]
+    if args.full:
+        sizes.append(("10M", 10_000_000, max(1, int(os.environ.get("PEERS_RUNS_10M", "1")))))
+    for name, target, runs in sizes:
+        accounts = accounts_for(target, work)
+        out = work / "logs" / name
+        truth = sim(out, accounts, DAYS, SEED, [])
+        report["sizes"][name] = {
+            "accounts": accounts,
+            **measure_log(name, out / "access.log", truth, thresholds, runs, work),
+        }
+    report["elapsed_s"] = time.monotonic() - began
+    (work / "results.json").write_text(json.dumps(report, indent=2, default=str))
+    write_results(report, args.results)
+    log(
+        f"done in {report['elapsed_s'] / 60:.1f} min; "
+        f"wrote {args.results} and {work / 'results.json'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
