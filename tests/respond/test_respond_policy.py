@@ -191,11 +191,27 @@ def test_shipped_tiers_payant_policy_blocks_harvest_and_steps_up_medium(
     store, tmp_path: Path
 ) -> None:
     pe = PolicyEngine(load_policy("tiers-payant"), store, ResponseSettings(), channels=["soc"])
-    out = pe.handle(make_alert())
+    out = pe.handle(make_alert("TP-HARV-001", severity=Severity.CRITICAL, tags=[]))
     assert [(d.type, d.duration) for d in out.decisions] == [(DecisionType.BLOCK, 3600)]
     assert out.notifications and out.notifications[0].channels == ["soc"]
     out = pe.handle(make_alert("newip", severity=Severity.MEDIUM, entity="PH0100", tags=[]))
     assert [d.type for d in out.decisions] == [DecisionType.STEP_UP]
+    # brute force on an account: step-up, never a lock-out of the practitioner
+    out = pe.handle(make_alert("TP-AUTH-001", severity=Severity.HIGH, entity="PH0101", tags=[]))
+    assert [d.type for d in out.decisions] == [DecisionType.STEP_UP]
+    # stuffing from one address: the address is throttled, its accounts stepped up
+    out = pe.handle(
+        make_alert(
+            "TP-AUTH-003",
+            severity=Severity.CRITICAL,
+            entity_type=EntityType.IP,
+            entity="198.51.100.9",
+            accounts=["PH0200"],
+            tags=[],
+        )
+    )
+    got = sorted((d.scope.value, d.type.value) for d in out.decisions)
+    assert got == [("account", "step_up"), ("ip", "throttle")]
     missing = tmp_path / "none.yaml"
     with pytest.raises(ConfigError, match="not found"):
         load_policy(str(missing))

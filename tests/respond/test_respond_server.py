@@ -1,0 +1,256 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from respond_helpers import ecs_line, harvest_lines, make_config
+
+from rempart.protect.tokens import Tokenizer, generate_key
+from rempart.respond.apitokens import TokenScope
+from rempart.respond.server import create_app
+from rempart.respond.service import ResponseService
+from rempart.respond.settings import ServerSettings
+
+NOW = time.time()
+
+
+def make_service(tmp_path: Path, **server) -> ResponseService:
+    cfg = make_config(tmp_path, server=ServerSettings(**server))
+    return ResponseService(cfg, tokenizer=Tokenizer(generate_key()))
+
+
+def auth(service: ResponseService, *scopes: TokenScope, name: str = "alice") -> dict[str, str]:
+    text, _ = service.tokens.create(name, frozenset(scopes))
+    return {"Authorization": f"Bearer {text}"}
+
+
+def wait_for(predicate, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> ResponseService:
+    return make_service(tmp_path)
+
+
+def test_when_account_harvests_over_http_then_check_blocks_it_but_not_its_neighbours(
+    service: ResponseService,
+) -> None:
+    with TestClient(create_app(service)) as client:
+        ingest = auth(service, TokenScope.INGEST)
+        enforce = auth(service, TokenScope.ENFORCE)
+        admin = auth(service, TokenScope.ADMIN)
+        lines = harvest_lines("PH0042", "203.0.113.7", 80, start=NOW - 60)
+        lines.insert(3, "this is not a log line")
+        r = client.post("/v1/events", content="\n".join(lines).encode(), headers=ingest)
+        assert r.status_code == 202 and r.json()["accepted"] == 80 and r.json()["rejected"] == 1
+
+        def status(account: str) -> int:
+            return client.get(
+                "/v1/decisions/check",
+                params={"account": account, "ip": "203.0.113.7"},
+                headers=enforce,
+            ).status_code
+
+        assert wait_for(lambda: status("PH0042") == 403)
+        r = client.get("/v1/decisions/check", headers=enforce | {"X-Rempart-Account": "PH0042"})
+        assert r.status_code == 403 and r.headers["X-Rempart-Decision"] == "block"
+        decision_id = r.headers["X-Rempart-Decision-Id"]
+        assert status("PH0007") == 204  # same IP, other practitioner: unaffected
+        alerts = client.get("/v1/alerts", headers=admin).json()
+        assert any(a["rule"].startswith("TP-HARV") and a["entity"] == "PH0042" for a in alerts)
+        d = client.get(f"/v1/decisions/{decision_id}", headers=admin).json()
+        assert d["origin"].startswith("rule:TP-HARV") and d["state"] == "active"
+        # an analyst lifts it: enforced no more, and the audit trail says who
+        r = client.delete(
+            f"/v1/decisions/{decision_id}", params={"reason": "verified"}, headers=admin
+        )
+        assert r.status_code == 200 and r.json()["revoked_by"] == "analyst:alice"
+        assert status("PH0042") == 204
+        audit = client.get("/v1/audit", headers=admin).json()
+        assert audit["chain_ok"] and audit["entries"][-1]["action"] == "decision.revoked"
+
+
+def test_tokens_are_required_and_scoped(service: ResponseService) -> None:
+    with TestClient(create_app(service)) as client:
+        assert client.get("/v1/decisions").status_code == 401
+        ingest = auth(service, TokenScope.INGEST)
+        assert client.get("/v1/decisions", headers=ingest).status_code == 403
+        bad = {"Authorization": "Bearer rmp_0000_forged"}
+        assert client.post("/v1/events", content=b"x", headers=bad).status_code == 401
+        # a wrong token on the check is not a verdict: nginx treats it as Rempart unavailable
+        assert client.get("/v1/decisions/check", headers=bad).status_code == 503
+        tok = service.tokens.list()[0]
+        service.tokens.revoke(tok.id)
+        assert client.post("/v1/events", content=b"", headers=ingest).status_code == 401
+
+
+def test_manual_decisions_step_up_read_only_and_validation(service: ResponseService) -> None:
+    with TestClient(create_app(service)) as client:
+        admin = auth(service, TokenScope.ADMIN)
+        enforce = auth(service, TokenScope.ENFORCE)
+        r = client.post(
+            "/v1/decisions",
+            headers=admin,
+            json={
+                "scope": "account",
+                "value": "PH0001",
+                "type": "step_up",
+                "duration": "10m",
+                "reason": "suspicious new device",
+            },
+        )
+        assert r.status_code == 201
+        r = client.get(
+            "/v1/decisions/check", params={"account": "PH0001", "session": "s9"}, headers=enforce
+        )
+        assert r.status_code == 401 and r.headers["X-Rempart-Decision"] == "step_up"
+        # the practitioner completes MFA in that session: the step-up is satisfied
+        ingest = auth(service, TokenScope.INGEST)
+        mfa = ecs_line(
+            "PH0001", "192.0.2.1", path="/auth/mfa", method="POST", session="s9", ts=time.time() + 1
+        )
+        assert client.post("/v1/events", content=mfa.encode(), headers=ingest).status_code == 202
+        assert wait_for(
+            lambda: (
+                client.get(
+                    "/v1/decisions/check",
+                    params={"account": "PH0001", "session": "s9"},
+                    headers=enforce,
+                ).status_code
+                == 204
+            )
+        )
+        other_session = client.get(
+            "/v1/decisions/check", params={"account": "PH0001", "session": "s10"}, headers=enforce
+        )
+        assert other_session.status_code == 401
+        client.post(
+            "/v1/decisions",
+            headers=admin,
+            json={
+                "scope": "organization",
+                "value": "ORG-1",
+                "type": "read_only",
+                "reason": "audit",
+            },
+        )
+        params = {"account": "PH0002", "organization": "ORG-1"}
+        assert (
+            client.get(
+                "/v1/decisions/check", params=params | {"method": "GET"}, headers=enforce
+            ).status_code
+            == 204
+        )
+        r = client.get("/v1/decisions/check", params=params | {"method": "POST"}, headers=enforce)
+        assert r.status_code == 403 and r.headers["X-Rempart-Decision"] == "read_only"
+        bad = client.post(
+            "/v1/decisions",
+            headers=admin,
+            json={"scope": "ip", "value": "999.1.1.1", "type": "block", "reason": "x"},
+        )
+        assert bad.status_code == 400 and "not a valid ip" in bad.json()["error"]
+        assert client.delete("/v1/decisions/d-nope", headers=admin).status_code == 404
+        listed = client.get("/v1/decisions", params={"live": True}, headers=admin).json()
+        assert {d["type"] for d in listed} == {"step_up", "read_only"}
+
+
+def test_throttle_really_limits_an_account(service: ResponseService) -> None:
+    with TestClient(create_app(service)) as client:
+        admin = auth(service, TokenScope.ADMIN)
+        enforce = auth(service, TokenScope.ENFORCE)
+        client.post(
+            "/v1/decisions",
+            headers=admin,
+            json={
+                "scope": "account",
+                "value": "PH0003",
+                "type": "throttle",
+                "rate": "2/s",
+                "reason": "slow down",
+            },
+        )
+        codes = [
+            client.get("/v1/decisions/check", params={"account": "PH0003"}, headers=enforce)
+            for _ in range(6)
+        ]
+        statuses = [c.status_code for c in codes]
+        assert statuses.count(204) == 2 and statuses[-1] == 429  # burst of 2 then empty
+        assert int(codes[-1].headers["Retry-After"]) >= 1
+        assert codes[-1].headers["X-Accel-Expires"] == "0"  # never cached by nginx
+        time.sleep(0.6)
+        assert (
+            client.get(
+                "/v1/decisions/check", params={"account": "PH0003"}, headers=enforce
+            ).status_code
+            == 204
+        )
+        # other accounts are not limited
+        assert all(
+            client.get(
+                "/v1/decisions/check", params={"account": "PH0004"}, headers=enforce
+            ).status_code
+            == 204
+            for _ in range(10)
+        )
+
+
+def test_body_too_large_is_refused_with_413(tmp_path: Path) -> None:
+    service = make_service(tmp_path, max_body_bytes=2048)
+    with TestClient(create_app(service)) as client:
+        ingest = auth(service, TokenScope.INGEST)
+        body = "\n".join(harvest_lines("PH1", "203.0.113.1", 40, start=NOW)).encode()
+        assert client.post("/v1/events", content=body, headers=ingest).status_code == 413
+        assert service.metrics.ingested._value.get() == 0
+
+
+def test_when_queue_is_full_then_429_and_nothing_accepted_is_lost(tmp_path: Path) -> None:
+    service = make_service(tmp_path, queue_events=100)
+    app = create_app(service, manage_lifecycle=False)
+    with TestClient(app) as client:
+        ingest = auth(service, TokenScope.INGEST)
+        batches = [
+            harvest_lines(f"PH{i:04d}", "198.51.100.1", 30, start=NOW, offset=i * 100)
+            for i in range(6)
+        ]
+        accepted, refused = 0, []
+        for b in batches:  # the engine is not running yet: the queue fills up
+            r = client.post("/v1/events", content="\n".join(b).encode(), headers=ingest)
+            if r.status_code == 202:
+                accepted += r.json()["accepted"]
+            else:
+                assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+                refused.append(b)
+        assert accepted == 90 and len(refused) == 3
+        assert service.queue.size <= service.queue.capacity
+        service.start()
+        for b in refused:  # the client retries what was refused
+            while True:
+                r = client.post("/v1/events", content="\n".join(b).encode(), headers=ingest)
+                if r.status_code == 202:
+                    accepted += r.json()["accepted"]
+                    break
+                time.sleep(0.05)
+        service.stop()
+        assert accepted == 180
+        assert service.engine.events_seen == 180  # type: ignore[attr-defined]
+
+
+def test_health_metrics_and_openapi(service: ResponseService) -> None:
+    with TestClient(create_app(service)) as client:
+        assert client.get("/healthz").json()["status"] == "ok"
+        enforce = auth(service, TokenScope.ENFORCE)
+        client.get("/v1/decisions/check", params={"account": "X"}, headers=enforce)
+        text = client.get("/metrics").text
+        assert 'rempart_decision_checks_total{status="204"} 1.0' in text
+        spec = client.get("/openapi.json").json()
+        assert {"/v1/events", "/v1/decisions/check", "/v1/decisions", "/v1/alerts"} <= set(
+            spec["paths"]
+        )
