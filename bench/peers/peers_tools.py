@@ -14,7 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from peers_scoring import Detection, crowdsec_detection, fail2ban_detection, rempart_detection
@@ -273,17 +273,19 @@ def read_crowdsec_alerts(db: Path) -> list[Detection]:
         names: dict[int, set[str]] = {}
         for alert_id, serialized in con.execute("select alert_events, serialized from events"):
             for item in json.loads(serialized or "[]"):
-                if item.get("key") in ("source_ip", "user") and item.get("value") not in (
-                    None,
-                    "",
-                    "-",
-                ):
-                    names.setdefault(alert_id, set()).add(item["value"])
+                value = item.get("value")
+                if item.get("key") in ("source_ip", "user") and value not in (None, "", "-"):
+                    names.setdefault(alert_id, set()).add(value)
     finally:
         con.close()
-    return [
-        crowdsec_detection(
-            scenario, scope or "ip", value or "", stopped, names.get(alert_id, set())
-        )
-        for alert_id, scenario, scope, value, stopped in rows
-    ]
+    out: dict[tuple[str, str, float], Detection] = {}
+    for alert_id, scenario, scope, value, stopped in rows:
+        if scenario.endswith("-site"):
+            # A site-wide bucket has many sources: CrowdSec 1.4.6 writes one alert per source,
+            # all with the same source value; its events name the IPs and accounts involved.
+            det = crowdsec_detection(scenario, "site", "", stopped, names.get(alert_id, set()))
+            det = replace(det, key=f"site:{scenario}")
+        else:
+            det = crowdsec_detection(scenario, scope or "ip", value or "", stopped)
+        out.setdefault((det.rule, det.key, det.time), det)
+    return list(out.values())

@@ -19,7 +19,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ SCENARIOS = [
 ]
 SEED = 7
 CALIBRATION_SEED = 1007
-DAYS = int(os.environ.get("PEERS_DAYS", "3"))
+DAYS = int(os.environ.get("PEERS_DAYS", "7"))
 SCENARIO_ACCOUNTS = int(os.environ.get("PEERS_SCENARIO_ACCOUNTS", "200"))
 
 LINE_RE = re.compile(r'^(\S+) - (\S+) \[[^\]]+\] "(\S+) (\S+) [^"]*" (\d{3}) ')
@@ -61,9 +61,19 @@ def log(msg: str) -> None:
     print(f"[peers {datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
 
 
+def sim_start(days: int) -> str:
+    """A Monday whose simulated week ends before yesterday.
+
+    fail2ban clamps log times in the future to "now" and CrowdSec's replay has no such issue,
+    but the logs must be the same for every tool, so they are all simulated in the past."""
+    latest = date.today() - timedelta(days=days + 1)
+    return (latest - timedelta(days=latest.weekday())).isoformat()
+
+
 def sim(out: Path, accounts: int, days: int, seed: int, extra: list[str]) -> dict[str, Any]:
     truth = out / "truth.json"
     stamp = out / "args.json"
+    extra = ["--start", sim_start(days), *extra]
     args = [
         str(PYTHON_BIN / "rempart"),
         "sim",
