@@ -1,0 +1,295 @@
+"""``baseline`` rules: today's quantity for an entity against its own history and its peers.
+
+Quantities (per entity per local calendar day):
+
+- ``distinct_beneficiaries``: distinct beneficiaries disclosed today;
+- ``new_beneficiaries``: of those, the ones this account had never read before;
+- ``novelty_share``: new / distinct, once at least ``min_reads`` distinct were read today;
+- ``reads_without_claim``: disclosures not followed by a claim (``claim.create``) from the same
+  account within ``claim_window`` (a claim pairs with the latest pending read: in the portal a
+  claim follows its rights check within minutes);
+- ``new_without_claim``: of those, the beneficiaries the account had never read before (no care
+  relationship before, none after: the insider's signature).
+
+Threshold for an entity on a given day (fires while today's value exceeds it)::
+
+    own  = own_factor  * max(p95(own days), median + 3 * 1.4826 * MAD)   if >= min_history days
+    peer = peer_factor * quantile(peer_quantile, peers' days)             if >= 30 peer days
+    threshold = max(min_value, own, peer)
+
+With neither own nor peer history the rule is still learning and does not fire. Own history
+holds the last ``history_days`` active days (days with at least one read); peers' history holds
+the last 20,000 account-days of the peer group within ``history_days``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from statistics import median
+from typing import Any
+
+from rempart.detect.expr import resolve_field, utc_offset
+from rempart.detect.spec import RuleSpec
+from rempart.detect.windows import CompiledRule, EventContext, Fire
+from rempart.events import Event
+
+PEER_MIN_DAYS = 30
+PEER_CAP = 20000
+
+
+def local_day(ts: float) -> int:
+    """Local calendar day number (days since 1970-01-01 in the portal's time zone)."""
+    t = int(ts)
+    return (t + utc_offset(t)) // 86400
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    pos = q * (len(s) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+class _Day:
+    __slots__ = ("day", "days", "group", "history", "new", "orphans", "pending", "thr", "today")
+
+    def __init__(self, day: int, group: str | None):
+        self.day = day
+        self.group = group
+        self.today: set[int] = set()
+        self.new = 0
+        self.orphans = 0
+        self.pending: deque[tuple[float, bool]] = deque()
+        self.history: list[float] = []
+        self.thr: tuple[float, float | None, float | None] | None = None
+        #: Active days seen so far (the first one is a warm-up for novelty quantities).
+        self.days = 0
+
+
+class BaselineRule(CompiledRule):
+    __slots__ = ("group_of", "pairs_claims", "peer_cache", "peers", "quantity")
+
+    def __init__(self, spec: RuleSpec):
+        super().__init__(spec)
+        self.quantity = spec.quantity or "distinct_beneficiaries"
+        self.pairs_claims = self.quantity in ("reads_without_claim", "new_without_claim")
+        if self.pairs_claims:
+            if self.actions is not None:
+                self.actions = self.actions | {"claim.create"}
+            reads = self.matches
+            self.matches = lambda e: e.action == "claim.create" or reads(e)
+        resolved = resolve_field(spec.peer_group) if spec.peer_group else None
+        self.group_of = resolved[1] if resolved else None
+        self.peers: dict[str, deque[tuple[int, float]]] = {}
+        self.peer_cache: dict[tuple[str, int], float | None] = {}
+
+    # -- day handling ---------------------------------------------------------------------
+    def _value(self, st: _Day) -> float:
+        q = self.quantity
+        if q == "distinct_beneficiaries":
+            return float(len(st.today))
+        if q == "new_beneficiaries":
+            return float(st.new)
+        if q == "new_without_claim":
+            return float(st.orphans)
+        if q == "novelty_share":
+            n = len(st.today)
+            return st.new / n if n >= self.spec.min_reads else 0.0
+        return float(st.orphans)
+
+    def _roll(self, st: _Day, day: int) -> None:
+        if st.today or st.orphans:
+            st.days += 1
+            value = self._value(st)
+            novelty = self.quantity in ("new_beneficiaries", "novelty_share", "new_without_claim")
+            warm_up = novelty and st.days == 1
+            if not warm_up and (
+                self.quantity != "novelty_share" or len(st.today) >= self.spec.min_reads
+            ):
+                st.history.append(value)
+                if len(st.history) > self.spec.history_days:
+                    del st.history[0]
+                if st.group is not None:
+                    pool = self.peers.get(st.group)
+                    if pool is None:
+                        pool = self.peers[st.group] = deque(maxlen=PEER_CAP)
+                    pool.append((st.day, value))
+        st.day = day
+        st.today = set()
+        st.new = 0
+        st.orphans = 0
+        st.thr = None
+
+    def _peer(self, group: str | None, day: int) -> float | None:
+        if group is None:
+            return None
+        ck = (group, day)
+        if ck in self.peer_cache:
+            return self.peer_cache[ck]
+        pool = self.peers.get(group)
+        value: float | None = None
+        if pool is not None:
+            oldest = day - self.spec.history_days
+            vals = [v for d, v in pool if d >= oldest]
+            if len(vals) >= PEER_MIN_DAYS:
+                value = _quantile(vals, self.spec.peer_quantile)
+        if len(self.peer_cache) > 4096:
+            self.peer_cache.clear()
+        self.peer_cache[ck] = value
+        return value
+
+    def _threshold(self, st: _Day) -> tuple[float, float | None, float | None]:
+        if st.thr is None:
+            own: float | None = None
+            if len(st.history) >= self.spec.min_history:
+                med = median(st.history)
+                mad = median(abs(x - med) for x in st.history)
+                own = max(_quantile(st.history, 0.95), med + 3 * 1.4826 * mad)
+            peer = self._peer(st.group, st.day)
+            parts = [self.spec.min_value]
+            if own is not None:
+                parts.append(self.spec.own_factor * own)
+            if peer is not None:
+                parts.append(self.spec.peer_factor * peer)
+            thr = max(parts) if (own is not None or peer is not None) else float("inf")
+            st.thr = (thr, own, peer)
+        return st.thr
+
+    # -- events ---------------------------------------------------------------------------
+    def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
+        key = self.key_of(ev)
+        if key is None:
+            return None
+        ts = ev.ts
+        day = local_day(ts)
+        st = self.state.get(key)
+        early: Fire | None = None
+        if st is None:
+            group = self.group_of(ev) if self.group_of is not None else None
+            st = self.state[key] = _Day(day, None if group is None else str(group))
+        if self.pairs_claims:
+            pending = st.pending
+            limit = ts - self.spec.claim_window
+            expired = 0
+            only_new = self.quantity == "new_without_claim"
+            while pending and pending[0][0] < limit:
+                _t, novel = pending.popleft()
+                if novel or not only_new:
+                    st.orphans += 1
+                    expired += 1
+            if expired:
+                # Orphans belong to the day of their read: judge that day before rolling.
+                early = self._judge(key, st, ts)
+        if day != st.day:
+            self._roll(st, day)
+        if self.pairs_claims and ev.action == "claim.create":
+            if st.pending:
+                st.pending.pop()  # a claim follows its rights check: pair with the latest
+            return early
+        bh = ctx.bh
+        if bh is None or not ev.discloses:
+            return early
+        if bh not in st.today:
+            st.today.add(bh)
+            if ctx.novel:
+                st.new += 1
+        if self.pairs_claims:
+            st.pending.append((ts, ctx.novel))
+        return self._judge(key, st, ts) or early
+
+    def _judge(self, key: str, st: _Day, ts: float) -> Fire | None:
+        value = self._value(st)
+        thr, own, peer = self._threshold(st)
+        if value <= thr:
+            return None
+        return Fire(
+            key,
+            ts,
+            self._explain(key, st, value, own, peer),
+            self._metrics(st, value, thr, own, peer),
+            set(st.today),
+        )
+
+    def _metrics(
+        self, st: _Day, value: float, thr: float, own: float | None, peer: float | None
+    ) -> dict[str, float]:
+        m = {
+            "value": value,
+            "threshold": thr,
+            "distinct_today": float(len(st.today)),
+            "new_today": float(st.new),
+        }
+        if own is not None:
+            m["own_usual"] = median(st.history)
+        if peer is not None:
+            m["peer_quantile"] = peer
+        return m
+
+    def _explain(
+        self, key: str, st: _Day, value: float, own: float | None, peer: float | None
+    ) -> str:
+        n = len(st.today)
+        q = self.quantity
+        if q == "distinct_beneficiaries":
+            head = f"{key} read {n:,} distinct beneficiaries today"
+        elif q == "new_beneficiaries":
+            head = f"{key} read {st.new:,} beneficiaries it had never read before today"
+        elif q == "novelty_share":
+            head = f"{key}: {value:.0%} of today's {n:,} beneficiaries never seen before"
+        elif q == "new_without_claim":
+            head = (
+                f"{key}: {int(value):,} beneficiaries never seen before read today "
+                "with no claim following"
+            )
+        else:
+            head = f"{key}: {int(value):,} reads today not followed by any claim"
+        parts = [head]
+        pct = round(100 * self.spec.peer_quantile)
+        if own is not None:
+            usual = median(st.history)
+            parts.append(f"its usual day is {usual:,.2f}".rstrip("0").rstrip("."))
+        if peer is not None:
+            parts.append(f"its peers' {pct}th percentile {peer:,.2f}".rstrip("0").rstrip("."))
+        if q in ("distinct_beneficiaries", "reads_without_claim") and n:
+            parts.append(f"{st.new / n:.0%} never seen before")
+        return "; ".join(parts)
+
+    def evict(self, now: float) -> int:
+        return 0
+
+    def dump(self) -> dict[str, Any]:
+        keys = {
+            k: [
+                st.day,
+                st.group,
+                sorted(st.today),
+                st.new,
+                st.orphans,
+                [[t, h] for t, h in st.pending],
+                st.history,
+                st.days,
+            ]
+            for k, st in self.state.items()
+        }
+        peers = {g: [[d, v] for d, v in pool] for g, pool in self.peers.items()}
+        return {"keys": keys, "peers": peers}
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.state = {}
+        for k, (day, group, today, new, orphans, pending, history, days) in data["keys"].items():
+            st = _Day(day, group)
+            st.days = days
+            st.today = set(today)
+            st.new = new
+            st.orphans = orphans
+            st.pending = deque((t, bool(h)) for t, h in pending)
+            st.history = list(history)
+            self.state[k] = st
+        self.peers = {
+            g: deque(((d, v) for d, v in pool), maxlen=PEER_CAP)
+            for g, pool in data["peers"].items()
+        }
+        self.peer_cache = {}

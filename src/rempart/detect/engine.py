@@ -1,0 +1,404 @@
+"""The detection engine: pure, event-time driven, same alerts for replay and streaming.
+
+``Engine.process(event)`` returns the alerts *created* by that event (after reordering, see
+below). Repeated firing of a rule for the same entity while its alert is open (the rule's
+``dedupe`` period since the alert's last event) updates that alert in place: ``updates`` += 1,
+``last_seen``, ``events``, ``records_exposed``, ``metrics``, ``explanation`` and evidence move.
+``engine.alerts`` holds every alert in its current state, and ``take_updated()`` returns the
+alerts updated since the last call (for ``rempart watch`` or a policy that reacts to growth).
+
+Out-of-order events: with ``lateness = L`` seconds, events are held until the newest event time
+seen is ``L`` past them, then processed in ``(ts, source, line)`` order; ``flush()`` releases the
+rest at end of input. So any arrival order that stays within ``L`` gives the same alerts. An event
+later than that is still processed (and counted in ``late_events``), in arrival order.
+
+Each event is offered only to the rules whose filter can match its ``action`` (rules are indexed
+by the actions their filters require), and shared per-event facts (beneficiary hash, whether the
+account ever read that beneficiary) are computed once in an ``EventContext``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rempart.alerts import Alert, EntityType, EvidenceRef, alert_id
+from rempart.detect.baseline import BaselineRule
+from rempart.detect.expr import utc_offset
+from rempart.detect.history import BeneficiaryHistory, beneficiary_hash
+from rempart.detect.rollup import CampaignCorrelator, RiskRollup
+from rempart.detect.spec import RuleSpec
+from rempart.detect.windows import (
+    CadenceRule,
+    CompiledRule,
+    EventContext,
+    EventCountRule,
+    Fire,
+    MatchRule,
+    NewValueRule,
+    TemporalOrderedRule,
+    ValueCountRule,
+)
+from rempart.events import Event
+
+EVIDENCE_CAP = 25
+EVICT_EVERY = 3600.0
+NOVELTY_CONTEXT = 86400.0
+
+_RUNTIME: dict[str, type[CompiledRule]] = {
+    "match": MatchRule,
+    "event_count": EventCountRule,
+    "value_count": ValueCountRule,
+    "temporal_ordered": TemporalOrderedRule,
+    "new_value": NewValueRule,
+    "baseline": BaselineRule,
+    "cadence": CadenceRule,
+}
+_NOVELTY_LABEL = {"ip24": "IP", "ip16": "network", "source_ip": "IP", "user_agent": "client"}
+
+
+def compile_rule(spec: RuleSpec) -> CompiledRule:
+    return _RUNTIME[spec.type](spec)
+
+
+def _hhmm(ts: float) -> str:
+    dt = datetime.fromtimestamp(ts, tz=UTC) + timedelta(seconds=utc_offset(ts))
+    return dt.strftime("%H:%M")
+
+
+class Engine:
+    """Compiled rules plus their state; feed events with ``process``, finish with ``flush``."""
+
+    def __init__(
+        self,
+        rules: Sequence[RuleSpec],
+        *,
+        lateness: float = 0.0,
+        record_signals: bool = False,
+    ):
+        self.specs = {s.id: s for s in rules}
+        self.rules = [compile_rule(s) for s in rules if s.type in _RUNTIME]
+        self.risks = [RiskRollup(s) for s in rules if s.type == "risk"]
+        self.campaigns = [CampaignCorrelator(s) for s in rules if s.type == "campaign"]
+        self.campaign_by_signal: dict[str, list[CampaignCorrelator]] = {}
+        for c in self.campaigns:
+            for sid in c.spec.signals:
+                self.campaign_by_signal.setdefault(sid, []).append(c)
+        self.lateness = lateness
+        self.history = BeneficiaryHistory()
+        self.alerts: dict[str, Alert] = {}
+        self.events_seen = 0
+        self.late_events = 0
+        self.record_signals = record_signals
+        #: (rule id, entity) of every fresh signal, when ``record_signals`` (sample tests).
+        self.signals: list[tuple[str, str, float]] = []
+        self._by_action: dict[str, tuple[CompiledRule, ...]] = {}
+        self._open: dict[tuple[str, str, str], Alert] = {}
+        self._exposure: dict[str, set[int]] = {}
+        self._watch_account: dict[str, list[str]] = {}
+        self._watch_ip: dict[str, list[str]] = {}
+        self._signal_seen: dict[tuple[str, str], float] = {}
+        self._novelty: dict[str, dict[str, float]] = {}
+        self._updated: set[str] = set()
+        self._heap: list[tuple[float, str, int, int, Event]] = []
+        self._seq = 0
+        self._max_ts = float("-inf")
+        self._next_evict = float("-inf")
+        self._ctx = EventContext()
+
+    # -- feeding -------------------------------------------------------------------------
+    def process(self, ev: Event) -> list[Alert]:
+        """Offer one event; returns the alerts created as a result (possibly none)."""
+        out: list[Alert] = []
+        ts = ev.ts
+        if ts > self._max_ts:
+            self._max_ts = ts
+        if self.lateness <= 0:
+            if ts < self._max_ts:
+                self.late_events += 1
+            self._run(ev, out)
+            return out
+        if ts < self._max_ts - self.lateness:
+            self.late_events += 1
+            self._run(ev, out)
+            return out
+        self._seq += 1
+        heapq.heappush(self._heap, (ts, ev.source, ev.line, self._seq, ev))
+        limit = self._max_ts - self.lateness
+        heap = self._heap
+        while heap and heap[0][0] <= limit:
+            self._run(heapq.heappop(heap)[4], out)
+        return out
+
+    def process_many(self, events: Iterable[Event]) -> list[Alert]:
+        out: list[Alert] = []
+        for ev in events:
+            out.extend(self.process(ev))
+        return out
+
+    def flush(self) -> list[Alert]:
+        """Process every held event (end of input)."""
+        out: list[Alert] = []
+        while self._heap:
+            self._run(heapq.heappop(self._heap)[4], out)
+        return out
+
+    def take_updated(self) -> list[Alert]:
+        """Alerts updated (not created) since the last call."""
+        ids, self._updated = self._updated, set()
+        return [self.alerts[i] for i in sorted(ids) if i in self.alerts]
+
+    # -- core ----------------------------------------------------------------------------
+    def _rules_for(self, action: str) -> tuple[CompiledRule, ...]:
+        rules = tuple(r for r in self.rules if r.actions is None or action in r.actions)
+        self._by_action[action] = rules
+        return rules
+
+    def _run(self, ev: Event, out: list[Alert]) -> None:
+        self.events_seen += 1
+        ctx = self._ctx
+        token = ev.beneficiary_token
+        if token is not None:
+            bh = ctx.bh = beneficiary_hash(token)
+            user = ev.user_name
+            if ev.categories and user is not None:
+                ctx.novel = self.history.observe(user, bh)
+                if user in self._watch_account or ev.source_ip in self._watch_ip:
+                    self._expose(ev, bh)
+            else:
+                ctx.novel = False
+        else:
+            ctx.bh = None
+            ctx.novel = False
+        rules = self._by_action.get(ev.action)
+        if rules is None:
+            rules = self._rules_for(ev.action)
+        for rule in rules:
+            if rule.matches(ev):
+                fire = rule.observe(ev, ctx)
+                if fire is not None:
+                    self._on_fire(rule.spec, ev, fire, out)
+        if ev.ts >= self._next_evict:
+            self._evict(ev.ts)
+
+    def _expose(self, ev: Event, bh: int) -> None:
+        for index, key in ((self._watch_account, ev.user_name), (self._watch_ip, ev.source_ip)):
+            ids = index.get(key) if key is not None else None
+            if not ids:
+                continue
+            for aid in list(ids):
+                alert = self.alerts[aid]
+                spec = self.specs[alert.rule_id]
+                if ev.ts - alert.last_seen > max(spec.dedupe, 86400.0):
+                    ids.remove(aid)
+                    self._exposure.pop(aid, None)
+                    continue
+                exposed = self._exposure.setdefault(aid, set())
+                exposed.add(bh)
+                alert.records_exposed = len(exposed)
+
+    def _on_fire(self, spec: RuleSpec, ev: Event, fire: Fire, out: list[Alert]) -> None:
+        entity = fire.key
+        if spec.risk > 0 or spec.id in self.campaign_by_signal or spec.type == "new_value":
+            sk = (spec.id, entity)
+            last = self._signal_seen.get(sk)
+            self._signal_seen[sk] = ev.ts
+            if last is None or ev.ts - last > spec.dedupe:
+                self._signal(spec, ev, fire, out)
+        if spec.alert:
+            self._alert(spec, ev, fire, out)
+
+    def _signal(self, spec: RuleSpec, ev: Event, fire: Fire, out: list[Alert]) -> None:
+        entity = fire.key
+        if self.record_signals:
+            self.signals.append((spec.id, entity, ev.ts))
+        if spec.type == "new_value" and spec.entity == EntityType.ACCOUNT and spec.field:
+            label = _NOVELTY_LABEL.get(spec.field, spec.field)
+            self._novelty.setdefault(entity, {})[label] = ev.ts
+        if spec.risk > 0:
+            for risk in self.risks:
+                if risk.spec.entity != spec.entity:
+                    continue
+                f = risk.add(entity, spec.id, spec.title, spec.risk, ev.ts)
+                if f is not None:
+                    self._alert(risk.spec, ev, f, out)
+        if spec.entity == EntityType.ACCOUNT:
+            for camp in self.campaign_by_signal.get(spec.id, ()):
+                f = camp.add(entity, ev)
+                if f is not None:
+                    self._alert(camp.spec, ev, f, out)
+
+    def _context(self, account: str, ts: float) -> str:
+        seen = self._novelty.get(account)
+        if not seen:
+            return ""
+        recent = {lab: t for lab, t in seen.items() if 0 <= ts - t <= NOVELTY_CONTEXT}
+        if not recent:
+            return ""
+        since = min(recent.values())
+        return f"; new {' and '.join(sorted(recent))} since {_hhmm(since)}"
+
+    def _alert(self, spec: RuleSpec, ev: Event, fire: Fire, out: list[Alert]) -> None:
+        etype = spec.entity
+        key = (spec.id, etype.value, fire.key)
+        ts = ev.ts
+        alert = self._open.get(key)
+        ref = EvidenceRef(ev.source, ev.line)
+        context = self._context(fire.key, ts) if etype == EntityType.ACCOUNT else ""
+        aid = alert_id(spec.id, etype.value, fire.key, fire.first_seen)
+        if alert is not None and alert.id != aid and ts - alert.last_seen > spec.dedupe:
+            alert = None
+        if alert is None and aid in self.alerts:
+            alert = self._open[key] = self.alerts[aid]  # same episode seen again: reopen it
+        if alert is not None:
+            alert.updates += 1
+            alert.events += 1
+            alert.last_seen = ts
+            alert.metrics = dict(fire.metrics)
+            alert.explanation = fire.text + context
+            if len(alert.evidence) < EVIDENCE_CAP and ev.line:
+                alert.evidence.append(ref)
+            if ev.source_ip not in alert.ips and len(alert.ips) < 50:
+                alert.ips.append(ev.source_ip)
+            if fire.related:
+                for acc in fire.related:
+                    if acc not in alert.accounts and len(alert.accounts) < 200:
+                        alert.accounts.append(acc)
+                        self._watch_account.setdefault(acc, []).append(alert.id)
+            if fire.exposed:
+                exposed = self._exposure.setdefault(alert.id, set())
+                exposed.update(fire.exposed)
+                alert.records_exposed = len(exposed)
+            self._updated.add(alert.id)
+            return
+        if etype == EntityType.ACCOUNT:
+            accounts = [fire.key]
+        elif fire.related:
+            accounts = list(fire.related)[:200]
+        elif ev.user_name:
+            accounts = [ev.user_name]
+        else:
+            accounts = []
+        ips = [fire.key] if etype == EntityType.IP else [ev.source_ip]
+        exposed = set(fire.exposed or ())
+        alert = Alert(
+            id=aid,
+            rule_id=spec.id,
+            rule_version=spec.version,
+            severity=spec.severity,
+            title=spec.title,
+            entity_type=etype,
+            entity=fire.key,
+            first_seen=fire.first_seen,
+            detected_at=ts,
+            last_seen=ts,
+            accounts=accounts,
+            ips=ips,
+            events=int(fire.metrics.get("count", fire.metrics.get("distinct", 1))),
+            records_exposed=len(exposed),
+            explanation=fire.text + context,
+            technique=list(spec.technique),
+            tags=list(spec.tags),
+            evidence=[ref] if ev.line else [],
+            metrics=dict(fire.metrics),
+        )
+        self._open[key] = alert
+        self.alerts[aid] = alert
+        self._exposure[aid] = exposed
+        if etype == EntityType.IP:
+            self._watch_ip.setdefault(fire.key, []).append(aid)
+        else:
+            for acc in accounts:
+                self._watch_account.setdefault(acc, []).append(aid)
+        out.append(alert)
+
+    def _evict(self, now: float) -> None:
+        self._next_evict = now + EVICT_EVERY
+        for rule in self.rules:
+            rule.evict(now)
+        for risk in self.risks:
+            risk.evict(now)
+        for camp in self.campaigns:
+            camp.evict(now)
+        for key, alert in list(self._open.items()):
+            if now - alert.last_seen > max(self.specs[alert.rule_id].dedupe, 86400.0):
+                del self._open[key]
+                self._exposure.pop(alert.id, None)
+        for sk, t in list(self._signal_seen.items()):
+            if now - t > max(self.specs[sk[0]].dedupe, 86400.0):
+                del self._signal_seen[sk]
+        for index in (self._watch_account, self._watch_ip):
+            for k, ids in list(index.items()):
+                live = [i for i in ids if i in self._exposure]
+                if live:
+                    index[k] = live
+                else:
+                    del index[k]
+
+    # -- state ---------------------------------------------------------------------------
+    def dump_state(self) -> dict[str, Any]:
+        """Everything learned, as msgspec-friendly primitives (see ``rempart.detect.store``)."""
+        return {
+            "rules": {r.spec.id: r.dump() for r in self.rules},
+            "risks": {r.spec.id: r.dump() for r in self.risks},
+            "campaigns": {c.spec.id: c.dump() for c in self.campaigns},
+            "history": self.history.dump(),
+            "alerts": [a.to_dict() for a in self.alerts.values()],
+            "open": [[k[0], k[1], k[2], a.id] for k, a in self._open.items()],
+            "exposure": {aid: sorted(s) for aid, s in self._exposure.items()},
+            "signal_seen": [[k[0], k[1], t] for k, t in self._signal_seen.items()],
+            "novelty": {k: dict(v) for k, v in self._novelty.items()},
+            "pending": [_event_dict(item[4]) for item in sorted(self._heap)],
+            "max_ts": self._max_ts if self._max_ts != float("-inf") else None,
+            "events_seen": self.events_seen,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``dump_state`` produced (rules absent from the state start empty)."""
+        for group, items in (
+            ("rules", self.rules),
+            ("risks", self.risks),
+            ("campaigns", self.campaigns),
+        ):
+            saved = state.get(group, {})
+            for obj in items:
+                if obj.spec.id in saved:
+                    obj.load(saved[obj.spec.id])
+        self.history.load(state.get("history", {}))
+        self.alerts = {a["id"]: Alert.from_dict(a) for a in state.get("alerts", [])}
+        self._open = {
+            (r, e, k): self.alerts[aid]
+            for r, e, k, aid in state.get("open", [])
+            if aid in self.alerts
+        }
+        self._exposure = {aid: set(v) for aid, v in state.get("exposure", {}).items()}
+        self._watch_account, self._watch_ip = {}, {}
+        for aid in self._exposure:
+            alert = self.alerts.get(aid)
+            if alert is None:
+                continue
+            if alert.entity_type == EntityType.IP:
+                self._watch_ip.setdefault(alert.entity, []).append(aid)
+            else:
+                for acc in alert.accounts:
+                    self._watch_account.setdefault(acc, []).append(aid)
+        self._signal_seen = {(r, e): t for r, e, t in state.get("signal_seen", [])}
+        self._novelty = {k: dict(v) for k, v in state.get("novelty", {}).items()}
+        self._heap = []
+        for i, d in enumerate(state.get("pending", [])):
+            ev = Event(**{**d, "categories": tuple(d.get("categories", ()))})
+            self._heap.append((ev.ts, ev.source, ev.line, i, ev))
+        heapq.heapify(self._heap)
+        self._seq = len(self._heap)
+        mt = state.get("max_ts")
+        self._max_ts = float(mt) if mt is not None else float("-inf")
+        self.events_seen = int(state.get("events_seen", 0))
+
+
+def _event_dict(ev: Event) -> dict[str, Any]:
+    return {
+        name: (list(getattr(ev, name)) if name == "categories" else getattr(ev, name))
+        for name in Event.__slots__
+    }

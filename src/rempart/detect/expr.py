@@ -1,0 +1,472 @@
+"""A small, safe filter language over event fields, compiled to Python closures (no ``eval``).
+
+Grammar (keywords are lower case)::
+
+    expr       := or_expr
+    or_expr    := and_expr ("or" and_expr)*
+    and_expr   := unary ("and" unary)*
+    unary      := "not" unary | "(" expr ")" | "true" | "false" | test
+    test       := FIELD ( CMP literal | ["not"] "in" "[" literal ("," literal)* "]"
+                        | "startswith" STRING | "endswith" STRING | "contains" STRING
+                        | "matches" /REGEX/ | "exists" )
+    CMP        := "==" | "!=" | "<" | "<=" | ">" | ">="
+    literal    := STRING | NUMBER | "null"
+
+Fields are ``Event`` attribute names or their ECS names (``event.action``, ``source.ip``...), plus
+derived fields listed in ``DERIVED_FIELDS`` (``hour``, ``weekday``, ``ip24``, ``ip16``). The type of
+every comparison is checked at compile time: comparing ``status`` with a string, or ``action``
+with ``<``, is refused with the column where it happens.
+
+``required_actions(node)`` tells the engine which ``event.action`` values can ever satisfy an
+expression, so each event is only offered to the rules that may match it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from operator import attrgetter
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rempart.events import ECS_FIELDS, FIELD_BY_ECS, Event
+
+Predicate = Callable[[Event], bool]
+Getter = Callable[[Event], Any]
+
+
+class ExprError(Exception):
+    """A filter expression that does not parse or type-check; ``column`` is 1-based."""
+
+    def __init__(self, message: str, column: int):
+        super().__init__(message)
+        self.message = message
+        self.column = column
+
+
+#: Attribute -> python type used for compile-time checks.
+FIELD_TYPES: dict[str, type] = {
+    "ts": float,
+    "user_name": str,
+    "organization_id": str,
+    "source_ip": str,
+    "user_agent": str,
+    "method": str,
+    "path": str,
+    "query": str,
+    "status": int,
+    "bytes": int,
+    "action": str,
+    "outcome": str,
+    "session_id": str,
+    "beneficiary_token": str,
+    "categories": tuple,
+    "account_kind": str,
+    "source": str,
+    "line": int,
+}
+
+#: Local time zone used by the ``hour`` and ``weekday`` derived fields (the portal's users).
+LOCAL_TZ = ZoneInfo("Europe/Paris")
+
+
+@lru_cache(maxsize=4096)
+def _utc_offset_for_hour(hour_bucket: int) -> int:
+    dt = datetime.fromtimestamp(hour_bucket * 3600, tz=UTC).astimezone(LOCAL_TZ)
+    off = dt.utcoffset()
+    return int(off.total_seconds()) if off is not None else 0
+
+
+def utc_offset(ts: float) -> int:
+    """Seconds to add to UTC to get the portal's local time at ``ts``."""
+    return _utc_offset_for_hour(int(ts) // 3600)
+
+
+def local_hour(ts: float) -> int:
+    """Hour of day (0-23) in the portal's local time zone."""
+    t = int(ts)
+    return ((t + _utc_offset_for_hour(t // 3600)) // 3600) % 24
+
+
+def local_weekday(ts: float) -> int:
+    """Day of week in local time, Monday = 0."""
+    t = int(ts)
+    return (((t + _utc_offset_for_hour(t // 3600)) // 86400) + 3) % 7
+
+
+def ip_prefix(ip: str | None, octets: int) -> str | None:
+    """``a.b.c`` (octets=3) or ``a.b`` (octets=2) of an IPv4 address; IPv6: first 3 or 2 groups."""
+    if not ip:
+        return None
+    sep = "." if "." in ip else ":"
+    parts = ip.split(sep)
+    return sep.join(parts[:octets])
+
+
+def _hour(e: Event) -> int:
+    return local_hour(e.ts)
+
+
+def _weekday(e: Event) -> int:
+    return local_weekday(e.ts)
+
+
+def _ip24(e: Event) -> str | None:
+    return ip_prefix(e.source_ip, 3)
+
+
+def _ip16(e: Event) -> str | None:
+    return ip_prefix(e.source_ip, 2)
+
+
+#: Derived fields: name -> (getter, type).
+DERIVED_FIELDS: dict[str, tuple[Getter, type]] = {
+    "hour": (_hour, int),
+    "weekday": (_weekday, int),
+    "ip24": (_ip24, str),
+    "ip16": (_ip16, str),
+}
+
+
+def resolve_field(name: str) -> tuple[str, Getter, type] | None:
+    """Canonical name, getter and type of a field (attribute, ECS or derived name)."""
+    if name in DERIVED_FIELDS:
+        getter, typ = DERIVED_FIELDS[name]
+        return name, getter, typ
+    attr = FIELD_BY_ECS.get(name, name)
+    if attr in FIELD_TYPES:
+        return attr, attrgetter(attr), FIELD_TYPES[attr]
+    return None
+
+
+def known_fields() -> list[str]:
+    return sorted([*FIELD_TYPES, *ECS_FIELDS.values(), *DERIVED_FIELDS])
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+_TOKEN_RE = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+  | (?P<number>-?\d+(?:\.\d+)?)
+  | (?P<op>==|!=|<=|>=|<|>)
+  | (?P<punct>[()\[\],])
+  | (?P<name>@?[A-Za-z_][A-Za-z0-9_.]*)
+    """,
+    re.VERBOSE,
+)
+_REGEX_RE = re.compile(r"/((?:[^/\\]|\\.)*)/([i]*)")
+KEYWORDS = {"and", "or", "not", "in", "startswith", "endswith", "contains", "matches", "exists"}
+KEYWORDS |= {"true", "false", "null"}
+
+
+@dataclass(slots=True, frozen=True)
+class Token:
+    kind: str  # string, number, op, punct, name, kw, regex, end
+    text: str
+    value: Any
+    col: int
+
+
+def _unescape(body: str) -> str:
+    return re.sub(r"\\(.)", r"\1", body)
+
+
+def tokenize(text: str) -> list[Token]:
+    out: list[Token] = []
+    pos = 0
+    while pos < len(text):
+        if text[pos] == "/" and out and out[-1].kind == "kw" and out[-1].text == "matches":
+            m = _REGEX_RE.match(text, pos)
+            if not m:
+                raise ExprError("unterminated regular expression", pos + 1)
+            flags = re.IGNORECASE if "i" in m.group(2) else 0
+            try:
+                rx = re.compile(m.group(1), flags)
+            except re.error as exc:
+                raise ExprError(f"bad regular expression: {exc}", pos + 1) from None
+            out.append(Token("regex", m.group(0), rx, pos + 1))
+            pos = m.end()
+            continue
+        m = _TOKEN_RE.match(text, pos)
+        if not m:
+            raise ExprError(f"unexpected character {text[pos]!r}", pos + 1)
+        kind = m.lastgroup or ""
+        tok = m.group(0)
+        if kind == "string":
+            out.append(Token("string", tok, _unescape(tok[1:-1]), pos + 1))
+        elif kind == "number":
+            out.append(Token("number", tok, float(tok) if "." in tok else int(tok), pos + 1))
+        elif kind == "name":
+            out.append(Token("kw" if tok in KEYWORDS else "name", tok, tok, pos + 1))
+        elif kind != "ws":
+            out.append(Token(kind, tok, tok, pos + 1))
+        pos = m.end()
+    out.append(Token("end", "", None, len(text) + 1))
+    return out
+
+
+# --------------------------------------------------------------------------- AST
+
+
+@dataclass(slots=True, frozen=True)
+class Const:
+    value: bool
+
+
+@dataclass(slots=True, frozen=True)
+class Not:
+    inner: Node
+
+
+@dataclass(slots=True, frozen=True)
+class BoolOp:
+    op: str  # "and" | "or"
+    items: tuple[Node, ...]
+
+
+@dataclass(slots=True, frozen=True)
+class Test:
+    field: str
+    op: str  # == != < <= > >= in notin startswith endswith contains matches exists
+    value: Any
+
+
+Node = Const | Not | BoolOp | Test
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.toks = tokenize(text)
+        self.i = 0
+
+    def peek(self) -> Token:
+        return self.toks[self.i]
+
+    def take(self) -> Token:
+        tok = self.toks[self.i]
+        self.i += 1
+        return tok
+
+    def kw(self, word: str) -> bool:
+        tok = self.peek()
+        if tok.kind == "kw" and tok.text == word:
+            self.i += 1
+            return True
+        return False
+
+    def expect_punct(self, p: str) -> None:
+        tok = self.take()
+        if tok.kind != "punct" or tok.text != p:
+            raise ExprError(f"expected {p!r}, found {tok.text or 'end of expression'!r}", tok.col)
+
+    def parse(self) -> Node:
+        node = self.or_expr()
+        tok = self.peek()
+        if tok.kind != "end":
+            raise ExprError(f"unexpected {tok.text!r}", tok.col)
+        return node
+
+    def or_expr(self) -> Node:
+        items = [self.and_expr()]
+        while self.kw("or"):
+            items.append(self.and_expr())
+        return items[0] if len(items) == 1 else BoolOp("or", tuple(items))
+
+    def and_expr(self) -> Node:
+        items = [self.unary()]
+        while self.kw("and"):
+            items.append(self.unary())
+        return items[0] if len(items) == 1 else BoolOp("and", tuple(items))
+
+    def unary(self) -> Node:
+        if self.kw("not"):
+            return Not(self.unary())
+        tok = self.peek()
+        if tok.kind == "punct" and tok.text == "(":
+            self.take()
+            node = self.or_expr()
+            self.expect_punct(")")
+            return node
+        if self.kw("true"):
+            return Const(True)
+        if self.kw("false"):
+            return Const(False)
+        return self.test()
+
+    def literal(self, typ: type, field: str) -> Any:
+        tok = self.take()
+        if tok.kind == "kw" and tok.text == "null":
+            return None
+        if tok.kind == "string":
+            if typ not in (str, tuple):
+                raise ExprError(f"{field} is a number, compared with a string", tok.col)
+            return tok.value
+        if tok.kind == "number":
+            if typ is str:
+                raise ExprError(f"{field} is text, compared with a number", tok.col)
+            return tok.value
+        raise ExprError(f"expected a value, found {tok.text or 'end of expression'!r}", tok.col)
+
+    def test(self) -> Node:
+        tok = self.take()
+        if tok.kind != "name":
+            raise ExprError(f"expected a field name, found {tok.text or 'end'!r}", tok.col)
+        resolved = resolve_field(tok.text)
+        if resolved is None:
+            raise ExprError(f"unknown field {tok.text!r}", tok.col)
+        field, _getter, typ = resolved
+        op_tok = self.peek()
+        if op_tok.kind == "op":
+            self.take()
+            if op_tok.text in ("<", "<=", ">", ">=") and typ not in (int, float):
+                raise ExprError(f"{op_tok.text} needs a numeric field, {field} is not", op_tok.col)
+            if typ is tuple:
+                raise ExprError(f"{field} is a list: use 'contains'", op_tok.col)
+            value = self.literal(typ, field)
+            if value is None and op_tok.text not in ("==", "!="):
+                raise ExprError("null can only be compared with == or !=", op_tok.col)
+            return Test(field, op_tok.text, value)
+        negate = False
+        if op_tok.kind == "kw" and op_tok.text == "not":
+            self.take()
+            negate = True
+            op_tok = self.peek()
+            if not (op_tok.kind == "kw" and op_tok.text == "in"):
+                raise ExprError("expected 'in' after 'not'", op_tok.col)
+        if self.kw("in"):
+            self.expect_punct("[")
+            values = [self.literal(typ, field)]
+            while self.peek().kind == "punct" and self.peek().text == ",":
+                self.take()
+                values.append(self.literal(typ, field))
+            self.expect_punct("]")
+            return Test(field, "notin" if negate else "in", frozenset(values))
+        if op_tok.kind == "kw" and op_tok.text in ("startswith", "endswith", "contains"):
+            self.take()
+            arg = self.take()
+            if arg.kind != "string":
+                raise ExprError(f"{op_tok.text} needs a quoted string", arg.col)
+            if typ is not str and not (typ is tuple and op_tok.text == "contains"):
+                raise ExprError(f"{op_tok.text} needs a text field, {field} is not", op_tok.col)
+            return Test(field, op_tok.text, arg.value)
+        if self.kw("matches"):
+            arg = self.take()
+            if arg.kind != "regex":
+                raise ExprError("matches needs a /regular expression/", arg.col)
+            if typ is not str:
+                raise ExprError(f"matches needs a text field, {field} is not", op_tok.col)
+            return Test(field, "matches", arg.value)
+        if self.kw("exists"):
+            return Test(field, "exists", None)
+        raise ExprError(
+            f"expected an operator after {tok.text!r}, found {op_tok.text or 'end'!r}", op_tok.col
+        )
+
+
+def parse(text: str) -> Node:
+    """Parse and type-check ``text``; raises ``ExprError`` with a 1-based column."""
+    return _Parser(text).parse()
+
+
+# --------------------------------------------------------------------------- compilation
+
+
+def _compile_test(t: Test) -> Predicate:
+    resolved = resolve_field(t.field)
+    assert resolved is not None
+    _name, get, typ = resolved
+    v = t.value
+    op = t.op
+    if op == "exists":
+        if typ is tuple:
+            return lambda e: bool(get(e))
+        return lambda e: get(e) is not None
+    if op == "==":
+        return lambda e: get(e) == v
+    if op == "!=":
+        return lambda e: get(e) != v
+    if op in ("<", "<=", ">", ">="):
+
+        def num(e: Event) -> Any:
+            x = get(e)
+            return x if x is not None else None
+
+        if op == "<":
+            return lambda e: (x := num(e)) is not None and x < v
+        if op == "<=":
+            return lambda e: (x := num(e)) is not None and x <= v
+        if op == ">":
+            return lambda e: (x := num(e)) is not None and x > v
+        return lambda e: (x := num(e)) is not None and x >= v
+    if op == "in":
+        return lambda e: get(e) in v
+    if op == "notin":
+        return lambda e: get(e) not in v
+    if op == "startswith":
+        return lambda e: (x := get(e)) is not None and x.startswith(v)
+    if op == "endswith":
+        return lambda e: (x := get(e)) is not None and x.endswith(v)
+    if op == "contains":
+        return lambda e: (x := get(e)) is not None and v in x
+    if op == "matches":
+        search = v.search
+        return lambda e: (x := get(e)) is not None and search(x) is not None
+    raise AssertionError(op)
+
+
+def compile_node(node: Node) -> Predicate:
+    if isinstance(node, Const):
+        value = node.value
+        return lambda e: value
+    if isinstance(node, Not):
+        inner = compile_node(node.inner)
+        return lambda e: not inner(e)
+    if isinstance(node, BoolOp):
+        parts = [compile_node(n) for n in node.items]
+        if node.op == "and":
+            if len(parts) == 2:
+                a, b = parts
+                return lambda e: a(e) and b(e)
+            return lambda e: all(p(e) for p in parts)
+        if len(parts) == 2:
+            a, b = parts
+            return lambda e: a(e) or b(e)
+        return lambda e: any(p(e) for p in parts)
+    return _compile_test(node)
+
+
+def compile_filter(text: str) -> tuple[Predicate, frozenset[str] | None]:
+    """Predicate and the set of actions it can match (``None`` when any action may match)."""
+    node = parse(text)
+    return compile_node(node), required_actions(node)
+
+
+def required_actions(node: Node) -> frozenset[str] | None:
+    """Actions an event must have to satisfy ``node`` (``None``: not constrained)."""
+    if isinstance(node, Test) and node.field == "action":
+        if node.op == "==" and isinstance(node.value, str):
+            return frozenset([node.value])
+        if node.op == "in":
+            return frozenset(x for x in node.value if isinstance(x, str))
+        return None
+    if isinstance(node, Const) and not node.value:
+        return frozenset()
+    if isinstance(node, BoolOp):
+        subs = [required_actions(n) for n in node.items]
+        if node.op == "and":
+            known = [s for s in subs if s is not None]
+            if not known:
+                return None
+            out = known[0]
+            for s in known[1:]:
+                out = out & s
+            return out
+        if any(s is None for s in subs):
+            return None
+        return frozenset().union(*[s for s in subs if s is not None])
+    return None

@@ -1,0 +1,451 @@
+"""Runtime of the windowed rule types: match, event_count, value_count, temporal_ordered,
+new_value and cadence. Each compiled rule keeps its state per group-by key and returns a
+``Fire`` when its condition holds for the event just seen (events arrive in event-time order:
+the engine reorders them first).
+
+State is kept in plain slotted objects and dumped to msgspec-friendly primitives for
+checkpoints (see :mod:`rempart.detect.store`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any
+
+from rempart.detect.expr import Predicate, compile_filter, compile_node, parse, resolve_field
+from rempart.detect.spec import RuleSpec
+from rempart.events import Event
+
+EVIDENCE_CAP = 20
+
+
+class Fire:
+    """One firing of a rule for one key."""
+
+    __slots__ = ("exposed", "first_seen", "key", "metrics", "related", "text")
+
+    def __init__(
+        self,
+        key: str,
+        first_seen: float,
+        text: str,
+        metrics: dict[str, float],
+        exposed: set[int] | None = None,
+        related: list[str] | None = None,
+    ):
+        self.key = key
+        self.first_seen = first_seen
+        self.text = text
+        self.metrics = metrics
+        self.exposed = exposed
+        #: Other entities involved (accounts tried from an IP, accounts of a campaign).
+        self.related = related
+
+
+class EventContext:
+    """Per-event facts computed once by the engine and shared by every rule."""
+
+    __slots__ = ("bh", "novel")
+
+    def __init__(self) -> None:
+        self.bh: int | None = None
+        self.novel = False
+
+
+def key_getter(fields: tuple[str, ...]) -> Callable[[Event], str | None]:
+    getters = []
+    for f in fields:
+        resolved = resolve_field(f)
+        assert resolved is not None
+        getters.append(resolved[1])
+    if len(getters) == 1:
+        g = getters[0]
+
+        def one(e: Event) -> str | None:
+            v = g(e)
+            return None if v is None else str(v)
+
+        return one
+
+    def many(e: Event) -> str | None:
+        vals = [g(e) for g in getters]
+        if any(v is None for v in vals):
+            return None
+        return "|".join(str(v) for v in vals)
+
+    return many
+
+
+def human_duration(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 90:
+        return f"{s} s"
+    if s < 5400:
+        return f"{round(s / 60)} min"
+    if s < 2 * 86400:
+        h, m = divmod(round(s / 60), 60)
+        return f"{h} h {m:02d}" if m else f"{h} h"
+    return f"{s / 86400:.1f} days"
+
+
+_FIELD_WORDS = {
+    "beneficiary_token": "distinct beneficiaries",
+    "user_name": "distinct accounts",
+    "source_ip": "distinct IP addresses",
+    "user_agent": "distinct clients",
+}
+
+
+class CompiledRule:
+    """Base of every runtime rule: filter, key, state per key."""
+
+    __slots__ = ("actions", "key_of", "matches", "spec", "state")
+
+    def __init__(self, spec: RuleSpec):
+        self.spec = spec
+        self.matches: Predicate
+        self.actions: frozenset[str] | None
+        self.matches, self.actions = compile_filter(spec.filter)
+        self.key_of = key_getter(spec.group_by)
+        self.state: dict[str, Any] = {}
+
+    def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
+        raise NotImplementedError
+
+    def evict(self, now: float) -> int:
+        """Drop state of keys idle for longer than the rule needs; returns how many."""
+        return 0
+
+    def dump(self) -> dict[str, Any]:
+        return {}
+
+    def load(self, data: dict[str, Any]) -> None:
+        return None
+
+
+class MatchRule(CompiledRule):
+    __slots__ = ()
+
+    def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
+        key = self.key_of(ev)
+        if key is None:
+            return None
+        exposed = {ctx.bh} if ctx.bh is not None and ev.discloses else None
+        return Fire(key, ev.ts, f"{key}: {self.spec.title.lower()}", {}, exposed)
+
+
+class EventCountRule(CompiledRule):
+    __slots__ = ()
+
+    def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
+        key = self.key_of(ev)
+        if key is None:
+            return None
+        dq = self.state.get(key)
+        if dq is None:
+            dq = self.state[key] = deque()
+        ts = ev.ts
+        dq.append(ts)
+        limit = ts - self.spec.window
+        while dq[0] < limit:
+            dq.popleft()
+        n = len(dq)
+        if n >= self.spec.threshold:
+            text = (
+                f"{key}: {n} {self.spec.title.lower()} events in "
+                f"{human_duration(ts - dq[0])} (threshold {int(self.spec.threshold)} in "
+                f"{human_duration(self.spec.window)})"
+            )
+            return Fire(key, dq[0], text, {"count": float(n)})
+        return None
+
+    def evict(self, now: float) -> int:
+        limit = now - self.spec.window
+        dead = [k for k, dq in self.state.items() if not dq or dq[-1] < limit]
+        for k in dead:
+            del self.state[k]
+        return len(dead)
+
+    def dump(self) -> dict[str, Any]:
+        return {k: list(dq) for k, dq in self.state.items()}
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.state = {k: deque(v) for k, v in data.items()}
+
+
+class _Distinct:
+    __slots__ = ("last", "order")
+
+    def __init__(self) -> None:
+        self.last: dict[Any, float] = {}
+        self.order: deque[tuple[float, Any]] = deque()
+
+
+class ValueCountRule(CompiledRule):
+    __slots__ = ("is_beneficiary", "value_of")
+
+    def __init__(self, spec: RuleSpec):
+        super().__init__(spec)
+        assert spec.field is not None
+        self.is_beneficiary = spec.field == "beneficiary_token"
+        resolved = resolve_field(spec.field)
+        assert resolved is not None
+        self.value_of = resolved[1]
+
+    def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
+        key = self.key_of(ev)
+        if key is None:
+            return None
+        value = ctx.bh if self.is_beneficiary else self.value_of(ev)
+        if value is None:
+            return None
+        st = self.state.get(key)
+        if st is None:
+            st = self.state[key] = _Distinct()
+        ts = ev.ts
+        st.last[value] = ts
+        order = st.order
+        order.append((ts, value))
+        limit = ts - self.spec.window
+        last = st.last
+        while order[0][0] < limit:
+            t, v = order.popleft()
+            if last.get(v) == t:
+                del last[v]
+        n = len(last)
+        if n < self.spec.threshold:
+            return None
+        first = order[0][0]
+        assert self.spec.field is not None
+        what = _FIELD_WORDS.get(self.spec.field, f"distinct {self.spec.field}")
+        verb = "read" if self.is_beneficiary else "saw"
+        text = (
+            f"{key} {verb} {n:,} {what} in {human_duration(ts - first)} "
+            f"(threshold {int(self.spec.threshold)} in {human_duration(self.spec.window)})"
+        )
+        exposed = set(last) if self.is_beneficiary else None
+        related = sorted(str(v) for v in last)[:50] if self.spec.field == "user_name" else None
+        return Fire(key, first, text, {"distinct": float(n)}, exposed, related)
+
+    def evict(self, now: float) -> int:
+        limit = now - self.spec.window
+        dead = [k for k, st in self.state.items() if not st.order or st.order[-1][0] < limit]
+        for k in dead:
+            del self.state[k]
+        return len(dead)
+
+    def dump(self) -> dict[str, Any]:
+        return {k: [[t, v] for t, v in st.order] for k, st in self.state.items()}
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.state = {}
+        for k, items in data.items():
+            st = _Distinct()
+            for t, v in items:
+                st.order.append((t, v))
+                st.last[v] = t
+            self.state[k] = st
+
+
+class _Step:
+    __slots__ = ("count", "distinct_of", "matches", "name")
+
+    def __init__(self, matches: Predicate, count: int, distinct: str | None, name: str):
+        self.matches = matches
+        self.count = count
+        self.name = name
+        self.distinct_of: Callable[[Event], Any] | None = attrgetter(distinct) if distinct else None
+
+
+class TemporalOrderedRule(CompiledRule):
+    """Steps in order per key within ``window`` (Sigma ``temporal_ordered``).
+
+    The first step may need ``count`` events within the window; once a step is complete the next
+    one starts counting. The chain restarts when it grows older than the window. After the last
+    step the rule keeps firing (the engine turns that into updates of one alert).
+    """
+
+    __slots__ = ("steps",)
+
+    def __init__(self, spec: RuleSpec):
+        super().__init__(spec)
+        self.steps = [
+            _Step(compile_node(parse(s.filter)), s.count, s.distinct, s.name) for s in spec.steps
+        ]
+        acts: set[str] | None = set()
+        for s in spec.steps:
+            _pred, a = compile_filter(s.filter)
+            if a is None or acts is None:
+                acts = None
+            else:
+                acts |= a
+        if self.actions is None and acts is not None:
+            self.actions = frozenset(acts)
+        elif self.actions is not None and acts is not None:
+            self.actions = self.actions & frozenset(acts)
+
+    def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
+        key = self.key_of(ev)
+        if key is None:
+            return None
+        # state: [stage, chain_start, first-step times, count or distinct set]
+        st = self.state.get(key)
+        ts = ev.ts
+        window = self.spec.window
+        if st is None:
+            st = self.state[key] = [0, 0.0, [], 0, []]
+        if st[0] > 0 and ts - st[1] > window:
+            st[0], st[1], st[2], st[3], st[4] = 0, 0.0, [], 0, []
+        stage = st[0]
+        steps = self.steps
+        if stage == 0:
+            first = steps[0]
+            if first.matches(ev):
+                times = st[2]
+                times.append(ts)
+                while times and times[0] < ts - window:
+                    times.pop(0)
+                if len(times) >= first.count:
+                    st[0], st[1], st[2] = 1, times[-first.count], []
+            return None
+        if stage >= len(steps):
+            last = steps[-1]
+            if last.matches(ev):
+                return self._fire(key, st, ev)
+            return None
+        step = steps[stage]
+        if not step.matches(ev):
+            return None
+        if step.distinct_of is not None:
+            value = step.distinct_of(ev)
+            if value is not None and value not in st[4]:
+                st[4].append(value)
+            done = len(st[4]) >= step.count
+        else:
+            st[3] += 1
+            done = st[3] >= step.count
+        if done:
+            st[0], st[3], st[4] = stage + 1, 0, []
+            if st[0] >= len(steps):
+                return self._fire(key, st, ev)
+        return None
+
+    def _fire(self, key: str, st: list[Any], ev: Event) -> Fire:
+        names = " then ".join(s.name for s in self.steps)
+        text = f"{key}: {names} within {human_duration(ev.ts - st[1])}"
+        return Fire(key, st[1], text, {"elapsed_s": ev.ts - st[1]})
+
+    def evict(self, now: float) -> int:
+        limit = now - self.spec.window
+        dead = [
+            k
+            for k, st in self.state.items()
+            if (st[0] > 0 and st[1] < limit) or (st[0] == 0 and (not st[2] or st[2][-1] < limit))
+        ]
+        for k in dead:
+            del self.state[k]
+        return len(dead)
+
+    def dump(self) -> dict[str, Any]:
+        return {k: list(st) for k, st in self.state.items()}
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.state = {k: list(v) for k, v in data.items()}
+
+
+_NEW_VALUE_CAP = 512
+
+
+class NewValueRule(CompiledRule):
+    """A value never seen for this key, once the key's learning period is over."""
+
+    __slots__ = ("value_of",)
+
+    def __init__(self, spec: RuleSpec):
+        super().__init__(spec)
+        assert spec.field is not None
+        resolved = resolve_field(spec.field)
+        assert resolved is not None
+        self.value_of = resolved[1]
+
+    def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
+        key = self.key_of(ev)
+        if key is None:
+            return None
+        value = self.value_of(ev)
+        if value is None:
+            return None
+        st = self.state.get(key)
+        if st is None:
+            self.state[key] = [ev.ts, {value}]
+            return None
+        seen: set[Any] = st[1]
+        if value in seen:
+            return None
+        if len(seen) < _NEW_VALUE_CAP:
+            seen.add(value)
+        if ev.ts - st[0] < self.spec.learning:
+            return None
+        text = (
+            f"{key}: first {self.spec.field} {value} in {len(seen) - 1} known "
+            f"(learning since {human_duration(ev.ts - st[0])})"
+        )
+        return Fire(key, ev.ts, text, {"known_values": float(len(seen) - 1)})
+
+    def dump(self) -> dict[str, Any]:
+        return {k: [st[0], sorted(st[1])] for k, st in self.state.items()}
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.state = {k: [v[0], set(v[1])] for k, v in data.items()}
+
+
+class CadenceRule(CompiledRule):
+    """Machine-regular access: the last ``min_events`` intervals are short and nearly equal."""
+
+    __slots__ = ()
+
+    def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
+        key = self.key_of(ev)
+        if key is None:
+            return None
+        st = self.state.get(key)
+        ts = ev.ts
+        if st is None:
+            self.state[key] = [ts, deque(), 0.0, 0.0]
+            return None
+        gap = ts - st[0]
+        st[0] = ts
+        gaps: deque[float] = st[1]
+        gaps.append(gap)
+        st[2] += gap
+        st[3] += gap * gap
+        n_max = self.spec.min_events - 1
+        if len(gaps) > n_max:
+            old = gaps.popleft()
+            st[2] -= old
+            st[3] -= old * old
+        if len(gaps) < n_max:
+            return None
+        n = len(gaps)
+        mean = st[2] / n
+        if mean <= 0 or mean > self.spec.max_interval:
+            return None
+        var = max(0.0, st[3] / n - mean * mean)
+        cv = var**0.5 / mean
+        if cv > self.spec.max_cv:
+            return None
+        text = (
+            f"{key}: {n + 1} requests every {mean:.1f} s on average, variation {cv:.0%} "
+            "(machine-regular)"
+        )
+        return Fire(key, ts - mean * n, text, {"mean_interval_s": mean, "cv": cv})
+
+    def dump(self) -> dict[str, Any]:
+        return {k: [st[0], list(st[1])] for k, st in self.state.items()}
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.state = {}
+        for k, (last, gaps) in data.items():
+            self.state[k] = [last, deque(gaps), float(sum(gaps)), float(sum(g * g for g in gaps))]
