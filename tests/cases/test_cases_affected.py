@@ -144,4 +144,4 @@ def test_when_no_archive_exists_then_window_comes_from_alerts_and_nobody_is_list
     inc = cases.store.open_from_alerts([harvest_alert()], actor="a").created[0]
     affected = cases.affected(inc)
     assert affected.count == 0
-    assert "no archived events" in affected.windows[0].reasoning[1]
+    assert "aucun événement archivé" in affected.windows[0].reasoning[1]

@@ -7,7 +7,8 @@ before the anchor. An (ip, client) pair used from the horizon on whose network o
 usual is the actor's (the networks named by the alerts are always the actor's). The window
 starts at the actor's first event (normally the first login from the new network or client,
 before the harvest) and ends at the actor's last event, cut at containment when the incident is
-contained. An analyst can replace the estimate (audited).
+contained. An analyst can replace the estimate (audited). The reasoning is written in French:
+it goes into the Art. 33 draft as it is.
 
 When the account has no usual pair at all (no history, or everything is new), or no archive is
 available, every pair counts and the reasoning says so.
@@ -49,7 +50,7 @@ def _duration(seconds: float) -> str:
         return f"{seconds / 60:.0f} min"
     if seconds < 2 * DAY:
         return f"{seconds / 3600:.1f} h"
-    return f"{seconds / DAY:.1f} days"
+    return f"{seconds / DAY:.1f} jours"
 
 
 @dataclass(slots=True)
@@ -101,7 +102,7 @@ def estimate_window(
     """Estimate the compromise window of ``account`` from ``alerts`` and the archive."""
     first, last, alert_ips = _anchor(alerts, account)
     reasons = [
-        f"alerts on {account} rest on events from {iso(first)} to {iso(last)}",
+        f"les alertes sur {account} reposent sur des événements du {iso(first)} au {iso(last)}",
     ]
 
     def net(ip: str | None) -> str:
@@ -115,7 +116,7 @@ def estimate_window(
         end_query = contained_at if contained_at is not None else (ledger.span() or (0, last))[1]
         table = ledger.fingerprints([account], base_start, max(end_query, last))
     if table is None or table.num_rows == 0:
-        reasons.append("no archived events for this account: window taken from the alerts alone")
+        reasons.append("aucun événement archivé pour ce compte : fenêtre tirée des seules alertes")
         return AccountWindow(account, first, min(last, span_end), None, reasons)
 
     rows = table.to_pylist()
@@ -133,15 +134,15 @@ def estimate_window(
     ]
     if not usual_nets and not usual_agents:
         reasons.append(
-            f"no history for {account} before {iso(horizon)} (baseline of "
-            f"{settings.baseline_days:g} days): every network and client counts"
+            f"aucun historique de {account} avant {iso(horizon)} (référence de "
+            f"{settings.baseline_days:g} jours) : tous les réseaux et clients sont retenus"
         )
         actor = candidates
         pairs = None
     elif not actor:
         reasons.append(
-            "every network and client used around the alerts was already usual for the account "
-            "(insider or compromised usual device): every pair counts"
+            "tous les réseaux et clients utilisés autour des alertes étaient habituels pour le "
+            "compte (initié ou poste habituel compromis) : toute l'activité est retenue"
         )
         actor = candidates
         pairs = None
@@ -150,33 +151,35 @@ def estimate_window(
         nets = sorted({net(r["source_ip"]) for r in actor})
         agents = sorted({r["user_agent"] or "-" for r in actor})
         reasons.append(
-            f"usual for {account} before {iso(horizon)}: {len(usual_nets)} network(s), "
+            f"habituels pour {account} avant {iso(horizon)} : {len(usual_nets)} réseau(x), "
             f"{len(usual_agents)} client(s)"
         )
         reasons.append(
-            f"actor: network(s) {', '.join(nets)}; client(s) {', '.join(repr(a) for a in agents)}"
+            f"attaquant : réseau(x) {', '.join(nets)} ; client(s) "
+            f"{', '.join(repr(a) for a in agents)}"
         )
     starts = [r["first"] for r in actor]
     logins = [r["first_login"] for r in actor if r["first_login"] is not None]
     start = min([*starts, first])
     if logins and min(logins) <= start + 1e-6:
         reasons.append(
-            f"window starts at the first successful login from the actor's network/client, "
-            f"{iso(min(logins))}, {_duration(first - min(logins))} before the first alerted event"
+            f"la fenêtre s'ouvre à la première connexion réussie depuis le réseau ou le client de "
+            f"l'attaquant, {iso(min(logins))}, {_duration(first - min(logins))} avant le premier "
+            "événement alerté"
         )
     elif start < first:
         reasons.append(
-            f"window starts at the actor's first event, {iso(start)}, "
-            f"{_duration(first - start)} before the first alerted event"
+            f"la fenêtre s'ouvre au premier événement de l'attaquant, {iso(start)}, "
+            f"{_duration(first - start)} avant le premier événement alerté"
         )
     else:
-        reasons.append(f"window starts at the first alerted event, {iso(start)}")
+        reasons.append(f"la fenêtre s'ouvre au premier événement alerté, {iso(start)}")
     end = max([r["last"] for r in actor] + [last])
     if contained_at is not None and end > contained_at:
         end = contained_at
-        reasons.append(f"window ends at containment, {iso(contained_at)}")
+        reasons.append(f"la fenêtre se ferme au confinement, {iso(contained_at)}")
     else:
-        reasons.append(f"window ends at the actor's last event, {iso(end)}")
+        reasons.append(f"la fenêtre se ferme au dernier événement de l'attaquant, {iso(end)}")
     return AccountWindow(account, start, end, pairs, reasons)
 
 
