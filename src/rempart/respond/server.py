@@ -81,7 +81,8 @@ def create_app(service: ResponseService, *, manage_lifecycle: bool = True) -> Fa
         lifespan=lifespan,
     )
     server = service.settings.server
-    cache_header = str(server.cache_seconds)
+    cache_allow = str(server.cache_allow_seconds)
+    cache_deny = str(server.cache_deny_seconds)
 
     def require(scope: TokenScope) -> Any:
         def dependency(request: Request) -> ApiToken:
@@ -173,8 +174,12 @@ def create_app(service: ResponseService, *, manage_lifecycle: bool = True) -> Fa
         verdict = service.check(req, q.get("method") or h.get("x-rempart-method"))
         headers = verdict.headers()
         applied = verdict.decision
-        cacheable = applied is None or applied.type in (DecisionType.BLOCK, DecisionType.STEP_UP)
-        headers["X-Accel-Expires"] = cache_header if cacheable else "0"
+        if applied is None:
+            headers["X-Accel-Expires"] = cache_allow
+        elif verdict.status in (401, 403) and applied.type is not DecisionType.READ_ONLY:
+            headers["X-Accel-Expires"] = cache_deny
+        else:
+            headers["X-Accel-Expires"] = "0"
         if verdict.status == 401:
             headers["WWW-Authenticate"] = 'Rempart-StepUp realm="rempart"'
         return Response(status_code=verdict.status, headers=headers)

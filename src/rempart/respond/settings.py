@@ -44,9 +44,13 @@ class ServerSettings(StrictModel):
     queue_events: int = Field(default=200_000, ge=1)
     #: Whether ``/v1/decisions/check`` needs an ``enforce`` token.
     check_requires_token: bool = True
-    #: Seconds nginx may cache an "allow" answer (header X-Accel-Expires); blocks are cached
-    #: for the same time, throttled answers never.
-    cache_seconds: int = Field(default=1, ge=0, le=60)
+    #: Seconds nginx may cache a block / step-up answer (header X-Accel-Expires): spares Rempart
+    #: during a flood from an already blocked client; a revocation then takes effect within it.
+    cache_deny_seconds: int = Field(default=1, ge=0, le=60)
+    #: Seconds nginx may cache an "allow". 0 by default: a cached allow would let a harvester go
+    #: on for that long after its block (about 200 records a second through one nginx), and the
+    #: check costs Rempart microseconds. Throttled answers are never cached.
+    cache_allow_seconds: int = Field(default=0, ge=0, le=60)
     #: Polling interval of followed source files.
     follow_interval_seconds: float = Field(default=0.1, gt=0, le=10)
     #: Alerts kept in memory for ``GET /v1/alerts``.
