@@ -122,11 +122,9 @@ def test_throttle_and_fail_modes_through_nginx(tmp_path: Path, population: Popul
             client = httpx.Client(base_url=base, auth=("PH0007", PASSWORDS["PH0007"]), timeout=5)
             with UvicornThread(create_app(service), ports["rempart"]):
                 service.add_manual_decision(
-                    scope=__import__("rempart.respond.decisions").respond.decisions.Scope.ACCOUNT,
+                    scope=Scope.ACCOUNT,
                     value="PH0007",
-                    dtype=__import__(
-                        "rempart.respond.decisions"
-                    ).respond.decisions.DecisionType.THROTTLE,
+                    dtype=DecisionType.THROTTLE,
                     duration=600,
                     reason="test",
                     analyst="t",

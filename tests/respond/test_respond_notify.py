@@ -54,7 +54,7 @@ class Hook:
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if hook.failures > 0:
                     hook.failures -= 1
@@ -138,7 +138,7 @@ def test_email_is_delivered_to_a_real_smtp_server(tmp_path: Path) -> None:
     received: list = []
 
     class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        async def handle_DATA(self, server, session, envelope):
             received.append(envelope)
             return "250 OK"
 

@@ -1,0 +1,114 @@
+"""``rempart serve`` and ``rempart token create|list|revoke``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from rempart.cli._common import CONFIG_OPTION, console, get_config, print_json
+
+token_app = typer.Typer(
+    help="API tokens of the server (ingest, enforce, admin).", no_args_is_help=True
+)
+
+
+def serve(
+    config: Path | None = CONFIG_OPTION,
+    host: str | None = typer.Option(None, help="Listen address (default from config: 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Listen port (default from config: 8000)."),
+    follow_from: str = typer.Option(
+        "start", help="Without a checkpoint, read followed files from the 'start' or the 'end'."
+    ),
+) -> None:
+    """Run the Rempart server: streaming detection, decisions, enforcement API."""
+    import uvicorn
+
+    from rempart.respond.server import create_app
+    from rempart.respond.service import ResponseService
+
+    cfg = get_config(config)
+    server = cfg.response.server
+    service = ResponseService(cfg, follow_from=follow_from)
+    app = create_app(service)
+    bind_host, bind_port = host or server.host, port or server.port
+    console.print(
+        f"[bold]rempart[/bold] serving on http://{bind_host}:{bind_port} "
+        f"(policy {cfg.response.policy}"
+        f"{', SIMULATION' if service.policy.simulation else ''}; "
+        f"{len(cfg.sources)} source(s); API docs at /docs)"
+    )
+    uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning", access_log=False)
+
+
+@token_app.command("create")
+def token_create(
+    scope: list[str] = typer.Option(
+        ..., "--scope", "-s", help="ingest, enforce or admin (repeat or comma-separate)."
+    ),
+    name: str = typer.Option(..., "--name", "-n", help="Who or what uses it (shown in audits)."),
+    config: Path | None = CONFIG_OPTION,
+) -> None:
+    """Create a token; it is printed once and only its SHA-256 is stored."""
+    from rempart.db import open_database
+    from rempart.respond.apitokens import ApiTokens, parse_scopes
+
+    cfg = get_config(config)
+    _, sessions = open_database(cfg.state.url)
+    text, token = ApiTokens(sessions).create(name, parse_scopes(scope))
+    console.print(
+        f"token {token.id} ({', '.join(sorted(s.value for s in token.scopes))}) "
+        f"for {name}; store it now, it is not shown again:",
+        highlight=False,
+    )
+    typer.echo(text)
+
+
+@token_app.command("list")
+def token_list(
+    config: Path | None = CONFIG_OPTION, json_out: bool = typer.Option(False, "--json")
+) -> None:
+    """List tokens (ids, names, scopes; never the secrets)."""
+    from rich.table import Table
+
+    from rempart.db import open_database
+    from rempart.respond.apitokens import ApiTokens
+
+    _, sessions = open_database(get_config(config).state.url)
+    tokens = ApiTokens(sessions).list()
+    if json_out:
+        print_json(
+            [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "scopes": sorted(s.value for s in t.scopes),
+                    "created": t.created,
+                    "revoked_at": t.revoked_at,
+                }
+                for t in tokens
+            ]
+        )
+        return
+    table = Table("id", "name", "scopes", "revoked")
+    for t in tokens:
+        table.add_row(
+            t.id, t.name, ",".join(sorted(s.value for s in t.scopes)), "yes" if t.revoked_at else ""
+        )
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str, config: Path | None = CONFIG_OPTION) -> None:
+    """Revoke a token by id (the server notices within 30 s)."""
+    from rempart.db import open_database
+    from rempart.respond.apitokens import ApiTokens
+
+    _, sessions = open_database(get_config(config).state.url)
+    ApiTokens(sessions).revoke(token_id)
+    console.print(f"token {token_id} revoked")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.add_typer(token_app, name="token")
