@@ -105,7 +105,9 @@ class ExposureLedger:
         """Parquet files of the days overlapping [start, end] (partition pruning by name)."""
         if not self.archive_dir.is_dir():
             return []
-        lo = _day(start) if start is not None else None
+        # A follow-mode part sits in the day of its first event and may hold a few events of
+        # the next day: look one folder earlier (``ts`` filters are exact anyway).
+        lo = _day(start) - timedelta(days=1) if start is not None else None
         hi = _day(end) if end is not None else None
         files: list[str] = []
         for part in sorted(self.archive_dir.glob("day=*")):

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy.orm import Session, sessionmaker
 
-from rempart.cases.affected import AffectedPeople, compute_affected
+from rempart.cases.affected import CSV_COLUMNS, AffectedPeople, compute_affected
 from rempart.cases.art33 import build_notification
 from rempart.cases.documents import art33_blocks, art34_letter, register_blocks, to_markdown
 from rempart.cases.incidents import Incident, IncidentError, IncidentStore
@@ -290,3 +293,70 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _redactor(config: Config) -> tuple[Callable[[str], str], str | None]:
+    """NIR-shaped runs -> their tokens (same key as ingestion), or ``[NIR]`` without a key."""
+    from rempart.ingest.normalise import NIR_LIKE, normalise_identifier
+    from rempart.protect.tokens import Tokenizer, resolve_key
+
+    keys = config.keys
+    if os.environ.get(keys.token_key_env) or keys.token_key_file.expanduser().exists():
+        tok = Tokenizer(resolve_key(env=keys.token_key_env, file=keys.token_key_file))
+
+        def redact(text: str) -> str:
+            return NIR_LIKE.sub(lambda m: tok(normalise_identifier(m.group(0))), text)
+
+        return redact, tok.key_id
+    return (lambda text: NIR_LIKE.sub("[NIR]", text)), None
+
+
+def rule_files_of(config: Config) -> list[Path]:
+    """Rule files in force: the profile's built-in pack, then extra directories."""
+    from rempart.detect.loader import builtin_pack_dir, rule_files
+
+    profile = config.profile if "/" not in config.profile else "tiers-payant"
+    return rule_files([builtin_pack_dir(profile), *config.detection.rules])
+
+
+def write_evidence(cases: Cases, incident_id: int, out: Path, *, actor: str) -> dict[str, Any]:
+    """Write the evidence bundle of an incident (audited); returns its manifest."""
+    from rempart.cases.evidence import BundleContent, write_bundle
+
+    inc = cases.store.get(incident_id)
+    affected = cases.affected(inc)
+    ledger = (
+        cases.ledger.scoped_disclosures([w.actor_filter(inc.attribution) for w in affected.windows])
+        if cases.ledger is not None
+        else None
+    )
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for p in affected.people:
+        writer.writerow(p.to_row())
+    redact, key_id = _redactor(cases.config)
+    content = BundleContent(
+        incident={
+            **inc.summary(),
+            "windows": [w.to_dict() for w in affected.windows],
+            "affected": affected.summary(),
+            "audit": [e.to_dict() for e in cases.store.audit_trail(inc.id)],
+        },
+        alerts=inc.alerts,
+        ledger=ledger if ledger is not None else pa.table({}),
+        affected_csv=buf.getvalue().encode(),
+        rule_files=rule_files_of(cases.config),
+        profile=cases.config.profile,
+        lateness=cases.config.detection.lateness_seconds,
+        redact=redact,
+        token_key_id=key_id,
+    )
+    manifest = write_bundle(content, out)
+    cases.store.record(
+        incident_id,
+        actor=actor,
+        action="evidence.bundle",
+        details={"file": str(out), "sha256": _sha256(out), "alerts": len(inc.alerts)},
+    )
+    return manifest

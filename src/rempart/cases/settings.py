@@ -41,6 +41,10 @@ class CasesSettings(StrictModel):
     #: IPv4 / IPv6 prefix lengths that define a "network" in windows and timelines.
     ipv4_prefix: int = Field(default=24, ge=8, le=32)
     ipv6_prefix: int = Field(default=48, ge=16, le=128)
+    #: Prefix lengths under which an address counts as one of the account's usual networks
+    #: (wider than a /24: a box re-addressed by its ISP, a phone moving between cells, stay usual).
+    usual_ipv4_prefix: int = Field(default=16, ge=8, le=32)
+    usual_ipv6_prefix: int = Field(default=32, ge=16, le=128)
     #: Alerts on the same entity join an open incident only if they start within this many
     #: days of its last alert.
     merge_gap_days: float = Field(default=7.0, gt=0)

@@ -1,10 +1,11 @@
 """The compromise window of each account of an incident, estimated with its reasoning.
 
 For one account, the alerts give an anchor: the first and last event time they rest on. The
-archive then tells which networks (IPv4 /24, IPv6 /48 by default) and clients (user agents) the
-account *usually* uses: those seen in a baseline period that ends ``novelty_horizon_days``
-before the anchor. An (ip, client) pair used from the horizon on whose network or client is not
-usual is the actor's (the networks named by the alerts are always the actor's). The window
+archive then tells which networks and clients (user agents) the account *usually* uses: those
+seen in a baseline period that ends ``novelty_horizon_days`` before the anchor. An (ip, client)
+pair used from the horizon on whose network or client is not usual is the actor's. Usual
+networks are compared as /16 (IPv4) and /32 (IPv6) by default, so that a box re-addressed by its
+ISP or a phone moving between cells stays usual. The window
 starts at the actor's first event (normally the first login from the new network or client,
 before the harvest) and ends at the actor's last event, cut at containment when the incident is
 contained. An analyst can replace the estimate (audited). The reasoning is written in French:
@@ -119,18 +120,17 @@ def estimate_window(
         reasons.append("aucun événement archivé pour ce compte : fenêtre tirée des seules alertes")
         return AccountWindow(account, first, min(last, span_end), None, reasons)
 
+    def usual_net(ip: str | None) -> str:
+        return network_of(ip, settings.usual_ipv4_prefix, settings.usual_ipv6_prefix)
+
     rows = table.to_pylist()
-    usual_nets = {net(r["source_ip"]) for r in rows if r["first"] < horizon}
+    usual_nets = {usual_net(r["source_ip"]) for r in rows if r["first"] < horizon}
     usual_agents = {r["user_agent"] for r in rows if r["first"] < horizon}
-    alert_nets = {net(ip) for ip in alert_ips}
-    usual_nets -= alert_nets
     candidates = [r for r in rows if r["last"] >= horizon]
     actor = [
         r
         for r in candidates
-        if net(r["source_ip"]) in alert_nets
-        or net(r["source_ip"]) not in usual_nets
-        or r["user_agent"] not in usual_agents
+        if usual_net(r["source_ip"]) not in usual_nets or r["user_agent"] not in usual_agents
     ]
     if not usual_nets and not usual_agents:
         reasons.append(
@@ -151,9 +151,14 @@ def estimate_window(
         nets = sorted({net(r["source_ip"]) for r in actor})
         agents = sorted({r["user_agent"] or "-" for r in actor})
         reasons.append(
-            f"habituels pour {account} avant {iso(horizon)} : {len(usual_nets)} réseau(x), "
-            f"{len(usual_agents)} client(s)"
+            f"habituels pour {account} avant {iso(horizon)} : {len(usual_nets)} réseau(x) "
+            f"(/{settings.usual_ipv4_prefix}), {len(usual_agents)} client(s)"
         )
+        named = sorted(
+            {ip for ip in alert_ips if (ip, None) not in pairs} & {ip for ip, _ in pairs}
+        )
+        if named:
+            reasons.append(f"adresses nommées par les alertes et retenues : {', '.join(named)}")
         reasons.append(
             f"attaquant : réseau(x) {', '.join(nets)} ; client(s) "
             f"{', '.join(repr(a) for a in agents)}"
