@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 from rempart.errors import InputError
 from rempart.events import Event
 from rempart.ingest.parsers import RawRequest
-from rempart.ingest.profile import BENEFICIARY_PLACEHOLDER, RouteProfile
+from rempart.ingest.profile import BENEFICIARY_PLACEHOLDER, Route, RouteProfile
 from rempart.protect.tokens import Tokenizer
 
 #: A NIR-shaped run: 13 characters (digits, or 2A/2B for Corsica) and an optional 2-digit key,
@@ -33,6 +33,15 @@ _SEPARATORS = str.maketrans("", "", " .-")
 def normalise_identifier(raw: str) -> str:
     """Canonical form of a beneficiary id before tokenisation: no separators, upper case."""
     return raw.translate(_SEPARATORS).upper()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    route: Route
+    method: str
+    path: str
+    query: str | None
+    token: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +83,8 @@ class Normalizer:
         self.tokenizer = tokenizer
         self.directory = directory or {}
         self._intern: dict[str, str] = {}
+        self._requests: dict[tuple[str, str], RequestInfo] = {}
+        self._accounts: dict[str, tuple[str, str | None, str | None]] = {}
 
     def redact(self, text: str) -> str:
         """Replace NIR-shaped runs by their tokens."""
@@ -100,50 +111,85 @@ class Normalizer:
             got = value
         return got
 
-    def event(self, raw: RawRequest, source: str, line: int) -> Event:
-        path, _, query = raw.target.partition("?")
-        route, bid = self.profile.match(raw.method, path)
+    def request_info(self, method: str, target: str) -> RequestInfo:
+        """Route, stored path and query, and beneficiary token of a request target (cached)."""
+        key = (method, target)
+        info = self._requests.get(key)
+        if info is not None:
+            return info
+        path, _, query = target.partition("?")
+        route, bid = self.profile.match(method, path)
         token: str | None = None
         if bid is not None:
             token = self.tokenizer(normalise_identifier(bid))
             path = path.replace(bid, BENEFICIARY_PLACEHOLDER, 1)
         elif route.beneficiary_param and query:
-            for k, v in parse_qsl(query, keep_blank_values=True):
+            pairs = parse_qsl(query, keep_blank_values=True)
+            for k, v in pairs:
                 if k == route.beneficiary_param and v:
                     token = self.tokenizer(normalise_identifier(v))
                     break
-        if route.pattern is None and route.name == "other":
+            query = "&".join(
+                f"{k}={BENEFICIARY_PLACEHOLDER if k == route.beneficiary_param else v}"
+                for k, v in pairs
+            )
+        if route.name == "other":
             path = self.redact(path)
+        info = RequestInfo(
+            route,
+            self._i(method) or method,
+            self._i(path) or path,
+            self.redact(query) if query else None,
+            token,
+        )
+        if len(self._requests) >= 1_000_000:
+            self._requests.clear()
+        self._requests[key] = info
+        return info
+
+    def account_info(self, user: str) -> tuple[str, str | None, str | None]:
+        """(interned account, peer group, organisation) of an account name (cached)."""
+        got = self._accounts.get(user)
+        if got is None:
+            entry = self.directory.get(user)
+            if entry is not None:
+                got = (user, entry.kind, entry.organization_id)
+            else:
+                got = (user, self.profile.account_kind(user), None)
+            if len(self._accounts) >= 1_000_000:
+                self._accounts.clear()
+            self._accounts[user] = got
+        return got
+
+    def event(self, raw: RawRequest, source: str, line: int) -> Event:
+        info = self.request_info(raw.method, raw.target)
+        route = info.route
         outcome = route.outcome(raw.status)
+        token = info.token
         categories = route.discloses if (outcome == "success" and token is not None) else ()
         user = raw.user
         kind: str | None = None
         org = raw.organization_id
         if user is not None:
-            user = self._i(user) or user
-            entry = self.directory.get(user)
-            if entry is not None:
-                kind = entry.kind
-                org = org or entry.organization_id
-            else:
-                kind = self.profile.account_kind(user)
+            user, kind, dir_org = self.account_info(user)
+            org = org or dir_org
         return Event(
-            ts=raw.ts,
-            source_ip=self._i(raw.ip) or raw.ip,
-            action=route.action,
-            outcome=outcome,
-            user_name=user,
-            organization_id=org,
-            user_agent=self._i(raw.user_agent),
-            method=raw.method,
-            path=self._i(path) or path,
-            query=self.redact(query) if query else None,
-            status=raw.status,
-            bytes=raw.bytes,
-            session_id=raw.session_id,
-            beneficiary_token=token,
-            categories=categories,
-            account_kind=kind,
-            source=source,
-            line=line,
+            raw.ts,
+            self._i(raw.ip) or raw.ip,
+            route.action,
+            outcome,
+            user,
+            org,
+            self._i(raw.user_agent),
+            info.method,
+            info.path,
+            info.query,
+            raw.status,
+            raw.bytes,
+            raw.session_id,
+            token,
+            categories,
+            kind,
+            source,
+            line,
         )

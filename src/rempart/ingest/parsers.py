@@ -135,7 +135,7 @@ class CombinedParser:
             method, target = "-", request
         session_id = org = None
         if rest and self.trailing_fields:
-            values = [q if q is not None else b for q, b in _TRAILING.findall(rest)]
+            values = [q if q else b for q, b in _TRAILING.findall(rest)]
             for name, value in zip(self.trailing_fields, values, strict=False):
                 if name == "session_id":
                     session_id = _dash(value)

@@ -7,6 +7,7 @@ the run goes on: nothing is dropped silently.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -14,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from rempart.events import Event
-from rempart.ingest.normalise import DirectoryEntry, Normalizer
-from rempart.ingest.parsers import CombinedParser, JsonParser, Reject
+from rempart.ingest.normalise import DirectoryEntry, Normalizer, RequestInfo
+from rempart.ingest.parsers import _TRAILING, CombinedParser, JsonParser, Reject
 from rempart.ingest.profile import RouteProfile, load_profile
 from rempart.ingest.quarantine import Quarantine
 from rempart.ingest.sources import iter_line_chunks, open_input
@@ -25,6 +26,12 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 Format = Literal["auto", "combined", "jsonl"]
+#: The combined format when no field holds an escaped quote (nginx writes " as \\x22): a regex
+#: without alternation inside quoted fields, several times faster than the general one.
+_FAST_COMBINED = re.compile(
+    r'([^ ]+) [^ ]+ ([^ ]+) \[([^\]]+)\] "([^"\\]*)" ([0-9]{3}) ([0-9]+|-)'
+    r' "[^"\\]*" "([^"\\]*)"(.*)'
+)
 DEFAULT_MAX_LINE = 65_536
 
 
@@ -119,7 +126,11 @@ class LineDecoder:
         self.quarantine = quarantine
         self.fmt = fmt
         self.max_line_bytes = max_line_bytes
-        self._combined = CombinedParser(normalizer.profile.trailing_fields)
+        trailing = normalizer.profile.trailing_fields
+        self._combined = CombinedParser(trailing)
+        self._by_request: dict[str, RequestInfo] = {}
+        self._session_at = trailing.index("session_id") if "session_id" in trailing else -1
+        self._org_at = trailing.index("organization_id") if "organization_id" in trailing else -1
         self._json = JsonParser(json_mapping, time_format)
 
     def detect_format(self, first: bytes) -> Format:
@@ -135,6 +146,127 @@ class LineDecoder:
         fmt: Format,
         *,
         complete: bool = True,
+    ) -> list[Event]:
+        if fmt == "combined":
+            return self._decode_combined(source, first_line, lines, complete=complete)
+        return self._decode_each(source, first_line, lines, fmt, complete=complete)
+
+    def _decode_combined(
+        self, source: str, first_line: int, lines: list[bytes], *, complete: bool
+    ) -> list[Event]:
+        """Fast path for the combined format: one simple regex per line, then cached lookups
+        per distinct time string, request target and account. Lines the fast regex does not
+        accept (escaped quotes, malformed lines) go through the reference parser."""
+        try:
+            texts = b"\n".join(lines).decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            return self._decode_each(source, first_line, lines, "combined", complete=complete)
+        if len(texts) != len(lines):
+            return self._decode_each(source, first_line, lines, "combined", complete=complete)
+        fast = _FAST_COMBINED.fullmatch
+        trailing = _TRAILING.findall
+        norm = self.normalizer
+        request_info = norm.request_info
+        account_info = norm.account_info
+        interned = norm._intern
+        if len(interned) > 500_000:
+            interned.clear()
+        intern = interned.setdefault
+        requests = self._by_request
+        if len(requests) >= 1_000_000:
+            requests.clear()
+        by_request = requests.get
+        parse_time = self._combined._time
+        times = parse_time._cache.get
+        session_at = self._session_at
+        org_at = self._org_at
+        max_chars = self.max_line_bytes // 4
+        out: list[Event] = []
+        append = out.append
+        slow: list[tuple[int, int]] = []
+        lineno = first_line - 1
+        for i, text in enumerate(texts):
+            lineno += 1
+            if text.endswith("\r"):
+                text = text[:-1]
+            m = fast(text) if len(text) <= max_chars else None
+            if m is None:
+                if text:
+                    slow.append((i, len(out)))
+                continue
+            ip, user, time_s, request, status_s, bytes_s, ua, rest = m.groups()
+            info = by_request(request)
+            if info is None:
+                parts = request.split(" ")
+                if len(parts) != 3 and len(parts) != 2:
+                    slow.append((i, len(out)))
+                    continue
+                info = request_info(parts[0], parts[1])
+                if len(requests) < 1_000_000:
+                    requests[request] = info
+            ts = times(time_s)
+            if ts is None:
+                try:
+                    ts = parse_time(time_s)
+                except Reject:
+                    slow.append((i, len(out)))
+                    continue
+            route = info.route
+            status = int(status_s)
+            outcome = route.outcome(status)
+            token = info.token
+            sid = org = kind = None
+            if rest and (session_at >= 0 or org_at >= 0):
+                vals = rest[2:-1].split('" "') if rest[:2] == ' "' and rest[-1] == '"' else []
+                if not vals or rest.count('"') != 2 * len(vals):
+                    vals = [q if q else b for q, b in trailing(rest)]
+                if 0 <= session_at < len(vals) and vals[session_at] not in ("-", ""):
+                    sid = vals[session_at]
+                if 0 <= org_at < len(vals) and vals[org_at] not in ("-", ""):
+                    org = vals[org_at]
+            if user == "-":
+                user = None
+            else:
+                user, kind, dir_org = account_info(user)
+                org = org or dir_org
+            append(
+                Event(
+                    ts,
+                    intern(ip, ip),
+                    route.action,
+                    outcome,
+                    user,
+                    org,
+                    None if ua is None or ua == "-" or ua == "" else intern(ua, ua),
+                    info.method,
+                    info.path,
+                    info.query,
+                    status,
+                    0 if bytes_s == "-" else int(bytes_s),
+                    sid,
+                    token,
+                    route.discloses if (token is not None and outcome == "success") else (),
+                    kind,
+                    source,
+                    lineno,
+                )
+            )
+        if slow:
+            # Reference path for the rest, keeping file order.
+            last_index = len(lines) - 1
+            for index, position in reversed(slow):
+                got = self._decode_each(
+                    source,
+                    first_line + index,
+                    [lines[index]],
+                    "combined",
+                    complete=complete or index != last_index,
+                )
+                out[position:position] = got
+        return out
+
+    def _decode_each(
+        self, source: str, first_line: int, lines: list[bytes], fmt: Format, *, complete: bool
     ) -> list[Event]:
         parse = self._json.parse if fmt == "jsonl" else self._combined.parse
         to_event = self.normalizer.event

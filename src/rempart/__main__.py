@@ -1,0 +1,5 @@
+"""``python -m rempart`` runs the ``rempart`` command."""
+
+from rempart.cli import main
+
+main()
