@@ -86,7 +86,8 @@ def test_window_starts_at_the_first_login_from_the_new_network_before_the_harves
     assert window.start == login_at - HOUR
     assert window.actor_pairs == frozenset({(BOT_IP, BOT_UA)})
     assert any("203.0.113.0/24" in r for r in window.reasoning)
-    assert window.end == T0 + 20 * DAY + 10 * HOUR  # the alert's last event
+    # ... and closes at the actor's last event, the 200th read at 09:59:42
+    assert window.end == T0 + 20 * DAY + 9 * HOUR + 18 * 199
 
 
 def test_when_excluding_people_served_before_then_the_known_patient_is_left_out(cases_factory):

@@ -163,28 +163,32 @@ def estimate_window(
             f"attaquant : réseau(x) {', '.join(nets)} ; client(s) "
             f"{', '.join(repr(a) for a in agents)}"
         )
-    starts = [r["first"] for r in actor]
-    logins = [r["first_login"] for r in actor if r["first_login"] is not None]
-    start = min([*starts, first])
-    if logins and min(logins) <= start + 1e-6:
-        reasons.append(
-            f"la fenêtre s'ouvre à la première connexion réussie depuis le réseau ou le client de "
-            f"l'attaquant, {iso(min(logins))}, {_duration(first - min(logins))} avant le premier "
-            "événement alerté"
-        )
-    elif start < first:
-        reasons.append(
-            f"la fenêtre s'ouvre au premier événement de l'attaquant, {iso(start)}, "
-            f"{_duration(first - start)} avant le premier événement alerté"
-        )
+
+    def rel(t: float) -> str:
+        side = "avant" if t <= first else "après"
+        return f"{_duration(first - t)} {side} le premier événement alerté"
+
+    if pairs is None:
+        start, end = first, last
+        reasons.append(f"la fenêtre est celle des alertes : du {iso(start)} au {iso(end)}")
     else:
-        reasons.append(f"la fenêtre s'ouvre au premier événement alerté, {iso(start)}")
-    end = max([r["last"] for r in actor] + [last])
+        start = min(r["first"] for r in actor)
+        end = max(r["last"] for r in actor)
+        logins = [r["first_login"] for r in actor if r["first_login"] is not None]
+        if logins and min(logins) <= start + 1e-6:
+            reasons.append(
+                "la fenêtre s'ouvre à la première connexion réussie depuis le réseau ou le client "
+                f"de l'attaquant, {iso(start)}, {rel(start)}"
+            )
+        else:
+            reasons.append(
+                "la fenêtre s'ouvre au premier événement de l'attaquant, "
+                f"{iso(start)}, {rel(start)}"
+            )
+        reasons.append(f"elle se ferme au dernier événement de l'attaquant, {iso(end)}")
     if contained_at is not None and end > contained_at:
-        end = contained_at
-        reasons.append(f"la fenêtre se ferme au confinement, {iso(contained_at)}")
-    else:
-        reasons.append(f"la fenêtre se ferme au dernier événement de l'attaquant, {iso(end)}")
+        end = max(start, contained_at)
+        reasons.append(f"elle est coupée au confinement, {iso(contained_at)}")
     return AccountWindow(account, start, end, pairs, reasons)
 
 
