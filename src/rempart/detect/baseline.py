@@ -164,7 +164,10 @@ class BaselineRule(CompiledRule):
         if key is None:
             return None
         ts = ev.ts
-        day = local_day(ts)
+        if ctx.day_ts != ts:
+            ctx.day = local_day(ts)
+            ctx.day_ts = ts
+        day = ctx.day
         st = self.state.get(key)
         early: Fire | None = None
         if st is None:
@@ -205,38 +208,32 @@ class BaselineRule(CompiledRule):
         thr, own, peer = self._threshold(st)
         if value <= thr:
             return None
+        history = list(st.history)
+        today, new = len(st.today), st.new
         return Fire(
             key,
             ts,
-            self._explain(key, st, value, own, peer),
-            self._metrics(st, value, thr, own, peer),
-            set(st.today),
+            lambda: self._explain(key, today, new, history, value, own, peer),
+            {"value": value, "threshold": thr, "distinct_today": float(today),
+             "new_today": float(new)},
+            st.today,
         )
 
-    def _metrics(
-        self, st: _Day, value: float, thr: float, own: float | None, peer: float | None
-    ) -> dict[str, float]:
-        m = {
-            "value": value,
-            "threshold": thr,
-            "distinct_today": float(len(st.today)),
-            "new_today": float(st.new),
-        }
-        if own is not None:
-            m["own_usual"] = median(st.history)
-        if peer is not None:
-            m["peer_quantile"] = peer
-        return m
-
     def _explain(
-        self, key: str, st: _Day, value: float, own: float | None, peer: float | None
+        self,
+        key: str,
+        n: int,
+        new: int,
+        history: list[float],
+        value: float,
+        own: float | None,
+        peer: float | None,
     ) -> str:
-        n = len(st.today)
         q = self.quantity
         if q == "distinct_beneficiaries":
             head = f"{key} read {n:,} distinct beneficiaries today"
         elif q == "new_beneficiaries":
-            head = f"{key} read {st.new:,} beneficiaries it had never read before today"
+            head = f"{key} read {new:,} beneficiaries it had never read before today"
         elif q == "novelty_share":
             head = f"{key}: {value:.0%} of today's {n:,} beneficiaries never seen before"
         elif q == "new_without_claim":
@@ -249,12 +246,12 @@ class BaselineRule(CompiledRule):
         parts = [head]
         pct = round(100 * self.spec.peer_quantile)
         if own is not None:
-            usual = median(st.history)
+            usual = median(history)
             parts.append(f"its usual day is {usual:,.2f}".rstrip("0").rstrip("."))
         if peer is not None:
             parts.append(f"its peers' {pct}th percentile {peer:,.2f}".rstrip("0").rstrip("."))
         if q in ("distinct_beneficiaries", "reads_without_claim") and n:
-            parts.append(f"{st.new / n:.0%} never seen before")
+            parts.append(f"{new / n:.0%} never seen before")
         return "; ".join(parts)
 
     def evict(self, now: float) -> int:

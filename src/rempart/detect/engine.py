@@ -88,7 +88,9 @@ class Engine:
                 self.campaign_by_signal.setdefault(sid, []).append(c)
         self.lateness = lateness
         self.history = BeneficiaryHistory()
-        self.alerts: dict[str, Alert] = {}
+        self._alerts: dict[str, Alert] = {}
+        #: Alerts whose explanation awaits rendering from their latest firing.
+        self._stale: dict[str, tuple[Fire, float]] = {}
         self.events_seen = 0
         self.late_events = 0
         self.record_signals = record_signals
@@ -145,10 +147,23 @@ class Engine:
             self._run(heapq.heappop(self._heap)[4], out)
         return out
 
+    @property
+    def alerts(self) -> dict[str, Alert]:
+        """Every alert by id, in its current state."""
+        self._render_stale()
+        return self._alerts
+
+    def _render_stale(self) -> None:
+        for aid, (fire, ts) in self._stale.items():
+            alert = self._alerts[aid]
+            alert.explanation = fire.render() + self._context(fire.key, ts, alert.entity_type)
+        self._stale.clear()
+
     def take_updated(self) -> list[Alert]:
         """Alerts updated (not created) since the last call."""
+        self._render_stale()
         ids, self._updated = self._updated, set()
-        return [self.alerts[i] for i in sorted(ids) if i in self.alerts]
+        return [self._alerts[i] for i in sorted(ids) if i in self._alerts]
 
     # -- core ----------------------------------------------------------------------------
     def _rules_for(self, action: str) -> tuple[CompiledRule, ...]:
@@ -189,7 +204,7 @@ class Engine:
             if not ids:
                 continue
             for aid in list(ids):
-                alert = self.alerts[aid]
+                alert = self._alerts[aid]
                 spec = self.specs[alert.rule_id]
                 if ev.ts - alert.last_seen > max(spec.dedupe, 86400.0):
                     ids.remove(aid)
@@ -230,7 +245,16 @@ class Engine:
                 if f is not None:
                     self._alert(camp.spec, ev, f, out)
 
-    def _context(self, account: str, ts: float) -> str:
+    def _add_accounts(self, alert: Alert, accounts: list[str]) -> None:
+        for acc in accounts:
+            if len(alert.accounts) >= 200:
+                return
+            alert.accounts.append(acc)
+            self._watch_account.setdefault(acc, []).append(alert.id)
+
+    def _context(self, account: str, ts: float, etype: EntityType) -> str:
+        if etype != EntityType.ACCOUNT:
+            return ""
         seen = self._novelty.get(account)
         if not seen:
             return ""
@@ -245,38 +269,34 @@ class Engine:
         key = (spec.id, etype.value, fire.key)
         ts = ev.ts
         alert = self._open.get(key)
-        ref = EvidenceRef(ev.source, ev.line)
-        context = self._context(fire.key, ts) if etype == EntityType.ACCOUNT else ""
-        aid = alert_id(spec.id, etype.value, fire.key, fire.first_seen)
-        if alert is not None and alert.id != aid and ts - alert.last_seen > spec.dedupe:
-            alert = None
-        if alert is None and aid in self.alerts:
-            alert = self._open[key] = self.alerts[aid]  # same episode seen again: reopen it
+        aid = ""
+        if alert is None or ts - alert.last_seen > spec.dedupe:
+            aid = alert_id(spec.id, etype.value, fire.key, fire.first_seen)
+            if alert is not None and alert.id != aid:
+                alert = None
+            if alert is None and aid in self._alerts:
+                alert = self._open[key] = self._alerts[aid]  # same episode again: reopen it
         if alert is not None:
             alert.updates += 1
             alert.events += 1
             alert.last_seen = ts
-            alert.metrics = dict(fire.metrics)
-            alert.explanation = fire.text + context
+            alert.metrics = fire.metrics
+            self._stale[alert.id] = (fire, ts)
             if len(alert.evidence) < EVIDENCE_CAP and ev.line:
-                alert.evidence.append(ref)
+                alert.evidence.append(EvidenceRef(ev.source, ev.line))
             if ev.source_ip not in alert.ips and len(alert.ips) < 50:
                 alert.ips.append(ev.source_ip)
-            if fire.related:
-                for acc in fire.related:
-                    if acc not in alert.accounts and len(alert.accounts) < 200:
-                        alert.accounts.append(acc)
-                        self._watch_account.setdefault(acc, []).append(alert.id)
-            if fire.exposed:
-                exposed = self._exposure.setdefault(alert.id, set())
-                exposed.update(fire.exposed)
-                alert.records_exposed = len(exposed)
+            if spec.type == "campaign" and fire.related:
+                new = [a for a in fire.related if a not in alert.accounts]
+                self._add_accounts(alert, new)
+            elif etype == EntityType.IP and ev.user_name and ev.user_name not in alert.accounts:
+                self._add_accounts(alert, [ev.user_name])
             self._updated.add(alert.id)
             return
         if etype == EntityType.ACCOUNT:
             accounts = [fire.key]
         elif fire.related:
-            accounts = list(fire.related)[:200]
+            accounts = sorted(fire.related)[:200]
         elif ev.user_name:
             accounts = [ev.user_name]
         else:
@@ -298,14 +318,14 @@ class Engine:
             ips=ips,
             events=int(fire.metrics.get("count", fire.metrics.get("distinct", 1))),
             records_exposed=len(exposed),
-            explanation=fire.text + context,
+            explanation=fire.render() + self._context(fire.key, ts, etype),
             technique=list(spec.technique),
             tags=list(spec.tags),
-            evidence=[ref] if ev.line else [],
+            evidence=[EvidenceRef(ev.source, ev.line)] if ev.line else [],
             metrics=dict(fire.metrics),
         )
         self._open[key] = alert
-        self.alerts[aid] = alert
+        self._alerts[aid] = alert
         self._exposure[aid] = exposed
         if etype == EntityType.IP:
             self._watch_ip.setdefault(fire.key, []).append(aid)
@@ -340,12 +360,13 @@ class Engine:
     # -- state ---------------------------------------------------------------------------
     def dump_state(self) -> dict[str, Any]:
         """Everything learned, as msgspec-friendly primitives (see ``rempart.detect.store``)."""
+        self._render_stale()
         return {
             "rules": {r.spec.id: r.dump() for r in self.rules},
             "risks": {r.spec.id: r.dump() for r in self.risks},
             "campaigns": {c.spec.id: c.dump() for c in self.campaigns},
             "history": self.history.dump(),
-            "alerts": [a.to_dict() for a in self.alerts.values()],
+            "alerts": [a.to_dict() for a in self._alerts.values()],
             "open": [[k[0], k[1], k[2], a.id] for k, a in self._open.items()],
             "exposure": {aid: sorted(s) for aid, s in self._exposure.items()},
             "signal_seen": [[k[0], k[1], t] for k, t in self._signal_seen.items()],
@@ -367,16 +388,16 @@ class Engine:
                 if obj.spec.id in saved:
                     obj.load(saved[obj.spec.id])
         self.history.load(state.get("history", {}))
-        self.alerts = {a["id"]: Alert.from_dict(a) for a in state.get("alerts", [])}
+        self._alerts = {a["id"]: Alert.from_dict(a) for a in state.get("alerts", [])}
         self._open = {
-            (r, e, k): self.alerts[aid]
+            (r, e, k): self._alerts[aid]
             for r, e, k, aid in state.get("open", [])
-            if aid in self.alerts
+            if aid in self._alerts
         }
         self._exposure = {aid: set(v) for aid, v in state.get("exposure", {}).items()}
         self._watch_account, self._watch_ip = {}, {}
         for aid in self._exposure:
-            alert = self.alerts.get(aid)
+            alert = self._alerts.get(aid)
             if alert is None:
                 continue
             if alert.entity_type == EntityType.IP:

@@ -428,22 +428,52 @@ def compile_node(node: Node) -> Predicate:
         return lambda e: not inner(e)
     if isinstance(node, BoolOp):
         parts = [compile_node(n) for n in node.items]
-        if node.op == "and":
-            if len(parts) == 2:
-                a, b = parts
-                return lambda e: a(e) and b(e)
-            return lambda e: all(p(e) for p in parts)
-        if len(parts) == 2:
-            a, b = parts
-            return lambda e: a(e) or b(e)
-        return lambda e: any(p(e) for p in parts)
+        return _fold(node.op, parts)
     return _compile_test(node)
 
 
+def _fold(op: str, parts: list[Predicate]) -> Predicate:
+    """Chain predicates pairwise (faster than ``all()`` over a generator on the hot path)."""
+    if len(parts) == 1:
+        return parts[0]
+    a = parts[0]
+    b = _fold(op, parts[1:])
+    if op == "and":
+        return lambda e: a(e) and b(e)
+    return lambda e: a(e) or b(e)
+
+
+def _strip_actions(node: Node, actions: frozenset[str]) -> Node:
+    """Drop top-level action tests already guaranteed by the engine's per-action index."""
+
+    def implied(n: Node) -> bool:
+        if not (isinstance(n, Test) and n.field == "action"):
+            return False
+        if n.op == "==":
+            return actions <= {n.value}
+        return n.op == "in" and actions <= n.value
+
+    if implied(node):
+        return Const(True)
+    if isinstance(node, BoolOp) and node.op == "and":
+        kept = tuple(n for n in node.items if not implied(n))
+        if not kept:
+            return Const(True)
+        return kept[0] if len(kept) == 1 else BoolOp("and", kept)
+    return node
+
+
 def compile_filter(text: str) -> tuple[Predicate, frozenset[str] | None]:
-    """Predicate and the set of actions it can match (``None`` when any action may match)."""
+    """Predicate and the set of actions it can match (``None`` when any action may match).
+
+    The predicate assumes the event's action is in that set (the engine only offers such
+    events), so action tests that only restate it are compiled away.
+    """
     node = parse(text)
-    return compile_node(node), required_actions(node)
+    actions = required_actions(node)
+    if actions is not None:
+        node = _strip_actions(node, actions)
+    return compile_node(node), actions
 
 
 def required_actions(node: Node) -> frozenset[str] | None:

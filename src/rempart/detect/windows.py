@@ -10,7 +10,7 @@ checkpoints (see :mod:`rempart.detect.store`).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from operator import attrgetter
 from typing import Any
 
@@ -22,7 +22,12 @@ EVIDENCE_CAP = 20
 
 
 class Fire:
-    """One firing of a rule for one key."""
+    """One firing of a rule for one key.
+
+    Firing repeats on every event while a condition holds, so a ``Fire`` is cheap: ``text`` may
+    be a callable rendered only when someone reads the alert, and ``exposed`` / ``related`` are
+    live views of the rule's state that the engine copies only when it creates an alert.
+    """
 
     __slots__ = ("exposed", "first_seen", "key", "metrics", "related", "text")
 
@@ -30,10 +35,10 @@ class Fire:
         self,
         key: str,
         first_seen: float,
-        text: str,
+        text: str | Callable[[], str],
         metrics: dict[str, float],
-        exposed: set[int] | None = None,
-        related: list[str] | None = None,
+        exposed: Collection[int] | None = None,
+        related: Collection[str] | None = None,
     ):
         self.key = key
         self.first_seen = first_seen
@@ -43,15 +48,22 @@ class Fire:
         #: Other entities involved (accounts tried from an IP, accounts of a campaign).
         self.related = related
 
+    def render(self) -> str:
+        text = self.text
+        return text if isinstance(text, str) else text()
+
 
 class EventContext:
     """Per-event facts computed once by the engine and shared by every rule."""
 
-    __slots__ = ("bh", "novel")
+    __slots__ = ("bh", "day", "day_ts", "novel")
 
     def __init__(self) -> None:
         self.bh: int | None = None
         self.novel = False
+        #: Local day number of ``day_ts`` (memo shared by the baseline rules).
+        self.day = 0
+        self.day_ts = -1.0
 
 
 def key_getter(fields: tuple[str, ...]) -> Callable[[Event], str | None]:
@@ -221,12 +233,16 @@ class ValueCountRule(CompiledRule):
         assert self.spec.field is not None
         what = _FIELD_WORDS.get(self.spec.field, f"distinct {self.spec.field}")
         verb = "read" if self.is_beneficiary else "saw"
-        text = (
-            f"{key} {verb} {n:,} {what} in {human_duration(ts - first)} "
-            f"(threshold {int(self.spec.threshold)} in {human_duration(self.spec.window)})"
-        )
-        exposed = set(last) if self.is_beneficiary else None
-        related = sorted(str(v) for v in last)[:50] if self.spec.field == "user_name" else None
+        spec = self.spec
+
+        def text() -> str:
+            return (
+                f"{key} {verb} {n:,} {what} in {human_duration(ts - first)} "
+                f"(threshold {int(spec.threshold)} in {human_duration(spec.window)})"
+            )
+
+        exposed = last.keys() if self.is_beneficiary else None
+        related = last.keys() if self.spec.field == "user_name" else None
         return Fire(key, first, text, {"distinct": float(n)}, exposed, related)
 
     def evict(self, now: float) -> int:
