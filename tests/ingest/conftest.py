@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rempart.protect.tokens import TokenKey, Tokenizer
+from rempart.protect.tokens import Tokenizer, TokenKey
 
 NIR_A = "185057800608436"  # valid NIR (key 36)
 NIR_B = "2850799351234" + f"{97 - 2850799351234 % 97:02d}"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from rempart.ingest import Quarantine, load_profile, read_events
 from rempart.ingest.parsers import REASONS, CombinedParser, JsonParser, Reject
 from rempart.ingest.pipeline import LineDecoder, make_normalizer
-from rempart.protect.tokens import TokenKey, Tokenizer
+from rempart.protect.tokens import Tokenizer, TokenKey
 from tests.ingest.conftest import NIR_A, line
 
 
