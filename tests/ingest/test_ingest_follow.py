@@ -99,7 +99,7 @@ def test_follow_survives_rename_copytruncate_and_kill_9(tmp_path):
         with log.open("r+") as fh:
             fh.truncate(0)
         n = _write(log, n, 50)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
     finally:
         if proc.poll() is None:
