@@ -16,7 +16,7 @@ from typing import Any
 
 from rempart.sim.directory import Account
 from rempart.sim.kinds import opening_minutes
-from rempart.sim.legit import RIGHTS, RT, Day, Injections
+from rempart.sim.legit import RIGHTS_PREFIX, RT, Day, Injections
 from rempart.sim.population import FIRST_NAMES_F, FIRST_NAMES_M, SURNAMES, Population
 from rempart.sim.render import Req
 from rempart.sim.scenarios import PROXY_PREFIXES, SINGLE_ACCOUNT, SimOptionsError
@@ -204,7 +204,7 @@ def _read(
             ip,
             acc.name,
             "GET",
-            RIGHTS.format(nir),
+            RIGHTS_PREFIX + nir + "/droits",
             "",
             200 if hit else 404,
             1650 + t % 900 if hit else 162,

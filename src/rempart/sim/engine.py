@@ -13,6 +13,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
+from itertools import compress
 from operator import itemgetter
 from typing import Any
 
@@ -27,6 +28,8 @@ _TS = itemgetter(0)
 _USER = itemgetter(2)
 _STATUS = itemgetter(6)
 _ACTION = itemgetter(13)
+_TAG = itemgetter(14)
+_NIR = itemgetter(15)
 _SETTLE_MS = 2 * 3_600_000
 
 
@@ -147,28 +150,21 @@ class TruthBuilder:
         self.sim = sim
         self.lines = 0
         self.actions: Counter[str] = Counter()
-        self.outcomes: Counter[str] = Counter()
         self.users: set[str] = set()
+        self.statuses: Counter[int] = Counter()
         self.read_ids: set[str] = set()
-        self.disclosed_ids: set[str] = set()
         self.attacks = [_AttackTruth() for _ in sim.attacks]
 
     def observe(self, batch: list[Req]) -> None:
+        """Count a batch (C-level iteration only: this runs over every line)."""
         self.actions.update(map(_ACTION, batch))
-        for (_, status), n in Counter(
-            zip(map(_ACTION, batch), map(_STATUS, batch), strict=True)
-        ).items():
-            self.outcomes["success" if status < 400 else "failure"] += n
+        self.statuses.update(map(_STATUS, batch))
         self.users.update(map(_USER, batch))
-        for r in batch:
-            if r[15]:
-                self.read_ids.add(r[15])
-                if r[6] == 200:
-                    self.disclosed_ids.add(r[15])
+        self.read_ids.update(filter(None, map(_NIR, batch)))
         base = self.lines
-        for i, tag in enumerate(map(itemgetter(14), batch)):
-            if tag:
-                self._attack_line(self.attacks[tag - 1], base + i + 1, batch[i])
+        for i in compress(range(len(batch)), map(_TAG, batch)):
+            r = batch[i]
+            self._attack_line(self.attacks[r[14] - 1], base + i + 1, r)
         self.lines += len(batch)
 
     @staticmethod
@@ -185,6 +181,12 @@ class TruthBuilder:
         if r[15] and r[6] == 200 and r[15] not in at.exposed:
             at.exposed.add(r[15])
             at.timeline.append((r[0], r[15]))
+
+    def _outcomes(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for status, n in self.statuses.items():
+            out["success" if status < 400 else "failure"] += n
+        return dict(sorted(out.items()))
 
     def to_dict(self) -> dict[str, Any]:
         sim = self.sim
@@ -215,10 +217,11 @@ class TruthBuilder:
             "totals": {
                 "lines": self.lines,
                 "actions": dict(sorted(self.actions.items())),
-                "outcomes": dict(sorted(self.outcomes.items())),
+                "outcomes": self._outcomes(),
                 "accounts": len(self.users - {"-"}),
                 "directory_accounts": len(sim.accounts),
-                "beneficiaries_read": len(self.disclosed_ids),
+                # An id is answered 200 exactly when the person exists in the population.
+                "beneficiaries_read": sum(1 for n in self.read_ids if n in sim.population),
                 "beneficiaries_requested": len(self.read_ids),
                 "attack_lines": sum(at.lines for at in self.attacks),
             },

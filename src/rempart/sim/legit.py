@@ -42,7 +42,7 @@ A_LOGIN, A_LOGOUT, A_READ, A_CLAIM, A_CLAIMS = (
     "claim.list",
 )
 A_PAYMENTS, A_PAGE, A_STATIC = "payment.list", "page", "static"
-RIGHTS = "/api/v1/beneficiaires/{}/droits"
+RIGHTS_PREFIX = "/api/v1/beneficiaires/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +117,7 @@ def account_day(
     panel = acc.panel
     a_lo, a_hi = pop.area_range(acc.area)
     served, served_set = acc.served, acc.served_set
+    nirs = pop.nirs
     # Anchors per workstation: (time, kind, payload); kinds 0 check, 1 claims, 2 payments.
     anchors: list[list[tuple[int, int, int, int]]] = [[] for _ in range(n_ws)]
     inj = list(injected or ())
@@ -187,14 +188,14 @@ def account_day(
                 if tag == 0 and rand() < 0.004:  # card not yet registered: unknown id
                     nir, status, size = pop.unknown_nir(rng), 404, 162
                 else:
-                    nir, status, size = pop.nir(who), 200, 1650 + int(rand() * 900)
+                    nir, status, size = nirs[who], 200, 1650 + int(rand() * 900)
                 append(
                     (
                         t,
                         ip,
                         name,
                         "GET",
-                        RIGHTS.format(nir),
+                        RIGHTS_PREFIX + nir + "/droits",
                         "",
                         status,
                         size,

@@ -44,6 +44,11 @@ def is_valid_nir(nir: str) -> bool:
     return int(nir[13:]) == nir_key(nir[:13])
 
 
+_ABROAD = ("109", "111", "127", "131", "134", "139", "212", "350", "351", "352")
+_TWO = tuple(f"{i:02d}" for i in range(100))
+_THREE = tuple(f"{i:03d}" for i in range(1000))
+
+
 def random_nir_body(
     rng: random.Random,
     *,
@@ -52,30 +57,34 @@ def random_nir_body(
     month: int | None = None,
     department: str | None = None,
 ) -> str:
-    """A random 13-character NIR body; fields not given are drawn from ``rng``."""
-    s = sex if sex is not None else rng.choice((1, 2))
-    yy = (year if year is not None else rng.randint(1925, 2025)) % 100
-    mm = month if month is not None else rng.randint(1, 12)
+    """A random 13-character NIR body; fields not given are drawn from ``rng``.
+
+    Only ``rng.random()`` is used (cheap): populations of millions are drawn with it.
+    """
+    rand = rng.random
+    s = sex if sex is not None else (1 if rand() < 0.5 else 2)
+    yy = (year if year is not None else 1925 + int(rand() * 101)) % 100
+    mm = month if month is not None else 1 + int(rand() * 12)
     dept = department if department is not None else random_department(rng)
     if len(dept) == 3:  # overseas: 97 + first commune digit
-        place = f"{dept}{rng.randint(1, 99):02d}"
+        place = dept + _TWO[1 + int(rand() * 99)]
     elif dept == "99":  # born abroad: 99 + INSEE country code
-        place = f"99{rng.choice((109, 111, 127, 131, 134, 139, 212, 350, 351, 352)):03d}"
+        place = "99" + _ABROAD[int(rand() * len(_ABROAD))]
     else:
-        place = f"{dept}{rng.randint(1, 899):03d}"
-    return f"{s}{yy:02d}{mm:02d}{place}{rng.randint(1, 999):03d}"
+        place = dept + _THREE[1 + int(rand() * 899)]
+    return f"{s}{_TWO[yy]}{_TWO[mm]}{place}{_THREE[1 + int(rand() * 999)]}"
 
 
 def random_department(rng: random.Random) -> str:
     """A department of birth: mostly metropolitan, some Corsica, overseas and abroad."""
     r = rng.random()
     if r < 0.015:
-        return rng.choice(CORSICA_DEPARTMENTS)
+        return CORSICA_DEPARTMENTS[int(r / 0.0075)]
     if r < 0.045:
-        return rng.choice(OVERSEAS_PREFIXES)
+        return OVERSEAS_PREFIXES[int((r - 0.015) / 0.006)]
     if r < 0.095:
         return "99"
-    return rng.choice(METRO_DEPARTMENTS)
+    return METRO_DEPARTMENTS[int((r - 0.095) / 0.905 * len(METRO_DEPARTMENTS))]
 
 
 def random_nir(rng: random.Random) -> str:

@@ -97,13 +97,14 @@ class Beneficiary:
 def _birth_year(rng: random.Random) -> int:
     # Rough French age pyramid; the elderly see pharmacists and nurses more, as in life.
     r = rng.random()
+    u = rng.random()
     if r < 0.18:
-        return rng.randint(2008, 2025)
+        return 2008 + int(u * 18)
     if r < 0.50:
-        return rng.randint(1976, 2007)
+        return 1976 + int(u * 32)
     if r < 0.80:
-        return rng.randint(1951, 1975)
-    return rng.randint(1926, 1950)
+        return 1951 + int(u * 25)
+    return 1926 + int(u * 25)
 
 
 class Population:
@@ -149,6 +150,11 @@ class Population:
         """Index range ``[lo, hi)`` of the people living in ``area``."""
         lo = area * AREA_SIZE
         return lo, min(lo + AREA_SIZE, self.size)
+
+    @property
+    def nirs(self) -> list[str]:
+        """Every NIR, by index (do not modify)."""
+        return self._nirs
 
     def nir(self, index: int) -> str:
         return self._nirs[index]
