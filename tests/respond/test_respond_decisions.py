@@ -140,3 +140,19 @@ def test_range_index_agrees_with_ipaddress_membership(nets, probes) -> None:
         expected = any(ip in n for n in networks)
         got = bool(index.matching(CheckRequest(ip=str(ip)), T0))
         assert got == expected, (ip, networks)
+
+
+def test_changes_made_by_another_process_are_picked_up_by_sync(sessions, clock) -> None:
+    server = DecisionStore(sessions, clock)
+    cli = DecisionStore(sessions, clock)  # e.g. `rempart decisions add` in another process
+    server.add(decision(Scope.ACCOUNT, "PH1"))
+    d = cli.add(decision(Scope.ACCOUNT, "PH2"))
+    assert server.index.strongest(CheckRequest(account="PH2"), clock()) is None
+    assert server.sync() == (1, 0)
+    assert server.index.strongest(CheckRequest(account="PH2"), clock()) == d
+    cli.revoke(d.id, by="analyst:carol")
+    server.add(decision(Scope.ACCOUNT, "PH3"))  # both append to one audit chain
+    assert server.sync() == (0, 1)
+    assert server.index.strongest(CheckRequest(account="PH2"), clock()) is None
+    report = server.audit.verify()
+    assert report.ok and report.records == 4

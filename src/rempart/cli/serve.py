@@ -18,7 +18,9 @@ def serve(
     host: str | None = typer.Option(None, help="Listen address (default from config: 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Listen port (default from config: 8000)."),
     follow_from: str = typer.Option(
-        "start", help="Without a checkpoint, read followed files from the 'start' or the 'end'."
+        "end",
+        help="Without a checkpoint, read followed files from the 'end' (live traffic only, the "
+        "default: history is for 'rempart ingest') or from the 'start'.",
     ),
 ) -> None:
     """Run the Rempart server: streaming detection, decisions, enforcement API."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rempart.errors import StoreError
@@ -75,11 +75,12 @@ class AuditTrail:
         self._last: tuple[int, str] | None = None
 
     def _tail(self, session: Session) -> tuple[int, str]:
-        if self._last is None:
-            row = session.execute(
-                select(AuditRow.seq, AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)
-            ).first()
-            self._last = (int(row[0]), str(row[1])) if row else (0, GENESIS)
+        # Read in the writing transaction every time: the CLI and the server may both append.
+        # Two writers reading the same tail collide on the primary key; the loser retries.
+        row = session.execute(
+            select(AuditRow.seq, AuditRow.hash).order_by(AuditRow.seq.desc()).limit(1)
+        ).first()
+        self._last = (int(row[0]), str(row[1])) if row else (0, GENESIS)
         return self._last
 
     def append_in(
@@ -120,12 +121,16 @@ class AuditTrail:
     def append(
         self, actor: str, action: str, subject: str | None, details: dict[str, Any]
     ) -> AuditEntry:
-        try:
-            with self._sessions.begin() as session:
-                return self.append_in(session, actor, action, subject, details)
-        except SQLAlchemyError as exc:
-            self.forget_tail()
-            raise StoreError(f"cannot write audit record: {exc.__class__.__name__}") from None
+        for attempt in range(5):
+            try:
+                with self._sessions.begin() as session:
+                    return self.append_in(session, actor, action, subject, details)
+            except IntegrityError:
+                if attempt == 4:
+                    break
+            except SQLAlchemyError as exc:
+                raise StoreError(f"cannot write audit record: {exc.__class__.__name__}") from None
+        raise StoreError("cannot write audit record: concurrent writers kept colliding")
 
     def entries(self, *, subject: str | None = None, limit: int = 1000) -> list[AuditEntry]:
         with self._sessions() as session:

@@ -223,13 +223,19 @@ class DecisionIndex:
                 if not slot:
                     self._exact.pop(k, None)
 
+    def ids(self) -> set[str]:
+        return set(self._by_id)
+
+    def get(self, decision_id: str) -> Decision | None:
+        return self._by_id.get(decision_id)
+
     def replace_all(self, decisions: Iterable[Decision]) -> None:
-        with self._lock:
-            self._exact.clear()
-            self._ranges.clear()
-            self._by_id.clear()
+        """Swap in a new content at once (readers never see a half-built index)."""
+        fresh = DecisionIndex()
         for d in decisions:
-            self.add(d)
+            fresh.add(d)
+        with self._lock:
+            self._exact, self._ranges, self._by_id = fresh._exact, fresh._ranges, fresh._by_id
 
     def sweep(self, now: float) -> list[Decision]:
         """Drop expired decisions from memory; returns them."""

@@ -12,9 +12,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -58,6 +59,34 @@ def _bearer(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
+
+
+class FastCheckPath:
+    """Answers ``GET /v1/decisions/check`` before FastAPI's routing and validation: the hot path
+    of every enforcement point (same logic as the documented route)."""
+
+    def __init__(
+        self,
+        app: Any,
+        answer: Callable[[Mapping[str, str], Mapping[str, str]], tuple[int, dict[str, str]]],
+    ):
+        self.app = app
+        self.answer = answer
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] != "/v1/decisions/check"
+            or scope["method"] not in ("GET", "HEAD")
+        ):
+            await self.app(scope, receive, send)
+            return
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        status, out = self.answer(query, headers)
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out.items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": b""})
 
 
 def create_app(service: ResponseService, *, manage_lifecycle: bool = True) -> FastAPI:
@@ -147,6 +176,35 @@ def create_app(service: ResponseService, *, manage_lifecycle: bool = True) -> Fa
 
     check_requires_token = server.check_requires_token
 
+    def answer_check(
+        query: Mapping[str, str], headers: Mapping[str, str]
+    ) -> tuple[int, dict[str, str]]:
+        """The check, shared by the fast ASGI path and the documented route."""
+        if check_requires_token:
+            auth = headers.get("authorization", "")
+            scheme, _, text = auth.partition(" ")
+            token = service.tokens.verify(text.strip() if scheme.lower() == "bearer" else None)
+            if token is None or not token.allows(TokenScope.ENFORCE):
+                return 503, {"X-Rempart-Error": "unauthorised"}
+        req = CheckRequest(
+            account=query.get("account") or headers.get("x-rempart-account") or None,
+            ip=query.get("ip") or headers.get("x-rempart-ip") or None,
+            session=query.get("session") or headers.get("x-rempart-session") or None,
+            organization=query.get("organization") or headers.get("x-rempart-organization") or None,
+        )
+        verdict = service.check(req, query.get("method") or headers.get("x-rempart-method"))
+        out = verdict.headers()
+        applied = verdict.decision
+        if applied is None:
+            out["X-Accel-Expires"] = cache_allow
+        elif verdict.status in (401, 403) and applied.type is not DecisionType.READ_ONLY:
+            out["X-Accel-Expires"] = cache_deny
+        else:
+            out["X-Accel-Expires"] = "0"
+        if verdict.status == 401:
+            out["WWW-Authenticate"] = 'Rempart-StepUp realm="rempart"'
+        return verdict.status, out
+
     @app.get(
         "/v1/decisions/check",
         tags=["enforcement"],
@@ -159,30 +217,10 @@ def create_app(service: ResponseService, *, manage_lifecycle: bool = True) -> Fa
         },
     )
     async def check(request: Request) -> Response:
-        if check_requires_token:
-            token = service.tokens.verify(_bearer(request))
-            if token is None or not token.allows(TokenScope.ENFORCE):
-                return Response(status_code=503, headers={"X-Rempart-Error": "unauthorised"})
-        q = request.query_params
-        h = request.headers
-        req = CheckRequest(
-            account=q.get("account") or h.get("x-rempart-account") or None,
-            ip=q.get("ip") or h.get("x-rempart-ip") or None,
-            session=q.get("session") or h.get("x-rempart-session") or None,
-            organization=q.get("organization") or h.get("x-rempart-organization") or None,
-        )
-        verdict = service.check(req, q.get("method") or h.get("x-rempart-method"))
-        headers = verdict.headers()
-        applied = verdict.decision
-        if applied is None:
-            headers["X-Accel-Expires"] = cache_allow
-        elif verdict.status in (401, 403) and applied.type is not DecisionType.READ_ONLY:
-            headers["X-Accel-Expires"] = cache_deny
-        else:
-            headers["X-Accel-Expires"] = "0"
-        if verdict.status == 401:
-            headers["WWW-Authenticate"] = 'Rempart-StepUp realm="rempart"'
-        return Response(status_code=verdict.status, headers=headers)
+        status, headers = answer_check(request.query_params, request.headers)
+        return Response(status_code=status, headers=headers)
+
+    app.add_middleware(FastCheckPath, answer=answer_check)
 
     @app.get("/v1/decisions", tags=["decisions"])
     def list_decisions(

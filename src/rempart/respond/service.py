@@ -154,12 +154,18 @@ class ResponseService:
         self.followers: list[FileFollower] = []
         self._follow_from = follow_from
         self.worker_error: str | None = None
+        #: Seconds between two synchronisations of the decision index with the database.
+        self.sync_interval = 2.0
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         self.notifier.start()
         self._worker = threading.Thread(target=self._run, name="rempart-engine", daemon=True)
         self._worker.start()
+        self._maintenance = threading.Thread(
+            target=self._maintain, name="rempart-maintenance", daemon=True
+        )
+        self._maintenance.start()
         follow = [Path(s.path).expanduser() for s in self.config.sources if s.follow]
         if follow:
             follower = FileFollower(
@@ -184,6 +190,16 @@ class ResponseService:
             self._worker.join(timeout)
         self.notifier.stop()
         self.quarantine.flush()
+
+    def _maintain(self) -> None:
+        """Every few seconds: forget expired decisions, pick up changes made by the CLI."""
+        while not self._stop.wait(self.sync_interval):
+            try:
+                self.store.sync()
+                for d in self.store.sweep():
+                    self.metrics.decisions.labels(d.type.value, d.scope.value, "expired").inc()
+            except RempartError as exc:
+                self.worker_error = f"decision sync: {exc}"
 
     def _load_checkpoint(self) -> dict[str, Any] | None:
         with self.sessions() as session:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rempart.errors import InputError, NotFoundError, StoreError
@@ -91,7 +91,8 @@ class DecisionStore:
                 ).all()
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read decisions: {exc.__class__.__name__}") from None
-        self.index.replace_all(_from_row(r) for r in rows)
+        with self._lock:
+            self.index.replace_all(_from_row(r) for r in rows)
 
     def get(self, decision_id: str) -> Decision:
         with self._sessions() as session:
@@ -176,22 +177,57 @@ class DecisionStore:
         update: bool = False,
     ) -> None:
         decisions = list(decisions)
-        try:
-            with self._lock, self._sessions.begin() as session:
-                for d in decisions:
-                    if update:
-                        session.merge(_to_row(d))
-                    else:
-                        session.add(_to_row(d))
-                    self.audit.append_in(session, actor, action, d.id, d.to_dict() | (extra or {}))
-        except SQLAlchemyError as exc:
-            self.audit.forget_tail()
-            raise StoreError(f"cannot write decision: {exc.__class__.__name__}") from None
-        for d in decisions:
-            if d.state is DecisionState.ACTIVE:
-                self.index.add(d)
-            else:
-                self.index.remove(d.id)
+        with self._lock:
+            for attempt in range(5):
+                try:
+                    with self._sessions.begin() as session:
+                        for d in decisions:
+                            if update:
+                                session.merge(_to_row(d))
+                            else:
+                                session.add(_to_row(d))
+                            details = d.to_dict() | (extra or {})
+                            self.audit.append_in(session, actor, action, d.id, details)
+                    break
+                except IntegrityError:
+                    # another process appended to the audit chain at the same time: retry
+                    if attempt == 4:
+                        raise StoreError("cannot write decision: audit chain contention") from None
+                except SQLAlchemyError as exc:
+                    raise StoreError(f"cannot write decision: {exc.__class__.__name__}") from None
+            for d in decisions:
+                if d.state is DecisionState.ACTIVE:
+                    self.index.add(d)
+                else:
+                    self.index.remove(d.id)
+
+    def sync(self) -> tuple[int, int]:
+        """Pick up changes made by other processes (the CLI, another server): adds decisions
+        activated elsewhere, drops those revoked elsewhere. Returns (added, removed)."""
+        now = self.clock()
+        with self._lock:
+            with self._sessions() as session:
+                live = set(
+                    session.scalars(
+                        select(DecisionRow.id).where(
+                            DecisionRow.state == DecisionState.ACTIVE.value,
+                            DecisionRow.expires > now,
+                        )
+                    ).all()
+                )
+                known = self.index.ids()
+                missing = live - known
+                rows = (
+                    session.scalars(select(DecisionRow).where(DecisionRow.id.in_(missing))).all()
+                    if missing
+                    else []
+                )
+            gone = [i for i in known - live if (d := self.index.get(i)) and d.expires > now]
+            for i in gone:
+                self.index.remove(i)
+            for r in rows:
+                self.index.add(_from_row(r))
+        return len(rows), len(gone)
 
     def add(self, decision: Decision, *, actor: str | None = None) -> Decision:
         if decision.expires <= decision.created:
