@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +46,21 @@ SCHEMA = pa.schema(
         pa.field("line", pa.int64()),
     ]
 )
+_CATEGORIES = pa.list_(pa.string())
 _STRING_COLUMNS = [f.name for f in SCHEMA if f.type == pa.string()]
 
 
 def events_to_table(events: list[Event]) -> pa.Table:
     """Columnar form of events, with the archive schema."""
     cols: dict[str, Any] = {}
-    cols["ts"] = pa.array([round(e.ts * 1_000_000) for e in events], pa.int64()).cast(
-        SCHEMA.field("ts").type
-    )
+    micros = [round(t * 1_000_000) for t in map(attrgetter("ts"), events)]
+    cols["ts"] = pa.array(micros, pa.int64()).cast(SCHEMA.field("ts").type)
     for name in _STRING_COLUMNS:
-        cols[name] = pa.array([getattr(e, name) for e in events], pa.string())
-    cols["status"] = pa.array([e.status for e in events], pa.int32())
-    cols["bytes"] = pa.array([e.bytes for e in events], pa.int64())
-    cols["categories"] = pa.array([list(e.categories) for e in events], pa.list_(pa.string()))
-    cols["line"] = pa.array([e.line for e in events], pa.int64())
+        cols[name] = pa.array(list(map(attrgetter(name), events)), pa.string())
+    cols["status"] = pa.array(list(map(attrgetter("status"), events)), pa.int32())
+    cols["bytes"] = pa.array(list(map(attrgetter("bytes"), events)), pa.int64())
+    cols["categories"] = pa.array(list(map(attrgetter("categories"), events)), _CATEGORIES)
+    cols["line"] = pa.array(list(map(attrgetter("line"), events)), pa.int64())
     return pa.table([cols[f.name] for f in SCHEMA], schema=SCHEMA)
 
 

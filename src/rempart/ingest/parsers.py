@@ -72,21 +72,47 @@ _MONTHS = {
 class ClfTimeParser:
     """Parses ``29/Nov/2026:09:03:22 +0100`` to epoch seconds, with a per-second cache."""
 
-    __slots__ = ("_cache",)
+    __slots__ = ("_cache", "_minutes")
 
     def __init__(self) -> None:
         self._cache: dict[str, float] = {}
+        self._minutes: dict[str, float] = {}
 
     def __call__(self, text: str) -> float:
         ts = self._cache.get(text)
         if ts is not None:
             return ts
+        # One datetime per distinct minute (and offset); seconds are added.
+        if (
+            len(text) != 26
+            or text[17] != ":"
+            or not (text[18:20].isascii() and text[18:20].isdigit())
+        ):
+            raise Reject("bad_timestamp", text[:40])
+        seconds = int(text[18:20])
+        if seconds > 60:
+            raise Reject("bad_timestamp", text[:40])
+        minute_key = text[:17] + text[20:]
+        base = self._minutes.get(minute_key)
+        if base is None:
+            base = self._parse_minute(text)
+            if len(self._minutes) > 100_000:
+                self._minutes.clear()
+            self._minutes[minute_key] = base
+        ts = base + seconds
+        if len(self._cache) > 200_000:
+            self._cache.clear()
+        self._cache[text] = ts
+        return ts
+
+    @staticmethod
+    def _parse_minute(text: str) -> float:
         try:
-            if len(text) != 26 or text[2] != "/" or text[6] != "/" or text[11] != ":":
+            if text[2] != "/" or text[6] != "/" or text[11] != ":" or text[14] != ":":
                 raise ValueError(text)
             month = _MONTHS[text[3:6]]
             sign = 1 if text[21] == "+" else -1 if text[21] == "-" else 0
-            if sign == 0:
+            if sign == 0 or text[20] != " ":
                 raise ValueError(text)
             offset = sign * (int(text[22:24]) * 3600 + int(text[24:26]) * 60)
             dt = datetime(
@@ -95,16 +121,12 @@ class ClfTimeParser:
                 int(text[0:2]),
                 int(text[12:14]),
                 int(text[15:17]),
-                int(text[18:20]),
+                0,
                 tzinfo=UTC,
             )
         except (ValueError, KeyError):
             raise Reject("bad_timestamp", text[:40]) from None
-        ts = dt.timestamp() - offset
-        if len(self._cache) > 200_000:
-            self._cache.clear()
-        self._cache[text] = ts
-        return ts
+        return dt.timestamp() - offset
 
 
 def _dash(value: str | None) -> str | None:

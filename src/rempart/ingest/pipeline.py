@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -33,6 +34,10 @@ _FAST_COMBINED = re.compile(
     r' "[^"\\]*" "([^"\\]*)"(.*)'
 )
 DEFAULT_MAX_LINE = 65_536
+_ACTION = attrgetter("action")
+_OUTCOME = attrgetter("outcome")
+_USER = attrgetter("user_name")
+_TS = attrgetter("ts")
 
 
 @dataclass
@@ -51,25 +56,20 @@ class IngestStats:
     last_ts: float | None = None
 
     def observe(self, events: list[Event]) -> None:
+        if not events:
+            return
         self.events += len(events)
-        actions = self.actions
-        outcomes = self.outcomes
-        accounts = self.accounts
-        bens = self.beneficiaries_read
-        first, last = self.first_ts, self.last_ts
-        for e in events:
-            actions[e.action] += 1
-            outcomes[e.outcome] += 1
-            if e.user_name is not None:
-                accounts.add(e.user_name)
-            if e.categories and e.beneficiary_token is not None:
-                bens.add(e.beneficiary_token)
-            ts = e.ts
-            if first is None or ts < first:
-                first = ts
-            if last is None or ts > last:
-                last = ts
-        self.first_ts, self.last_ts = first, last
+        self.actions.update(map(_ACTION, events))
+        self.outcomes.update(map(_OUTCOME, events))
+        self.accounts.update(map(_USER, events))
+        self.accounts.discard(None)  # type: ignore[arg-type]
+        self.beneficiaries_read.update(
+            e.beneficiary_token for e in events if e.categories and e.beneficiary_token
+        )
+        lo = min(map(_TS, events))
+        hi = max(map(_TS, events))
+        self.first_ts = lo if self.first_ts is None else min(lo, self.first_ts)
+        self.last_ts = hi if self.last_ts is None else max(hi, self.last_ts)
 
     def to_dict(self) -> dict[str, object]:
         return {
