@@ -80,7 +80,7 @@ def simulate(
     dir_path = out_dir / "directory.csv"
     truth_path = out_dir / "truth.json"
     dir_path.write_text(directory_csv(sim.accounts), encoding="utf-8")
-    nginx, ecs = Renderer(), Renderer()
+    renderer = Renderer()
     lines = 0
     with ExitStack() as stack:
         log = stack.enter_context(
@@ -96,9 +96,12 @@ def simulate(
         for day_no, batch in enumerate(sim.batches(), start=1):
             for k in range(0, len(batch), CHUNK):
                 chunk = batch[k : k + CHUNK]
-                log.write(nginx.nginx(chunk))
                 if jsonl is not None:
-                    jsonl.write(ecs.ecs(chunk))
+                    text, ecs_text = renderer.both(chunk)
+                    log.write(text)
+                    jsonl.write(ecs_text)
+                else:
+                    log.write(renderer.nginx(chunk))
             lines += len(batch)
             if progress is not None:
                 progress(lines, day_no, opts.days)

@@ -74,6 +74,7 @@ class Renderer:
         self._hours: dict[int, tuple[int, str, str]] = {}
         self._days: dict[int, tuple[str, str]] = {}
         self._ua_json: dict[str, str] = {}
+        self._frags: dict[tuple[str, str, str, str], tuple[str, str]] = {}
 
     def _hour(self, hour: int) -> tuple[int, str, str]:
         dt = datetime.fromtimestamp(hour * 3600, tz=PARIS)
@@ -156,3 +157,44 @@ class Renderer:
                 f"{sid_part}}}\n"
             )
         return "".join(out)
+
+    def both(self, reqs: list[Req]) -> tuple[str, str]:
+        """``(nginx(reqs), ecs(reqs))`` in one pass, caching each client's JSON fragment."""
+        n_out: list[str] = []
+        e_out: list[str] = []
+        n_add, e_add = n_out.append, e_out.append
+        ua_json, ms3, frags = self._ua_json, _MS3, self._frags
+        last, stamp, iso, offset = -1, "", "", ""
+        for ts, ip, user, method, path, q, status, size, ref, ua, rt, sid, org, _a, _t, _n in reqs:
+            if ts // 1000 != last:
+                last = ts // 1000
+                stamp, iso = self._stamp(last)
+                offset = self._hours[last // 3600][2]
+            target = path + "?" + q if q else path
+            n_add(
+                f'{ip} - {user} [{stamp}] "{method} {target} HTTP/1.1" '
+                f'{status} {size} "{ref}" "{ua}" "{rt}" "{sid}"\n'
+            )
+            key = (ip, user, ua, sid)
+            frag = frags.get(key)
+            if frag is None:
+                ua_part = ua_json.get(ua)
+                if ua_part is None:
+                    ua_part = ua_json[ua] = json.dumps(ua, ensure_ascii=False)
+                if len(frags) > 200_000:
+                    frags.clear()
+                frag = frags[key] = (
+                    f'"source.ip":"{ip}",'
+                    + ("" if user == "-" else f'"user.name":"{user}",')
+                    + (f'"organization.id":"{org}",' if org else "")
+                    + f'"user_agent.original":{ua_part},',
+                    "" if sid == "-" else f',"session.id":"{sid}"',
+                )
+            q_part = f'"url.query":"{q}",' if q else ""
+            e_add(
+                f'{{"@timestamp":"{iso}.{ms3[ts % 1000]}{offset}",{frag[0]}'
+                f'"http.request.method":"{method}","url.path":"{path}",{q_part}'
+                f'"http.response.status_code":{status},"http.response.body.bytes":{size}'
+                f"{frag[1]}}}\n"
+            )
+        return "".join(n_out), "".join(e_out)
