@@ -62,7 +62,7 @@ class IngestStats:
         self.actions.update(map(_ACTION, events))
         self.outcomes.update(map(_OUTCOME, events))
         self.accounts.update(map(_USER, events))
-        self.accounts.discard(None)  # type: ignore[arg-type]
+        self.accounts.discard(None)  # type: ignore[arg-type,unused-ignore]
         self.beneficiaries_read.update(
             e.beneficiary_token for e in events if e.categories and e.beneficiary_token
         )
