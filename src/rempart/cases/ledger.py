@@ -291,6 +291,28 @@ class ExposureLedger:
         table = self._run(start, end, sql, params, {"scope_table": scope_table})
         return _empty_ledger() if table is None else table
 
+    def pair_strangers(
+        self, account: str, start: float, end: float
+    ) -> dict[tuple[str, str | None], tuple[int, int]]:
+        """Per (ip, user agent) of ``account``: disclosures, and those of people no other pair
+        of the account read in [start, end] ("strangers": what harvesting looks like)."""
+        sql = """
+            WITH d AS (
+                SELECT source_ip AS ip, user_agent AS ua, beneficiary_token AS t FROM archive
+                WHERE ts >= ? AND ts <= ? AND user_name = ? AND len(categories) > 0
+                  AND beneficiary_token IS NOT NULL
+            ), per_token AS (
+                SELECT t, count(DISTINCT coalesce(ip, '') || '|' || coalesce(ua, '')) AS pairs
+                FROM d GROUP BY t
+            )
+            SELECT ip, ua, count(*) AS n, count(*) FILTER (WHERE pairs = 1) AS strangers
+            FROM d JOIN per_token USING (t) GROUP BY ip, ua
+        """
+        table = self._run(start, end, sql, [_ts_literal(start), _ts_literal(end), account])
+        if table is None:
+            return {}
+        return {(r["ip"], r["ua"]): (r["n"], r["strangers"]) for r in table.to_pylist()}
+
     def served_before(self, account: str, before: float, days: float) -> set[str]:
         """Tokens disclosed to ``account`` in the ``days`` before ``before`` (exclusive)."""
         start = before - timedelta(days=days).total_seconds()

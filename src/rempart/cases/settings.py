@@ -45,6 +45,11 @@ class CasesSettings(StrictModel):
     #: (wider than a /24: a box re-addressed by its ISP, a phone moving between cells, stay usual).
     usual_ipv4_prefix: int = Field(default=16, ge=8, le=32)
     usual_ipv6_prefix: int = Field(default=32, ge=16, le=128)
+    #: A new network with a usual client is the practitioner on the move, unless what it read
+    #: looks like harvesting: at least this many disclosures, and at least this share of them of
+    #: people no other network/client of the account read.
+    stranger_min_reads: int = Field(default=10, ge=1)
+    stranger_share: float = Field(default=0.8, gt=0, le=1)
     #: Alerts on the same entity join an open incident only if they start within this many
     #: days of its last alert.
     merge_gap_days: float = Field(default=7.0, gt=0)

@@ -2,10 +2,14 @@
 
 For one account, the alerts give an anchor: the first and last event time they rest on. The
 archive then tells which networks and clients (user agents) the account *usually* uses: those
-seen in a baseline period that ends ``novelty_horizon_days`` before the anchor. An (ip, client)
-pair used from the horizon on whose network or client is not usual is the actor's. Usual
-networks are compared as /16 (IPv4) and /32 (IPv6) by default, so that a box re-addressed by its
-ISP or a phone moving between cells stays usual. The window
+seen in a baseline period that ends ``novelty_horizon_days`` before the anchor (halved down to a
+day until at least a day of the account's history comes before it). An (ip, client)
+pair used from the horizon on is the actor's when its client is not usual, or when its network
+is not usual and what it read looks like harvesting (at least ``stranger_min_reads``
+disclosures, ``stranger_share`` of them of people no other pair of the account read): a usual
+client on a new network is otherwise the practitioner on the move (a phone changes address every
+session). Usual networks are compared as /16 (IPv4) and /32 (IPv6) by default, so that a box
+re-addressed by its ISP stays usual. The window
 starts at the actor's first event (normally the first login from the new network or client,
 before the harvest) and ends at the actor's last event, cut at containment when the incident is
 contained. An analyst can replace the estimate (audited). The reasoning is written in French:
@@ -113,9 +117,11 @@ def estimate_window(
     base_start = horizon - settings.baseline_days * DAY
     span_end = contained_at if contained_at is not None else float("inf")
     table = None
+    end_query = last
     if ledger is not None:
         end_query = contained_at if contained_at is not None else (ledger.span() or (0, last))[1]
-        table = ledger.fingerprints([account], base_start, max(end_query, last))
+        end_query = max(end_query, last)
+        table = ledger.fingerprints([account], base_start, end_query)
     if table is None or table.num_rows == 0:
         reasons.append("aucun événement archivé pour ce compte : fenêtre tirée des seules alertes")
         return AccountWindow(account, first, min(last, span_end), None, reasons)
@@ -124,14 +130,34 @@ def estimate_window(
         return network_of(ip, settings.usual_ipv4_prefix, settings.usual_ipv6_prefix)
 
     rows = table.to_pylist()
+    # A short history (a new account, an archive started recently): shrink the horizon, halving
+    # it down to a day, until at least a day of the account's activity comes before it.
+    step = settings.novelty_horizon_days * DAY
+    known_since = min(r["first"] for r in rows)
+    while step > DAY and first - step - known_since < DAY:
+        step = max(DAY, step / 2)
+    if step < settings.novelty_horizon_days * DAY:
+        horizon = first - step
+        reasons.append(
+            f"historique court : horizon de nouveauté réduit à {_duration(step)} avant les alertes"
+        )
     usual_nets = {usual_net(r["source_ip"]) for r in rows if r["first"] < horizon}
     usual_agents = {r["user_agent"] for r in rows if r["first"] < horizon}
     candidates = [r for r in rows if r["last"] >= horizon]
-    actor = [
-        r
-        for r in candidates
-        if usual_net(r["source_ip"]) not in usual_nets or r["user_agent"] not in usual_agents
-    ]
+    strangers = ledger.pair_strangers(account, base_start, end_query) if ledger else {}
+    actor = []
+    moving = 0
+    for r in candidates:
+        new_net = usual_net(r["source_ip"]) not in usual_nets
+        new_client = r["user_agent"] not in usual_agents
+        if new_client:
+            actor.append(r)
+        elif new_net:
+            n, odd = strangers.get((r["source_ip"], r["user_agent"]), (0, 0))
+            if n >= settings.stranger_min_reads and odd >= settings.stranger_share * n:
+                actor.append(r)
+            else:
+                moving += 1
     if not usual_nets and not usual_agents:
         reasons.append(
             f"aucun historique de {account} avant {iso(horizon)} (référence de "
@@ -154,6 +180,11 @@ def estimate_window(
             f"habituels pour {account} avant {iso(horizon)} : {len(usual_nets)} réseau(x) "
             f"(/{settings.usual_ipv4_prefix}), {len(usual_agents)} client(s)"
         )
+        if moving:
+            reasons.append(
+                f"{moving} nouvelle(s) adresse(s) avec un client habituel, sans lecture de type "
+                "aspiration : le praticien en déplacement, non retenu(s)"
+            )
         named = sorted(
             {ip for ip in alert_ips if (ip, None) not in pairs} & {ip for ip, _ in pairs}
         )
