@@ -1,0 +1,106 @@
+"""Helpers shared by benchmark scripts: simulated inputs and whole-process measurements."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+PY = sys.executable
+
+
+@dataclass
+class Run:
+    wall: float
+    cpu: float
+    max_rss_mib: float
+    stdout: str
+
+
+def measure_isolated(cmd: list[str], runs: int = 3, warmup: int = 1) -> list[Run]:
+    """Each run in a fresh helper process so that CPU and peak RSS are per run."""
+    results = []
+    for i in range(warmup + runs):
+        helper = subprocess.run(
+            [PY, str(Path(__file__).resolve()), "--measure", json.dumps(cmd)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        data = json.loads(helper.stdout.splitlines()[-1])
+        if i >= warmup:
+            results.append(Run(data["wall"], data["cpu"], data["rss"], data["stdout"]))
+    return results
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def simulated_log(accounts: int, days: int, seed: int = 7) -> Path:
+    """A cached simulator output directory (``access.log``, ``truth.json``...)."""
+    out = OUT / f"sim-a{accounts}-d{days}-s{seed}"
+    if not (out / "truth.json").exists():
+        subprocess.run(
+            [
+                PY,
+                "-m",
+                "rempart",
+                "sim",
+                "--seed",
+                str(seed),
+                "--accounts",
+                str(accounts),
+                "--days",
+                str(days),
+                "--out",
+                str(out),
+                "--no-events",
+                "--json",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    return out
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, Python {sys.version.split()[0]}"
+
+
+if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--measure":
+    import resource
+
+    cmd = json.loads(sys.argv[2])
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if p.returncode != 0:
+        sys.stderr.write(p.stderr)
+        raise SystemExit(p.returncode)
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(
+        json.dumps(
+            {
+                "wall": wall,
+                "cpu": ru.ru_utime + ru.ru_stime,
+                "rss": ru.ru_maxrss / 1024,
+                "stdout": p.stdout,
+            }
+        )
+    )
