@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, PY, machine, measure_isolated, median, simulated_log  # noqa: E402
+from common import OUT, PY, machine, measure_isolated, median, simulated_log
 
 
 def main() -> None:

@@ -36,28 +36,33 @@ def cell(score: dict[str, Any]) -> str:
     return f"{mark} {duration(score['time_to_detect'])} · {score['exposed_before']:,} exp."
 
 
+def attacks_detected(result: dict[str, Any]) -> str:
+    scores = result["scenarios"]
+    return f"{sum(s['detected'] for s in scores)}/{sum(s['attacks'] for s in scores)}"
+
+
 def throughput_table(size: str, data: dict[str, Any]) -> list[str]:
     tools = data["tools"]
     rem = tools.get("rempart")
     lines = [
         f"**{size} log** ({data['lines']:,} lines, {data['accounts']} accounts; "
-        f"median of {data['runs']} runs after a warm-up)",
+        "medians after a warm-up; runs per tool in the last column)",
         "",
-        "| tool | wall s | lines/s | CPU s | peak RSS MB | Rempart ÷ tool (lines/s) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| tool | wall s | lines/s | CPU s | peak RSS MB | Rempart ÷ tool: lines/s, CPU | runs |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for key, label in THROUGHPUT:
         if key not in tools:
             continue
         t = tools[key]
-        ratio = (
-            "1"
-            if key == "rempart" or rem is None
-            else f"{rem['lines_per_s'] / t['lines_per_s']:.1f}×"
-        )
+        if key == "rempart" or rem is None:
+            ratio = "-"
+        else:
+            speed = rem["lines_per_s"] / t["lines_per_s"]
+            ratio = f"{speed:.1f}× · {t['cpu'] / rem['cpu']:.1f}×"
         lines.append(
             f"| {label} | {t['wall']:.1f} | {t['lines_per_s']:,.0f} | {t['cpu']:.1f} "
-            f"| {t['rss_mb']:.0f} | {ratio} |"
+            f"| {t['rss_mb']:.0f} | {ratio} | {t['runs']} |"
         )
     return lines
 
@@ -74,6 +79,9 @@ def detection_table(report: dict[str, Any]) -> list[str]:
         row = []
         exposed = None
         for tool, _ in TOOLS:
+            if tool not in result:
+                row.append("not run")
+                continue
             scores = result[tool]["scenarios"]
             fps[tool] += result[tool]["false_positive_entities"]
             match = [s for s in scores if s["scenario"] == scenario]
@@ -93,6 +101,11 @@ def detection_table(report: dict[str, Any]) -> list[str]:
     for size, data in report["sizes"].items():
         det = data.get("detection", {})
         if det:
+            lines.append(
+                f"| attacks detected in the {size} log (all scenarios mixed) | "
+                + " | ".join(attacks_detected(det[t]) if t in det else "-" for t, _ in TOOLS)
+                + " |"
+            )
             lines.append(
                 f"| false-positive entities, {size} log | "
                 + " | ".join(

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -51,7 +52,9 @@ SCENARIOS = [
 SEED = 7
 CALIBRATION_SEED = 1007
 DAYS = int(os.environ.get("PEERS_DAYS", "7"))
-SCENARIO_ACCOUNTS = int(os.environ.get("PEERS_SCENARIO_ACCOUNTS", "200"))
+#: Size of the "1M" log (smaller for a smoke test of the bench itself).
+LINES_1M = int(os.environ.get("PEERS_LINES", "1000000"))
+SCENARIO_ACCOUNTS = int(os.environ.get("PEERS_SCENARIO_ACCOUNTS", "100"))
 
 LINE_RE = re.compile(r'^(\S+) - (\S+) \[[^\]]+\] "(\S+) (\S+) [^"]*" (\d{3}) ')
 READ_RE = re.compile(r"^/api/v1/beneficiaires/[0-9][0-9AB][0-9]{13}/droits$")
@@ -73,7 +76,7 @@ def sim_start(days: int) -> str:
 def sim(out: Path, accounts: int, days: int, seed: int, extra: list[str]) -> dict[str, Any]:
     truth = out / "truth.json"
     stamp = out / "args.json"
-    extra = ["--start", sim_start(days), *extra]
+    extra = ["--start", sim_start(days), "--no-events", *extra]
     args = [
         str(PYTHON_BIN / "rempart"),
         "sim",
@@ -151,10 +154,10 @@ def measure_log(
     access_log: Path,
     truth: dict[str, Any],
     thresholds: dict[str, int],
-    runs: int,
+    runs: dict[str, int],
     work: Path,
 ) -> dict[str, Any]:
-    """Warm-up on the first 20k lines, then ``runs`` timed runs of each tool on the whole log."""
+    """Per tool: a warm-up on the first 20k lines, then ``runs[tool]`` timed runs on the log."""
     lines = count_lines(access_log)
     warm = work / "logs" / f"{name}-warmup.log"
     with access_log.open("rb") as src, warm.open("wb") as dst:
@@ -166,7 +169,7 @@ def measure_log(
     cs_root = render_crowdsec(work)
     f2b_conf = render_fail2ban(work, access_log, findtime_for(truth), thresholds)
     f2b_warm = render_fail2ban(work / "warm", warm, findtime_for(truth), thresholds)
-    out: dict[str, Any] = {"lines": lines, "runs": runs, "tools": {}}
+    out: dict[str, Any] = {"lines": lines, "tools": {}}
     detections: dict[str, list[Detection]] = {}
 
     def record(tool: str, measures: list[Measure]) -> None:
@@ -176,36 +179,37 @@ def measure_log(
             "cpu": med.cpu,
             "rss_mb": med.rss_mb,
             "lines_per_s": lines / med.wall,
-            "all": [m.wall for m in measures],
+            "lines_per_cpu_s": lines / med.cpu,
+            "runs": len(measures),
+            "all_wall": [m.wall for m in measures],
         }
         log(
-            f"{name} {tool}: median wall {med.wall:.1f} s, {lines / med.wall:,.0f} lines/s, "
-            f"CPU {med.cpu:.1f} s, RSS {med.rss_mb:.0f} MB"
+            f"{name} {tool}: median of {len(measures)}: wall {med.wall:.1f} s, "
+            f"{lines / med.wall:,.0f} lines/s, CPU {med.cpu:.1f} s, RSS {med.rss_mb:.0f} MB"
         )
 
-    run_rempart(warm, runs_dir, "rempart-warm")
-    ms = []
-    for i in range(runs):
-        m, detections["rempart"] = run_rempart(access_log, runs_dir, f"rempart-{i}")
-        ms.append(m)
-    record("rempart", ms)
+    def with_detections(tool: str, run: Callable[[int], tuple[Measure, list[Detection]]]) -> None:
+        measures = []
+        for i in range(runs[tool]):
+            measure, detections[tool.split("-")[0]] = run(i)
+            measures.append(measure)
+        record(tool, measures)
+
+    if runs["rempart"]:
+        run_rempart(warm, runs_dir, "rempart-warm")
+        with_detections("rempart", lambda i: run_rempart(access_log, runs_dir, f"rempart-{i}"))
     run_crowdsec(cs_root, warm, "crowdsec-warm")
-    ms = []
-    for i in range(runs):
-        m, detections["crowdsec"] = run_crowdsec(cs_root, access_log, f"crowdsec-{i}")
-        ms.append(m)
-    record("crowdsec", ms)
+    with_detections("crowdsec", lambda i: run_crowdsec(cs_root, access_log, f"crowdsec-{i}"))
+    run_fail2ban_server(f2b_warm)
+    with_detections("fail2ban-server", lambda i: run_fail2ban_server(f2b_conf))
     run_fail2ban_regex(warm, runs_dir, "f2b-regex-warm")
     record(
         "fail2ban-regex",
-        [run_fail2ban_regex(access_log, runs_dir, f"f2b-regex-{i}") for i in range(runs)],
+        [
+            run_fail2ban_regex(access_log, runs_dir, f"f2b-regex-{i}")
+            for i in range(runs["fail2ban-regex"])
+        ],
     )
-    run_fail2ban_server(f2b_warm)
-    ms = []
-    for _ in range(runs):
-        m, detections["fail2ban"] = run_fail2ban_server(f2b_conf)
-        ms.append(m)
-    record("fail2ban-server", ms)
     out["detection"] = score_log(truth_path=access_log.parent / "truth.json", detections=detections)
     return out
 
@@ -224,7 +228,7 @@ def score_log(truth_path: Path, detections: dict[str, list[Detection]]) -> dict[
     return result
 
 
-def run_scenarios(work: Path, thresholds: dict[str, int]) -> dict[str, Any]:
+def run_scenarios(work: Path, thresholds: dict[str, int], with_rempart: bool) -> dict[str, Any]:
     results: dict[str, Any] = {}
     cs_root = render_crowdsec(work)
     for scenario in SCENARIOS:
@@ -233,7 +237,8 @@ def run_scenarios(work: Path, thresholds: dict[str, int]) -> dict[str, Any]:
         access_log = out / "access.log"
         runs_dir = work / "runs" / f"scenario-{scenario}"
         detections: dict[str, list[Detection]] = {}
-        _, detections["rempart"] = run_rempart(access_log, runs_dir, "rempart")
+        if with_rempart:
+            _, detections["rempart"] = run_rempart(access_log, runs_dir, "rempart")
         _, detections["crowdsec"] = run_crowdsec(cs_root, access_log, f"scenario-{scenario}")
         _, detections["fail2ban"] = run_fail2ban_server(
             render_fail2ban(work, access_log, findtime_for(truth), thresholds)
@@ -255,6 +260,13 @@ def run_scenarios(work: Path, thresholds: dict[str, int]) -> dict[str, Any]:
 
 def detected_summary(result: dict[str, Any]) -> str:
     return ",".join(f"{s['detected']}/{s['attacks']}" for s in result["scenarios"])
+
+
+def has_hunt() -> bool:
+    proc = subprocess.run(
+        [str(PYTHON_BIN / "rempart"), "hunt", "--help"], capture_output=True, check=False
+    )
+    return proc.returncode == 0
 
 
 def tool_versions() -> dict[str, str]:
@@ -303,9 +315,10 @@ def main() -> int:
     work: Path = args.work.resolve()
     (work / "logs").mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
-    log("calibration log (attack-free) for fail2ban thresholds")
+    accounts_1m = accounts_for(LINES_1M, work)
+    log(f"calibration log: attack-free, {accounts_1m} accounts (the 1M log's size)")
     calib = work / "logs" / "calibration"
-    sim(calib, SCENARIO_ACCOUNTS, DAYS, CALIBRATION_SEED, ["--no-attacks"])
+    sim(calib, accounts_1m, DAYS, CALIBRATION_SEED, ["--no-attacks"])
     thresholds = calibrate_fail2ban(calib / "access.log")
     log(f"fail2ban thresholds: {thresholds}")
     report: dict[str, Any] = {
@@ -316,12 +329,24 @@ def main() -> int:
         "days": DAYS,
         "scenario_accounts": SCENARIO_ACCOUNTS,
         "fail2ban_thresholds": thresholds,
+        "calibration_accounts": accounts_1m,
         "sizes": {},
     }
-    report["scenarios"] = run_scenarios(work, thresholds)
-    sizes = [("1M", 1_000_000, args.runs)]
+    with_rempart = has_hunt()
+    if not with_rempart:
+        log("`rempart hunt` is not available in this checkout: peers only")
+    report["scenarios"] = run_scenarios(work, thresholds, with_rempart)
+    peer_runs = int(os.environ.get("PEERS_PEER_RUNS", "1"))
+    runs_1m = {
+        "rempart": args.runs if with_rempart else 0,
+        "crowdsec": peer_runs,
+        "fail2ban-server": peer_runs,
+    }
+    runs_1m["fail2ban-regex"] = peer_runs
+    sizes = [("1M", LINES_1M, runs_1m)]
     if args.full:
-        sizes.append(("10M", 10_000_000, max(1, int(os.environ.get("PEERS_RUNS_10M", "1")))))
+        n10 = int(os.environ.get("PEERS_RUNS_10M", "1"))
+        sizes.append(("10M", 10_000_000, {k: n10 if v else 0 for k, v in runs_1m.items()}))
     for name, target, runs in sizes:
         accounts = accounts_for(target, work)
         out = work / "logs" / name
