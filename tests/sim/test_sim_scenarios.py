@@ -216,3 +216,15 @@ def test_bad_scenario_text_gives_one_clear_error() -> None:
     spec = ScenarioSpec.parse("insider:ip=1.2.3.4")  # an insider uses the account's own IP
     with pytest.raises(SimOptionsError, match="unknown parameter"):
         SimOptions(scenarios=(spec,)).resolved_params()
+
+
+def test_duration_sets_the_pace_of_an_attack(tmp_path: Path) -> None:
+    spec = ScenarioSpec.parse("mass_harvest:count=300,duration_min=10")
+    res = simulate(SimOptions(seed=5, accounts=20, days=2, scenarios=(spec,)), tmp_path)
+    (a,) = res.truth["attacks"]
+    assert a["params"]["rate"] == 30
+    minutes = (datetime.fromisoformat(a["end"]) - datetime.fromisoformat(a["start"])).seconds / 60
+    assert 6 < minutes < 15
+    both = ScenarioSpec.parse("mass_harvest:rate=10,duration_min=10")
+    with pytest.raises(SimOptionsError, match="not both"):
+        SimOptions(scenarios=(both,)).resolved_params()

@@ -112,7 +112,7 @@ def _render(summary: dict[str, object]) -> None:
 def _list_scenarios(as_json: bool) -> None:
     from rich.table import Table
 
-    from rempart.sim.scenarios import COMMON_PARAMS, PARAM_RANGES
+    from rempart.sim.scenarios import COMMON_PARAMS, DURATION_SETS, PARAM_RANGES
 
     if as_json:
         print_json(
@@ -134,6 +134,8 @@ def _list_scenarios(as_json: bool) -> None:
             table.add_row(name, key, rng, p.doc)
     for key, p in COMMON_PARAMS.items():
         table.add_row("(all)", key, "", p.doc)
+    for name, pace in DURATION_SETS.items():
+        table.add_row(name, "duration_min", "", f"total minutes; sets {pace}")
     console.print(table)
 
 

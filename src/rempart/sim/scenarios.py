@@ -97,6 +97,16 @@ COMMON_PARAMS: dict[str, Param] = {
     "ip": Param(str, doc="attacker IP (default: drawn from hosting ranges)"),
     "user_agent": Param(str, doc="attacker client (default: drawn)"),
 }
+#: Scenarios whose pace can be given as a total duration instead (``duration_min``), and the
+#: parameter that the duration then sets.
+DURATION_SETS: dict[str, str] = {
+    "brute_force": "rate",
+    "stuffing_single_ip": "rate",
+    "mass_harvest": "rate",
+    "password_spraying": "interval_s",
+    "stuffing_distributed": "period_s",
+}
+DURATION_PARAM = Param(float, doc="total duration in minutes (sets the pace parameter)")
 #: Scenarios that draw several IPs themselves (or use the account's own, for the insider).
 NO_IP_PARAM = frozenset({"insider", "stuffing_distributed", "slow_harvest"})
 #: Scenarios whose account count is fixed.
@@ -133,6 +143,8 @@ PROXY_PREFIXES: tuple[tuple[int, int], ...] = (
 def parse_value(scenario: str, key: str, text: str) -> Any:
     """Typed value of ``key=text`` for ``scenario``; one clear error otherwise."""
     spec = PARAM_RANGES.get(scenario, {}).get(key) or COMMON_PARAMS.get(key)
+    if key == "duration_min" and scenario in DURATION_SETS:
+        spec = DURATION_PARAM
     if spec is None:
         known = ", ".join(sorted([*PARAM_RANGES.get(scenario, {}), *COMMON_PARAMS]))
         raise SimOptionsError(f"unknown parameter {key!r}", where=scenario, hint=f"one of {known}")
@@ -213,6 +225,8 @@ def draw_params(
         ua = rng.choice(_SCRIPT_UAS)
     if scenario != "insider":  # an insider uses the account's own workstations
         out["user_agent"] = given.get("user_agent", ua)
+    if "duration_min" in given:
+        _apply_duration(scenario, out, given)
     if "accounts" in given:
         out["accounts"] = list(given["accounts"])
         if "n_accounts" in out:
@@ -221,3 +235,28 @@ def draw_params(
         if key not in out:
             raise SimOptionsError(f"unknown parameter {key!r}", where=scenario)
     return out
+
+
+def _apply_duration(scenario: str, out: dict[str, Any], given: dict[str, Any]) -> None:
+    """Set the pace parameter so that the attack lasts ``duration_min`` minutes."""
+    if scenario not in DURATION_SETS:
+        raise SimOptionsError("duration_min does not apply", where=scenario)
+    pace = DURATION_SETS[scenario]
+    if pace in given:
+        raise SimOptionsError(f"give {pace} or duration_min, not both", where=scenario)
+    minutes = float(given["duration_min"])
+    if minutes <= 0:
+        raise SimOptionsError("duration_min must be positive", where=scenario)
+    if scenario == "brute_force":
+        out["rate"] = out["attempts"] / minutes
+    elif scenario == "stuffing_single_ip":
+        out["rate"] = out["n_accounts"] / minutes
+    elif scenario == "mass_harvest":
+        out["rate"] = out["count"] * out["n_accounts"] / minutes
+    elif scenario == "password_spraying":
+        out["interval_s"] = minutes * 60 / (out["n_accounts"] * out["passwords"])
+        out["round_gap_min"] = 0.0
+    else:
+        rounds = -(-int(out["n_accounts"]) // int(out["n_ips"]))
+        out["period_s"] = minutes * 60 / rounds
+    out["duration_min"] = minutes
