@@ -43,6 +43,10 @@ def local_day(ts: float) -> int:
     return (t + utc_offset(t)) // 86400
 
 
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 10 or x == int(x) else f"{x:.1f}"
+
+
 def _quantile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -214,8 +218,12 @@ class BaselineRule(CompiledRule):
             key,
             ts,
             lambda: self._explain(key, today, new, history, value, own, peer),
-            {"value": value, "threshold": thr, "distinct_today": float(today),
-             "new_today": float(new)},
+            {
+                "value": value,
+                "threshold": thr,
+                "distinct_today": float(today),
+                "new_today": float(new),
+            },
             st.today,
         )
 
@@ -246,10 +254,9 @@ class BaselineRule(CompiledRule):
         parts = [head]
         pct = round(100 * self.spec.peer_quantile)
         if own is not None:
-            usual = median(history)
-            parts.append(f"its usual day is {usual:,.2f}".rstrip("0").rstrip("."))
+            parts.append(f"its usual day is {_num(median(history))}")
         if peer is not None:
-            parts.append(f"its peers' {pct}th percentile {peer:,.2f}".rstrip("0").rstrip("."))
+            parts.append(f"its peers' {pct}th percentile {_num(peer)}")
         if q in ("distinct_beneficiaries", "reads_without_claim") and n:
             parts.append(f"{new / n:.0%} never seen before")
         return "; ".join(parts)

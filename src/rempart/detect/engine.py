@@ -246,11 +246,15 @@ class Engine:
                     self._alert(camp.spec, ev, f, out)
 
     def _add_accounts(self, alert: Alert, accounts: list[str]) -> None:
+        # Accounts tried from an address are victims: only a campaign's accounts are watched
+        # for exposure (an IP alert counts what is read from that IP).
+        watch = alert.entity_type == EntityType.CAMPAIGN and "=" in alert.entity
         for acc in accounts:
             if len(alert.accounts) >= 200:
                 return
             alert.accounts.append(acc)
-            self._watch_account.setdefault(acc, []).append(alert.id)
+            if watch:
+                self._watch_account.setdefault(acc, []).append(alert.id)
 
     def _context(self, account: str, ts: float, etype: EntityType) -> str:
         if etype != EntityType.ACCOUNT:
@@ -329,7 +333,7 @@ class Engine:
         self._exposure[aid] = exposed
         if etype == EntityType.IP:
             self._watch_ip.setdefault(fire.key, []).append(aid)
-        else:
+        elif etype == EntityType.ACCOUNT or "=" in fire.key:
             for acc in accounts:
                 self._watch_account.setdefault(acc, []).append(aid)
         out.append(alert)
@@ -402,7 +406,7 @@ class Engine:
                 continue
             if alert.entity_type == EntityType.IP:
                 self._watch_ip.setdefault(alert.entity, []).append(aid)
-            else:
+            elif alert.entity_type == EntityType.ACCOUNT or "=" in alert.entity:
                 for acc in alert.accounts:
                     self._watch_account.setdefault(acc, []).append(aid)
         self._signal_seen = {(r, e): t for r, e, t in state.get("signal_seen", [])}

@@ -16,3 +16,5 @@ class DetectionSettings(StrictModel):
     disabled: list[str] = Field(default_factory=list)
     #: How late (seconds of event time) an out-of-order event may arrive and still be counted.
     lateness_seconds: float = Field(default=120.0, ge=0)
+    #: ``rempart watch``: seconds between two checkpoints of the engine state (and position).
+    checkpoint_seconds: float = Field(default=30.0, gt=0)
