@@ -371,6 +371,15 @@ def scan(
     return report
 
 
-def scan_bytes(data: bytes, kind: str = "text", source: str = "<memory>") -> list[Finding]:
+def scan_bytes(
+    data: bytes,
+    kind: str = "text",
+    source: str = "<memory>",
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+) -> list[Finding]:
     """Convenience for tests and callers holding data in memory."""
-    return [f for f, _ in scan_stream(io.BytesIO(data), source, kind) if f.kind]
+    return [
+        f
+        for f, _ in scan_stream(io.BytesIO(data), source, kind)
+        if f.kind and f.confidence >= min_confidence
+    ]
