@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -301,6 +302,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory() as tmp:
         check = bench_check(Path(tmp) / "a", args.checks)
         print("decision check:", json.dumps({k: round(v, 3) for k, v in check.items()}))

@@ -45,7 +45,8 @@ def _free_port() -> int:
 def run_live_demo(
     *,
     duration: float = 45.0,
-    accounts: int = 2_000,
+    accounts: int = 600,
+    speed: float = 10.0,
     harvest_after: float = 8.0,
     harvest_rate: int = 40,
     seed: int = 1,
@@ -79,8 +80,8 @@ def run_live_demo(
         f"[bold]Rempart[/bold] server starting on http://127.0.0.1:{port} "
         "(API docs at /docs); generating simulated portal traffic..."
     )
-    # Legitimate traffic replayed at its real pace from 09:00 (compressing it would make honest
-    # pharmacies read at machine speed, which the rules rightly flag).
+    # Legitimate traffic replayed from 09:00, ``speed`` times faster than life (much more and
+    # honest pharmacies would read at machine speed, which the rules rightly flag).
     lines_iter = iter_lines(
         SimOptions(seed=seed, accounts=accounts, days=1, attacks=False), fmt="ecs"
     )
@@ -140,6 +141,7 @@ def run_live_demo(
     origin = datetime.fromisoformat(first["@timestamp"]).timestamp()
     wall0 = time.time()
     held: list[dict[str, object]] = [first]
+    neighbour = ""
     reads_per_tick = max(1, int(harvest_rate * tick))
     nir_index = itertools.count()
     try:
@@ -154,10 +156,12 @@ def run_live_demo(
                     if doc is None:
                         break
                     orig = datetime.fromisoformat(str(doc["@timestamp"])).timestamp()
-                    if orig - origin > now - wall0:
+                    if (orig - origin) / speed > now - wall0:
                         held.append(doc)
                         break
-                    shifted = datetime.fromtimestamp(wall0 + orig - origin, tz=UTC)
+                    if not neighbour and str(doc.get("user.name", "")).startswith("PH"):
+                        neighbour = str(doc["user.name"])
+                    shifted = datetime.fromtimestamp(wall0 + (orig - origin) / speed, tz=UTC)
                     doc["@timestamp"] = shifted.isoformat(timespec="milliseconds")
                     lines.append(json.dumps(doc))
                 if harvest_started is None and t0 - started >= harvest_after:
@@ -176,10 +180,17 @@ def run_live_demo(
                             blocked_at = time.monotonic()
                             decision_id = r.headers.get("X-Rempart-Decision-Id")
                             log.append(
-                                f"[bold green]nginx now answers 403 to {harvester}"
-                                f"[/bold green] (decision {decision_id}); other "
-                                "pharmacies keep working"
+                                f"[bold green]nginx now answers 403 to {harvester}[/bold green]"
+                                f" (decision {decision_id})"
                             )
+                            if neighbour:
+                                code = check.get(
+                                    "/v1/decisions/check", params={"account": neighbour, "ip": ip}
+                                ).status_code
+                                verdict = "allowed" if code == 204 else str(code)
+                                log.append(
+                                    f"{neighbour}, another pharmacy on the same network: {verdict}"
+                                )
                             break
                         nir = population.nir(next(nir_index))
                         lines.append(
@@ -209,9 +220,8 @@ def run_live_demo(
     if blocked_at:
         console.print(
             f"[bold]Stopped[/bold]: {harvester} obtained {obtained} records before "
-            f"the block, {took:.1f} s after the harvest began. Without Rempart, at "
-            f"{harvest_rate} records/s, a night would have exposed "
-            f"{harvest_rate * 8 * 3600:,}."
+            f"the block, {took:.1f} s after the harvest began (unchecked, {harvest_rate} "
+            f"records/s is {harvest_rate * 8 * 3600:,} reads in one night)."
         )
     else:
         console.print("[red]The harvest was not stopped within the demo time.[/red]")
