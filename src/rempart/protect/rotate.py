@@ -274,6 +274,7 @@ def _rotate_parquet(src: Path, work: Path, columns: list[str], cipher: CellCiphe
     from_keys = set(st["from_keys"])
     digest, rows, cells = int(st["digest"]), st["rows"], st["cells"]
     n_groups = pf.num_row_groups
+    start_rows = rows
     for rg in range(st["offset"], n_groups):
         table = pf.read_row_group(rg)
         new_cols = []
@@ -291,7 +292,7 @@ def _rotate_parquet(src: Path, work: Path, columns: list[str], cipher: CellCiphe
             new_cols.append(col)
         pq.write_table(pa.table(new_cols, names=table.column_names), parts / f"{rg:08d}.parquet")
         rows += table.num_rows
-        if interrupt_after is not None and rows - ckpt.state["rows"] >= interrupt_after:
+        if interrupt_after is not None and rows - start_rows >= interrupt_after:
             raise RotationInterrupted(f"interrupted after {rows} rows")
         st.update(offset=rg + 1, rows=rows, cells=cells, digest=str(digest),
                   from_keys=sorted(from_keys))  # fmt: skip
