@@ -54,7 +54,7 @@ CALIBRATION_SEED = 1007
 DAYS = int(os.environ.get("PEERS_DAYS", "7"))
 #: Size of the "1M" log (smaller for a smoke test of the bench itself).
 LINES_1M = int(os.environ.get("PEERS_LINES", "1000000"))
-SCENARIO_ACCOUNTS = int(os.environ.get("PEERS_SCENARIO_ACCOUNTS", "100"))
+SCENARIO_ACCOUNTS = int(os.environ.get("PEERS_SCENARIO_ACCOUNTS", "50"))
 
 LINE_RE = re.compile(r'^(\S+) - (\S+) \[[^\]]+\] "(\S+) (\S+) [^"]*" (\d{3}) ')
 READ_RE = re.compile(r"^/api/v1/beneficiaires/[0-9][0-9AB][0-9]{13}/droits$")
