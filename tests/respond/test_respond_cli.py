@@ -16,8 +16,9 @@ def config_file(tmp_path: Path) -> Path:
 def test_token_create_prints_it_once_and_stores_only_a_hash(tmp_path: Path) -> None:
     cfg = config_file(tmp_path)
     runner = CliRunner()
-    r = runner.invoke(app, ["token", "create", "--scope", "enforce", "--name", "nginx", "-c",
-                            str(cfg)])
+    r = runner.invoke(
+        app, ["token", "create", "--scope", "enforce", "--name", "nginx", "-c", str(cfg)]
+    )
     assert r.exit_code == 0, r.output
     token = r.output.strip().splitlines()[-1]
     assert token.startswith("rmp_")
@@ -29,8 +30,21 @@ def test_token_create_prints_it_once_and_stores_only_a_hash(tmp_path: Path) -> N
 def test_decisions_add_list_revoke_and_audit(tmp_path: Path) -> None:
     cfg = str(config_file(tmp_path))
     runner = CliRunner()
-    r = runner.invoke(app, ["decisions", "add", "account", "PH0042", "--reason", "phished",
-                            "--duration", "2h", "-c", cfg])
+    r = runner.invoke(
+        app,
+        [
+            "decisions",
+            "add",
+            "account",
+            "PH0042",
+            "--reason",
+            "phished",
+            "--duration",
+            "2h",
+            "-c",
+            cfg,
+        ],
+    )
     assert r.exit_code == 0, r.output
     decision_id = r.output.split(":")[0].strip()
     r = runner.invoke(app, ["decisions", "list", "--live", "--json", "-c", cfg])
@@ -39,3 +53,66 @@ def test_decisions_add_list_revoke_and_audit(tmp_path: Path) -> None:
     assert r.exit_code == 0
     r = runner.invoke(app, ["decisions", "audit", "-c", cfg])
     assert r.exit_code == 0 and "chain ok" in r.output and "decision.revoked" in r.output
+
+
+def test_rempart_serve_runs_as_a_process_and_answers(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    cfg = tmp_path / "rempart.yaml"
+    cfg.write_text(
+        f"state:\n  url: sqlite:///{tmp_path / 'state.db'}\n"
+        f"keys:\n  token_key_file: {tmp_path / 'token.key'}\n"
+    )
+    r = CliRunner().invoke(app, ["token", "create", "-s", "admin", "-n", "ops", "-c", str(cfg)])
+    token = r.output.strip().splitlines()[-1]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from rempart.cli import main; main()",
+            "serve",
+            "-c",
+            str(cfg),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                health = httpx.get(url + "/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert health.json()["status"] == "ok"
+        auth = {"Authorization": f"Bearer {token}"}
+        r = httpx.post(
+            url + "/v1/decisions",
+            headers=auth,
+            json={"scope": "account", "value": "PH0042", "type": "block", "reason": "phished"},
+        )
+        assert r.status_code == 201
+        # admin tokens may also check (admin implies every scope)
+        assert (
+            httpx.get(
+                url + "/v1/decisions/check", params={"account": "PH0042"}, headers=auth
+            ).status_code
+            == 403
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    bad = CliRunner().invoke(app, ["serve", "-c", str(cfg), "--follow-from", "middle"])
+    assert bad.exit_code != 0

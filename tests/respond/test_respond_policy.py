@@ -215,3 +215,34 @@ def test_shipped_tiers_payant_policy_blocks_harvest_and_steps_up_medium(
     missing = tmp_path / "none.yaml"
     with pytest.raises(ConfigError, match="not found"):
         load_policy(str(missing))
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rempart.errors import InputError  # noqa: E402
+from rempart.respond.decisions import Rate  # noqa: E402
+from rempart.respond.policy_spec import parse_duration  # noqa: E402
+
+
+@given(n=st.integers(1, 10_000), unit=st.sampled_from(["s", "m", "h", "d", "w"]))
+def test_durations_round_trip(n: int, unit: str) -> None:
+    factor = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
+    assert parse_duration(f"{n}{unit}") == n * factor
+
+
+@given(st.text(max_size=12))
+def test_bad_durations_and_rates_give_a_clear_error_never_a_crash(text: str) -> None:
+    for parse in (parse_duration, Rate.parse):
+        try:
+            value = parse(text)
+        except InputError as exc:
+            assert str(exc)
+        else:
+            assert value is not None
+
+
+def test_non_finite_rates_are_refused() -> None:
+    for text in ("nan/s", "inf/min", "-5/s", "0/h", "5/fortnight"):
+        with pytest.raises(InputError):
+            Rate.parse(text)

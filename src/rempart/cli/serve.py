@@ -26,9 +26,12 @@ def serve(
     """Run the Rempart server: streaming detection, decisions, enforcement API."""
     import uvicorn
 
+    from rempart.errors import InputError
     from rempart.respond.server import create_app
     from rempart.respond.service import ResponseService
 
+    if follow_from not in ("start", "end"):
+        raise InputError(f"--follow-from must be 'start' or 'end', not {follow_from!r}")
     cfg = get_config(config)
     server = cfg.response.server
     service = ResponseService(cfg, follow_from=follow_from)

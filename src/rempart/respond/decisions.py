@@ -14,6 +14,7 @@ sessions, IPs and organisations, and one per prefix length present for ranges.
 from __future__ import annotations
 
 import ipaddress
+import math
 import secrets
 import threading
 from collections.abc import Callable, Iterable
@@ -98,7 +99,7 @@ class Rate:
             n = float(count)
         except ValueError:
             raise InputError(f"invalid rate {text!r}", hint="write e.g. 60/min") from None
-        if not sep or unit not in units or n <= 0:
+        if not sep or unit not in units or not math.isfinite(n) or n <= 0:
             raise InputError(f"invalid rate {text!r}", hint="write e.g. 60/min, 5/s, 1000/h")
         per_second = n / units[unit]
         return cls(per_second, burst if burst is not None else max(1, int(min(n, 10))))
