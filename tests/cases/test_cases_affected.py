@@ -146,3 +146,25 @@ def test_when_no_archive_exists_then_window_comes_from_alerts_and_nobody_is_list
     affected = cases.affected(inc)
     assert affected.count == 0
     assert "aucun événement archivé" in affected.windows[0].reasoning[1]
+
+
+def test_practitioner_on_the_move_is_not_the_actor_but_a_harvest_from_a_new_network_is(
+    cases_factory,
+):
+    """A usual client on a new network reading known patients is the practitioner on the
+    move; the same client reading dozens of strangers from a new network is harvesting."""
+    log, exposed, _ = harvest_log()
+    day = T0 + 20 * DAY
+    for i in range(5):  # phone on a mobile network, reading usual patients
+        log.read("PH0001", f"k1.P{i}", day + 11 * HOUR + i * 60, "92.184.3.7", LEGIT_UA)
+    for i in range(30):  # residential proxy abroad with a browser-like client
+        tok = f"k1.S{i}"
+        log.read("PH0001", tok, day + 12 * HOUR + i * 30, "186.15.21.195", LEGIT_UA)
+        exposed.add(tok)
+    cases = cases_factory(log.events)
+    inc = cases.store.open_from_alerts([harvest_alert()], actor="a").created[0]
+    (window,) = cases.windows(inc)
+    assert ("92.184.3.7", LEGIT_UA) not in window.actor_pairs
+    assert ("186.15.21.195", LEGIT_UA) in window.actor_pairs
+    assert any("en déplacement" in r for r in window.reasoning)
+    assert cases.affected(inc).tokens == exposed

@@ -108,7 +108,7 @@ def open_from_alerts(
     """Group alerts into incidents (new ones, or added to open ones)."""
     alerts, bad = read_alerts(alerts_file)
     for msg in bad:
-        console.print(f"[yellow]skipped[/yellow] {msg}")
+        typer.echo(f"skipped {msg}", err=True)
     cases = _st(ctx).cases()
     result = cases.store.open_from_alerts(alerts, actor=_st(ctx).actor)
     summary = {
@@ -185,7 +185,7 @@ def show(
         d = w.to_dict()
         console.print(f"[bold]window[/bold] {w.account}: {d['start']} -> {d['end']} ({w.origin})")
         for r in w.reasoning:
-            console.print(f"    - {r}")
+            console.print(f"    - {r}", soft_wrap=True, markup=False)
     console.print(
         f"[bold]affected[/bold]: {affected.count} people, {affected.records} records "
         f"(attribution {affected.attribution})"
@@ -194,7 +194,7 @@ def show(
         console.print(f"    {cat}: {n}")
     console.print("[bold]timeline[/bold]")
     for e in timeline.entries[:200]:
-        console.print(f"  {e.to_dict()['at']}  {e.kind:<13} {e.text}", markup=False)
+        console.print(f"  {e.to_dict()['at']}  {e.kind:<13} {e.text}", markup=False, soft_wrap=True)
     if len(timeline.entries) > 200:
         console.print(f"  ... {len(timeline.entries) - 200} more (use --json)")
     peak = max(timeline.read_rate, key=lambda r: r[2], default=None)
