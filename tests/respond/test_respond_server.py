@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from respond_helpers import ecs_line, harvest_lines, make_config
+from respond_helpers import ecs_line, harvest_lines, make_config, nir
 
 from rempart.protect.tokens import Tokenizer, generate_key
 from rempart.respond.apitokens import TokenScope
@@ -254,3 +254,34 @@ def test_health_metrics_and_openapi(service: ResponseService) -> None:
         assert {"/v1/events", "/v1/decisions/check", "/v1/decisions", "/v1/alerts"} <= set(
             spec["paths"]
         )
+
+
+def irregular_reads(account: str, n: int, start: float, offset: int) -> bytes:
+    import random
+
+    rng = random.Random(offset)
+    lines, t = [], start
+    for i in range(n):
+        t += rng.uniform(0.2, 3.0)  # irregular: not the metronome rule, only the volume one
+        lines.append(
+            ecs_line(
+                account, "203.0.113.7", ts=t, path=f"/api/v1/beneficiaires/{nir(offset + i)}/droits"
+            )
+        )
+    return "\n".join(lines).encode()
+
+
+def test_engine_state_survives_a_restart(tmp_path: Path) -> None:
+    """30 reads before a restart and 15 after: the harvest rule (40 in 10 min) still fires."""
+    key = generate_key()
+    first = ResponseService(make_config(tmp_path), tokenizer=Tokenizer(key))
+    first.start()
+    first.ingest_body(irregular_reads("PH0042", 30, NOW, 0))
+    first.stop()
+    assert first.engine.events_seen == 30  # type: ignore[attr-defined]
+    assert not [a for a in first.alerts.values() if a.rule_id == "TP-HARV-001"]
+    second = ResponseService(make_config(tmp_path), tokenizer=Tokenizer(key))
+    second.start()
+    second.ingest_body(irregular_reads("PH0042", 15, NOW + 100, 30))
+    assert wait_for(lambda: any(a.rule_id == "TP-HARV-001" for a in second.alerts.values()))
+    second.stop()

@@ -140,6 +140,16 @@ class ResponseService:
         )
         self._decode_lock = threading.Lock()
         self.engine = engine if engine is not None else default_engine(config)
+        self._state_store: Any = None
+        if hasattr(self.engine, "dump_state") and hasattr(self.engine, "load_state"):
+            from rempart.detect.store import StateStore
+
+            self._state_store = StateStore(config.state.url, name="rempart-serve")
+            saved = self._state_store.load()
+            if saved is not None:
+                self.engine.load_state(saved)
+        self._follow_cp: dict[str, Any] | None = None
+        self._last_checkpoint = time.monotonic()
         self.queue = BoundedEventQueue(settings.server.queue_events)
         self.alerts: OrderedDict[str, Alert] = OrderedDict()
         self._alerts_lock = threading.Lock()
@@ -174,7 +184,7 @@ class ResponseService:
                 self.queue,
                 interval=self.settings.server.follow_interval_seconds,
                 checkpoint=self._load_checkpoint(),
-                save_checkpoint=self._save_checkpoint,
+                save_checkpoint=self._note_follow_checkpoint,
                 start_at="end" if self._follow_from == "end" else "start",
             )
             follower.start()
@@ -188,6 +198,9 @@ class ResponseService:
         self._stop.set()
         if self._worker is not None:
             self._worker.join(timeout)
+        self.checkpoint()
+        if self._state_store is not None:
+            self._state_store.close()
         self.notifier.stop()
         self.quarantine.flush()
 
@@ -200,6 +213,17 @@ class ResponseService:
                     self.metrics.decisions.labels(d.type.value, d.scope.value, "expired").inc()
             except RempartError as exc:
                 self.worker_error = f"decision sync: {exc}"
+
+    def _note_follow_checkpoint(self, state: dict[str, Any]) -> None:
+        self._follow_cp = state
+
+    def checkpoint(self) -> None:
+        """Save the engine's state, then the followed files' positions it covers."""
+        self._last_checkpoint = time.monotonic()
+        if self._state_store is not None:
+            self._state_store.save(self.engine.dump_state())  # type: ignore[attr-defined]
+        if self._follow_cp is not None:
+            self._save_checkpoint(self._follow_cp)
 
     def _load_checkpoint(self) -> dict[str, Any] | None:
         with self.sessions() as session:
@@ -266,6 +290,11 @@ class ResponseService:
                 self._drain_rate = 0.8 * self._drain_rate + 0.2 * (len(batch.events) / spent)
             if batch.done is not None:
                 batch.done()
+            if time.monotonic() - self._last_checkpoint > self.settings.server.checkpoint_seconds:
+                try:
+                    self.checkpoint()
+                except RempartError as exc:
+                    self.worker_error = f"checkpoint: {exc}"
 
     def _process(self, batch: QueuedBatch) -> None:
         process = self.engine.process

@@ -53,6 +53,9 @@ class ServerSettings(StrictModel):
     cache_allow_seconds: int = Field(default=0, ge=0, le=60)
     #: Polling interval of followed source files.
     follow_interval_seconds: float = Field(default=0.1, gt=0, le=10)
+    #: Seconds between two checkpoints of the engine's state (and of followed files' positions);
+    #: also taken at shutdown. A restart resumes the windows, baselines and open alerts.
+    checkpoint_seconds: float = Field(default=60.0, gt=0)
     #: Alerts kept in memory for ``GET /v1/alerts``.
     alerts_kept: int = Field(default=10_000, ge=10)
 
