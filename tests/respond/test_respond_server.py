@@ -285,3 +285,32 @@ def test_engine_state_survives_a_restart(tmp_path: Path) -> None:
     second.ingest_body(irregular_reads("PH0042", 15, NOW + 100, 30))
     assert wait_for(lambda: any(a.rule_id == "TP-HARV-001" for a in second.alerts.values()))
     second.stop()
+
+
+def test_pending_block_is_approved_over_http_and_then_enforced(tmp_path: Path) -> None:
+    from respond_helpers import make_alert
+
+    from rempart.alerts import Severity
+    from rempart.respond.settings import SafetyCaps
+
+    cfg = make_config(tmp_path, caps=SafetyCaps(max_auto_account_blocks_per_hour=0))
+    service = ResponseService(cfg, tokenizer=Tokenizer(generate_key()))
+    with TestClient(create_app(service)) as client:
+        admin = auth(service, TokenScope.ADMIN, name="bob")
+        [pending] = service.handle_alert(
+            make_alert("TP-HARV-001", severity=Severity.CRITICAL, at=time.time())
+        )
+        assert pending.state.value == "pending"
+        alerts = client.get("/v1/alerts", headers=admin).json()
+        assert {a["rule"] for a in alerts} == {"TP-HARV-001", "response.block_ceiling"}
+        check = {"account": pending.value}
+        assert client.get("/v1/decisions/check", params=check, headers=admin).status_code == 204
+        r = client.post(f"/v1/decisions/{pending.id}/approve", headers=admin)
+        assert r.status_code == 200 and r.json()["state"] == "active"
+        assert client.get("/v1/decisions/check", params=check, headers=admin).status_code == 403
+        again = client.post(f"/v1/decisions/{pending.id}/reject", headers=admin, json={})
+        assert again.status_code == 400 and "not pending" in again.json()["error"]
+        entries = client.get("/v1/audit", headers=admin).json()["entries"]
+        assert (
+            entries[-1]["actor"] == "analyst:bob" and entries[-1]["action"] == "decision.approved"
+        )
