@@ -100,6 +100,8 @@ def test_events_jsonl_is_the_same_traffic_as_ecs(small_run: Any) -> None:
 def test_streaming_api_yields_the_file_lines_in_order(small_run: Any) -> None:
     text = (small_run.out / "access.log").read_text(encoding="utf-8").splitlines()
     assert list(iter_lines(small_run.opts)) == text
+    ecs = (small_run.out / "events.jsonl").read_text(encoding="utf-8").splitlines()
+    assert list(iter_lines(small_run.opts, "ecs")) == ecs
     reqs = iter_requests(small_run.opts)
     first = [next(reqs) for _ in range(50)]
     assert [r.ts_ms for r in first] == sorted(r.ts_ms for r in first)
