@@ -168,3 +168,30 @@ def test_practitioner_on_the_move_is_not_the_actor_but_a_harvest_from_a_new_netw
     assert ("186.15.21.195", LEGIT_UA) in window.actor_pairs
     assert any("en déplacement" in r for r in window.reasoning)
     assert cases.affected(inc).tokens == exposed
+
+
+def test_timeline_shows_logins_network_changes_read_rate_and_response_decisions(cases_factory):
+    from sqlalchemy import insert
+
+    from rempart.respond.tables import DecisionRow
+
+    log, _, login_at = harvest_log()
+    cases = cases_factory(log.events)
+    inc = cases.store.open_from_alerts([harvest_alert()], actor="a").created[0]
+    with cases.sessions.begin() as s:
+        s.execute(insert(DecisionRow).values(
+            id="d-1", scope="account", value="PH0001", type="block", state="active",
+            created=login_at + 2.5 * HOUR, expires=login_at + 30 * HOUR, reason="harvest",
+            origin="policy", alert_id=None, level=0,
+        ))  # fmt: skip
+    tl = cases.timeline(inc)
+    kinds = [(e.kind, e.text) for e in tl.entries]
+    assert ("login_failure", f"PH0001: 1 failed login(s) from {BOT_IP}") in kinds
+    assert any(k == "login" and BOT_IP in t and "[actor]" in t for k, t in kinds)
+    assert any(k == "network" and "203.0.113.0/24" in t for k, t in kinds)
+    assert any(k == "client" and BOT_UA in t for k, t in kinds)
+    assert any(k == "decision" and "block account PH0001" in t for k, t in kinds)
+    assert any(k == "alert" for k, _ in kinds)
+    rates = {(h, who): (actor, other) for h, who, actor, other in tl.read_rate}
+    nine = T0 + 20 * DAY + 9 * HOUR
+    assert rates[(nine, "PH0001")] == (201, 2)  # 200 + P3 by the actor; P5, P60 by the user

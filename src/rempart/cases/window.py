@@ -103,6 +103,7 @@ def estimate_window(
     settings: CasesSettings,
     *,
     contained_at: float | None = None,
+    archive_end: float | None = None,
 ) -> AccountWindow:
     """Estimate the compromise window of ``account`` from ``alerts`` and the archive."""
     first, last, alert_ips = _anchor(alerts, account)
@@ -119,7 +120,13 @@ def estimate_window(
     table = None
     end_query = last
     if ledger is not None:
-        end_query = contained_at if contained_at is not None else (ledger.span() or (0, last))[1]
+        if contained_at is not None:
+            end_query = contained_at
+        else:
+            archive_end = (
+                archive_end if archive_end is not None else (ledger.span() or (0, last))[1]
+            )
+            end_query = archive_end
         end_query = max(end_query, last)
         table = ledger.fingerprints([account], base_start, end_query)
     if table is None or table.num_rows == 0:
@@ -231,8 +238,14 @@ def estimate_windows(
     *,
     contained_at: float | None = None,
 ) -> list[AccountWindow]:
+    archive_end = None
+    if ledger is not None and contained_at is None:
+        span = ledger.span()
+        archive_end = span[1] if span else None
     return [
-        estimate_window(ledger, alerts, a, settings, contained_at=contained_at)
+        estimate_window(
+            ledger, alerts, a, settings, contained_at=contained_at, archive_end=archive_end
+        )
         for a in sorted(set(accounts))
         if any(a in al.accounts or al.entity == a for al in alerts)
     ]
