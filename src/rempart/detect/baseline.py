@@ -24,7 +24,9 @@ the last 20,000 account-days of the peer group within ``history_days``.
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
+from collections.abc import Sequence
 from statistics import median
 from typing import Any
 
@@ -47,7 +49,7 @@ def _num(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 10 or x == int(x) else f"{x:.1f}"
 
 
-def _quantile(values: list[float], q: float) -> float:
+def _quantile(values: Sequence[float], q: float) -> float:
     if not values:
         return 0.0
     s = sorted(values)
@@ -66,8 +68,10 @@ class _Day:
         self.today: set[int] = set()
         self.new = 0
         self.orphans = 0
-        self.pending: deque[tuple[float, bool]] = deque()
-        self.history: list[float] = []
+        #: (time, novel) of reads awaiting a claim (claim-pairing quantities only).
+        self.pending: list[tuple[float, bool]] = []
+        #: Values of the last active days (float32: 4 bytes a day).
+        self.history = array("f")
         self.thr: tuple[float, float | None, float | None] | None = None
         #: Active days seen so far (the first one is a warm-up for novelty quantities).
         self.days = 0
@@ -183,7 +187,7 @@ class BaselineRule(CompiledRule):
             expired = 0
             only_new = self.quantity == "new_without_claim"
             while pending and pending[0][0] < limit:
-                _t, novel = pending.popleft()
+                _t, novel = pending.pop(0)
                 if novel or not only_new:
                     st.orphans += 1
                     expired += 1
@@ -273,7 +277,7 @@ class BaselineRule(CompiledRule):
                 st.new,
                 st.orphans,
                 [[t, h] for t, h in st.pending],
-                st.history,
+                st.history.tolist(),
                 st.days,
             ]
             for k, st in self.state.items()
@@ -289,8 +293,8 @@ class BaselineRule(CompiledRule):
             st.today = set(today)
             st.new = new
             st.orphans = orphans
-            st.pending = deque((t, bool(h)) for t, h in pending)
-            st.history = list(history)
+            st.pending = [(t, bool(h)) for t, h in pending]
+            st.history = array("f", history)
             self.state[k] = st
         self.peers = {
             g: deque(((d, v) for d, v in pool), maxlen=PEER_CAP)

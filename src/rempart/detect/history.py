@@ -37,23 +37,25 @@ class _AccountHistory:
 
     def __init__(self) -> None:
         self.arr = array("I")
-        self.recent: set[int] = set()
+        #: Additions not merged into ``arr`` yet (None when empty: an empty set is 216 bytes).
+        self.recent: set[int] | None = None
 
     def merge(self) -> None:
         if self.recent:
             merged = sorted(set(self.arr).union(self.recent)) if self.arr else sorted(self.recent)
             self.arr = array("I", merged)
-            self.recent = set()
+        self.recent = None
 
     def __contains__(self, h: int) -> bool:
-        if h in self.recent:
+        recent = self.recent
+        if recent is not None and h in recent:
             return True
         arr = self.arr
         i = bisect_left(arr, h)
         return i < len(arr) and arr[i] == h
 
     def __len__(self) -> int:
-        return len(self.arr) + len(self.recent)
+        return len(self.arr) + (len(self.recent) if self.recent else 0)
 
 
 class BeneficiaryHistory:
@@ -71,8 +73,11 @@ class BeneficiaryHistory:
             hist = self.accounts[account] = _AccountHistory()
         if h in hist:
             return False
-        hist.recent.add(h)
-        if len(hist.recent) >= _MERGE_AT:
+        recent = hist.recent
+        if recent is None:
+            recent = hist.recent = set()
+        recent.add(h)
+        if len(recent) >= _MERGE_AT:
             hist.merge()
         return True
 
