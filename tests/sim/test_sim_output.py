@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
@@ -42,6 +45,18 @@ def test_same_options_give_byte_identical_files(tmp_path: Path) -> None:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     simulate(SimOptions(seed=12, accounts=25, days=2), tmp_path / "c")
     assert (tmp_path / "a/access.log").read_bytes() != (tmp_path / "c/access.log").read_bytes()
+
+
+def test_output_does_not_depend_on_string_hash_randomisation(tmp_path: Path) -> None:
+    script = (
+        "import sys; from pathlib import Path; from rempart.sim import SimOptions, simulate; "
+        "simulate(SimOptions(seed=5, accounts=12, days=1), Path(sys.argv[1]))"
+    )
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / seed)], check=True, env=env)
+    for name in FILES:
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
 
 
 def test_every_line_matches_the_log_format_and_is_in_time_order(small_run: Any) -> None:

@@ -117,14 +117,18 @@ def _choose_targets(
     used: set[int],
 ) -> list[Account]:
     kinds = TARGET_KINDS[scenario]
-    pool = [
-        a
-        for a in accounts
-        if (kinds is None or a.kind.code in kinds)
-        and (scenario not in EXCLUSIVE or a.index not in used)
-    ]
-    if not pool:
-        raise SimOptionsError("no account left to target", where=scenario)
+    exclusive = scenario in EXCLUSIVE
+
+    def fits(a: Account, any_kind: bool, reuse: bool) -> bool:
+        kind_ok = any_kind or kinds is None or a.kind.code in kinds
+        return kind_ok and (reuse or not exclusive or a.index not in used)
+
+    # Small directories: prefer the scenario's kinds, then any free account, then sharing.
+    pool: list[Account] = []
+    for any_kind, reuse in ((False, False), (True, False), (False, True), (True, True)):
+        pool = [a for a in accounts if fits(a, any_kind, reuse)]
+        if pool:
+            break
     if scenario in ("stuffing_single_ip", "stuffing_distributed"):
         n = round(params["n_accounts"] * params["existing_share"])
     else:

@@ -81,6 +81,8 @@ def simulate(
     dir_path = out_dir / "directory.csv"
     truth_path = out_dir / "truth.json"
     dir_path.write_text(directory_csv(sim.accounts), encoding="utf-8")
+    if not events:
+        ecs_path.unlink(missing_ok=True)  # never leave a stale twin of another run
     renderer = Renderer()
     lines = 0
     with ExitStack() as stack:
