@@ -32,7 +32,7 @@ def corpus(tmp_path_factory):
 
 def _scan_corpus(root: Path, **kw):
     files = [p for p in root.iterdir() if p.suffix != ".sqlite"]
-    return scan(files, db_urls=[f"sqlite:///{root / 'patients.sqlite'}"], **kw)
+    return scan(files, db_urls=[f"sqlite:///{root / 'patients.sqlite'}"], max_findings=10**6, **kw)
 
 
 def test_scanner_finds_every_planted_identifier_and_nothing_else(corpus):

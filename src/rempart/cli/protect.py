@@ -67,7 +67,9 @@ def scan(
         None, "--fail-above", help="Exit 1 when more than N findings are not allowed (CI)."
     ),
     min_confidence: float = typer.Option(0.5, "--min-confidence", min=0.0, max=1.0),
-    max_findings: int = typer.Option(100_000, "--max-findings", help="Findings kept in detail."),
+    max_findings: int = typer.Option(
+        10_000, "--max-findings", help="Findings described in detail (all are counted)."
+    ),
 ) -> None:
     """Find NIR, RPPS, ADELI, FINESS, SIREN/SIRET, IBAN, phones, e-mails, dates of birth."""
     from rempart.errors import InputError

@@ -17,7 +17,8 @@ from typing import NamedTuple
 
 from rempart.protect import identifiers as ids
 
-_EMAIL_LOCAL = re.compile(rb"[A-Za-z0-9._%+\-]{1,64}$")
+# Matched on the reversed bytes before the "@" (anchored, linear), not with a "$" search.
+_EMAIL_LOCAL_REVERSED = re.compile(rb"[A-Za-z0-9._%+\-]{1,64}")
 _EMAIL_DOMAIN = re.compile(rb"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}")
 _DELETE_SEPARATORS = str.maketrans("", "", " ./-")
 
@@ -43,7 +44,7 @@ PREFILTER = (
     r"|(?:\+33 ?|\b0033 ?|\b0)[1-9](?:[ .\-]?\d\d){4}\b"
     r"|\b(?:\d{9}(?:\d\d(?:\d{3})?)?|\d{3} \d{3} \d{3}(?: \d{5})?)\b"
     r"|\b(?:[0-3]\d[/.\-][01]\d[/.\-](?:18|19|20)\d\d|(?:18|19|20)\d\d-[01]\d-[0-3]\d)\b"
-    r"|@"
+    r"|[A-Za-z0-9._%+\-]@[A-Za-z0-9]"
 )
 
 
@@ -211,7 +212,7 @@ def _kind_of_run(raw: str) -> tuple[str, str] | None:
     if raw[0] == "+":
         phone = ids.normalize_phone(raw)
         return ("phone", phone) if phone else None
-    digits = raw.translate(_DELETE_SEPARATORS).upper()
+    digits = raw if raw.isdigit() else raw.translate(_DELETE_SEPARATORS).upper()
     n = len(digits)
     if n == 15:
         return ("nir", digits) if ids.is_valid_nir(digits) else None
@@ -238,20 +239,31 @@ def detect(
     a value sits in); it is called for plausible identifiers only.
     """
     for start, end in candidate_spans(data):
-        if data[start] == 64:  # "@"
-            w = data[start - 64 if start > 64 else 0 : start]
-            local = _EMAIL_LOCAL.search(w)
-            dom = _EMAIL_DOMAIN.match(data, end)
-            if local is None or dom is None:
+        if end - start == 3 and data[start + 1] == 64:  # "x@y": an e-mail address around it
+            start += 1
+            end = start + 1
+            local = _EMAIL_LOCAL_REVERSED.match(data[start - 64 if start > 64 else 0 : start][::-1])
+            if local is None:
                 continue
-            s0 = start - (len(w) - local.start())
+            dom = _EMAIL_DOMAIN.match(data, end)
+            if dom is None:
+                continue
+            s0 = start - local.end()
             value = data[s0 : dom.end()].decode("ascii", "replace")
             if ids.is_valid_email(value):
                 yield Hit("email", value.lower(), s0, dom.end(), BASE["email"])
             continue
         raw = data[start:end].decode("ascii")
         found = _kind_of_run(raw)
-        if found is not None:
+        if found is None:
+            continue
+        kind = found[0]
+        if kind == "nir" or kind == "phone" or kind == "iban":  # fast path: no classification
+            h = hints if hint_at is None else hints | hint_at(start)
+            conf = (_CONFIDENCE[kind, 1] if kind in h
+                    else _CONFIDENCE[kind, _context_state(_window(data, start), kind)])  # fmt: skip
+            yield Hit(kind, found[1], start, end, conf)
+        else:
             yield from _judge(data, raw, start, end, hints, hint_at, found)
 
 

@@ -193,9 +193,19 @@ def _sniff_header(first: bytes) -> tuple[list[str], bytes]:
 
 
 def scan_stream(
-    stream: IO[bytes], source: str, kind: str = "text", *, chunk_size: int = CHUNK_SIZE
+    stream: IO[bytes],
+    source: str,
+    kind: str = "text",
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    min_confidence: float = 0.0,
+    detail: list[int] | None = None,
 ) -> Iterator[tuple[Finding, int]]:
-    """Findings of a text-like stream, with the byte count of each chunk on the first one."""
+    """Findings of a text-like stream, with the byte count of each chunk on the first one.
+
+    ``detail``: a shared budget of findings to describe fully (line, column, masked sample);
+    past it, findings only carry what the counts need (type, field), which is cheaper.
+    """
     line_no = 1
     locator: _FieldLocator | None = None
     for chunk in iter_chunks(stream, chunk_size):
@@ -212,7 +222,23 @@ def scan_stream(
 
         last_pos, scanned = 0, len(chunk)
         for hit in detect(chunk, hint_at=hint_at):
+            if hit.confidence < min_confidence:
+                continue
             start = hit.start
+            if detail is not None:
+                if detail[0] <= 0:
+                    field_name = None
+                    if locator is not None:
+                        field_name = locator.field_at(
+                            chunk, chunk.rfind(b"\n", 0, start) + 1, start
+                        )
+                    yield (
+                        Finding(source, hit.kind, hit.confidence, "", None, None, field_name),
+                        scanned,
+                    )
+                    scanned = 0
+                    continue
+                detail[0] -= 1
             line_no += chunk.count(b"\n", last_pos, start)
             last_pos = start
             line_start = chunk.rfind(b"\n", 0, start) + 1
@@ -329,12 +355,13 @@ def scan(
     db_urls: Iterable[str] = (),
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     allow: AllowList | None = None,
-    max_findings: int = 100_000,
+    max_findings: int = 10_000,
     on_progress: Callable[[int], None] | None = None,
 ) -> ScanReport:
     """Scan files and databases; keep up to ``max_findings`` findings, count all of them."""
     report = ScanReport()
     started = time.perf_counter()
+    detail = [max_findings]
     allow = allow or AllowList()
 
     def sources() -> Iterator[tuple[Finding, int]]:
@@ -345,7 +372,8 @@ def scan(
             else:
                 with _open(path) as stream:
                     try:
-                        yield from scan_stream(stream, str(path), kind)
+                        yield from scan_stream(stream, str(path), kind, detail=detail,
+                                               min_confidence=min_confidence)  # fmt: skip
                     except (OSError, EOFError, gzip.BadGzipFile) as exc:
                         raise InputError(f"cannot read: {exc}", where=str(path)) from None
         for url in db_urls:
@@ -363,7 +391,7 @@ def scan(
         if allow.rules and allow.allows(f):
             f.allowed = True
         counts[(f"{f.source}:{f.field}" if f.field else f.source, f.kind)] += f.rows
-        if len(findings) < max_findings:
+        if len(findings) < max_findings and f.sample:
             findings.append(f)
         elif not f.allowed:
             report.truncated += f.rows
