@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -84,9 +83,6 @@ def test_when_phished_account_harvests_through_nginx_then_it_is_cut_off_and_othe
         print(
             f"\nharvest through nginx: {obtained} records obtained before the block "
             f"({elapsed:.2f} s, request {blocked_at})"
-        )
-        (tmp_path.parent / "respond_nginx_e2e.json").write_text(
-            json.dumps({"records_obtained_before_block": obtained, "seconds": elapsed})
         )
         assert blocked_at is not None, "the harvest was never stopped"
         assert last is not None and last.headers["X-Rempart-Decision"] == "block"

@@ -201,3 +201,28 @@ def test_syslog_messages_reach_a_real_udp_receiver(tmp_path: Path, fmt: str) -> 
     else:
         assert "CEF:0|Rempart|Rempart|" in text and "|TP-HARV-001|" in text
         assert "suser=PH0042" in text and "act=block:account:PH0042" in text
+
+
+def test_syslog_over_tcp_uses_octet_counting(tmp_path: Path) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(5)
+    port = server.getsockname()[1]
+    n = Notifier(
+        settings(
+            tmp_path, siem={"kind": "syslog", "host": "127.0.0.1", "port": port, "protocol": "tcp"}
+        )
+    )
+    n.start()
+    n.submit_alert(make_alert(), [block()], ["siem"])
+    conn, _ = server.accept()
+    conn.settimeout(5)
+    data = b""
+    while chunk := conn.recv(65535):  # the notifier closes the connection after one message
+        data += chunk
+    n.stop()
+    conn.close()
+    server.close()
+    length, _, message = data.partition(b" ")
+    assert int(length) == len(message) and message.startswith(b"<")

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -29,6 +30,8 @@ from rempart.respond.apitokens import ApiToken, TokenScope
 from rempart.respond.decisions import CheckRequest, DecisionState, DecisionType, Scope
 from rempart.respond.policy_spec import parse_duration
 from rempart.respond.service import ResponseService, Saturated
+
+log = logging.getLogger("rempart.respond.server")
 
 _CHECK_PARAMS: list[dict[str, Any]] = [
     {"name": n, "in": "query", "required": False, "schema": {"type": "string"}, "description": d}
@@ -185,6 +188,10 @@ def create_app(service: ResponseService, *, manage_lifecycle: bool = True) -> Fa
             scheme, _, text = auth.partition(" ")
             token = service.tokens.verify(text.strip() if scheme.lower() == "bearer" else None)
             if token is None or not token.allows(TokenScope.ENFORCE):
+                # not a verdict: nginx applies its fail mode; counted so that a wrong token in
+                # the nginx configuration shows in /metrics and the log
+                service.metrics.checks.labels("unauthorised").inc()
+                log.warning("decision check with a missing or invalid enforce token")
                 return 503, {"X-Rempart-Error": "unauthorised"}
         req = CheckRequest(
             account=query.get("account") or headers.get("x-rempart-account") or None,

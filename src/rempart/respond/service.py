@@ -10,6 +10,7 @@ demo use it directly.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict, deque
@@ -44,6 +45,8 @@ from rempart.respond.metrics import ServiceMetrics
 from rempart.respond.notify import Notifier
 from rempart.respond.policy import PolicyEngine
 from rempart.respond.policy_spec import load_policy
+
+log = logging.getLogger("rempart.respond")
 
 
 class DetectionEngine(Protocol):
@@ -318,6 +321,16 @@ class ResponseService:
             self.notifier.submit_alert(note.alert, note.decisions, note.channels)
         now = time.time()
         for d in outcome.decisions:
+            log.info(
+                "decision %s: %s %s %s for %.0f s (%s) from %s",
+                d.id,
+                d.type.value,
+                d.scope.value,
+                d.value,
+                d.duration,
+                d.state.value,
+                d.origin,
+            )
             self.metrics.decisions.labels(d.type.value, d.scope.value, d.state.value).inc()
             if accepted_at is not None and d.state is DecisionState.ACTIVE:
                 self.decision_latencies.append(now - accepted_at)

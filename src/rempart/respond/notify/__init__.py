@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import logging
 import os
 import smtplib
 import socket
@@ -38,6 +39,9 @@ from rempart.respond.settings import (
 
 if False:  # pragma: no cover - typing only, avoids an import cycle at runtime
     from rempart.respond.metrics import ServiceMetrics
+
+
+log = logging.getLogger("rempart.respond.notify")
 
 
 class DeliveryError(Exception):
@@ -223,6 +227,9 @@ class Notifier:
 
     def _dead_letter(self, job: _Job, reason: str) -> None:
         self.dead += 1
+        log.warning(
+            "notification to %s given up after %d attempt(s): %s", job.channel, job.attempt, reason
+        )
         self._count(job.channel, "dead_letter")
         record: dict[str, Any] = {
             "at": time.time(),
