@@ -17,6 +17,7 @@ def serve(
     config: Path | None = CONFIG_OPTION,
     host: str | None = typer.Option(None, help="Listen address (default from config: 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Listen port (default from config: 8000)."),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
     follow_from: str = typer.Option(
         "end",
         help="Without a checkpoint, read followed files from the 'end' (live traffic only, the "
@@ -32,6 +33,15 @@ def serve(
 
     if follow_from not in ("start", "end"):
         raise InputError(f"--follow-from must be 'start' or 'end', not {follow_from!r}")
+    import logging
+
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        raise InputError(f"unknown log level {log_level!r}")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("rempart").setLevel(level)
     cfg = get_config(config)
     server = cfg.response.server
     service = ResponseService(cfg, follow_from=follow_from)
