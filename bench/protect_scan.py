@@ -6,7 +6,7 @@ Inputs, written under bench/out/protect/ (gitignored):
 * sim-access.log / sim-events.jsonl: a week of the reference portal from ``rempart sim``
   (realistic density: identifiers in the URLs of beneficiary reads);
 * dense.log: the test corpus's access log repeated (60% of lines carry a NIR-shaped value);
-* export.csv: an export with 8 identifier columns per row (worst case: every field a finding);
+* export.csv (10 MB): 8 identifier columns per row (worst case: nearly every field a finding);
 * clean.csv: the same shape without identifiers (upper bound: nothing reaches Python);
 * big.log: sim-access.log repeated to --big-gb (constant memory on files larger than chunks).
 Each file is scanned in a fresh process; MB/s is CPU time of the scan (the machine is shared),
@@ -91,7 +91,7 @@ def prepare(big_gb: float) -> list[Path]:
         repeat(corpus / "access.log", dense, 50_000_000)
     export = OUT / "export.csv"
     if not export.exists():
-        repeat(corpus / "patients.csv", export, 50_000_000)
+        repeat(corpus / "patients.csv", export, 10_000_000)
     clean = OUT / "clean.csv"
     if not clean.exists():
         rng = random.Random(1)

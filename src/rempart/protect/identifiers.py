@@ -248,9 +248,11 @@ def is_valid_siret(text: str) -> bool:
 _FRENCH_IBAN = re.compile(r"^(?:FR|MC)\d\d\d{10}[0-9A-Z]{11}\d\d$")
 
 
+_IBAN_LETTERS = str.maketrans({chr(c): str(c - 55) for c in range(ord("A"), ord("Z") + 1)})
+
+
 def _iban_mod97(iban: str) -> bool:
-    moved = iban[4:] + iban[:4]
-    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+    return int((iban[4:] + iban[:4]).translate(_IBAN_LETTERS)) % 97 == 1
 
 
 def is_valid_iban(text: str) -> bool:
