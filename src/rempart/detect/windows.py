@@ -68,12 +68,16 @@ class EventContext:
 
 def key_getter(fields: tuple[str, ...]) -> Callable[[Event], str | None]:
     getters = []
+    types = []
     for f in fields:
         resolved = resolve_field(f)
         assert resolved is not None
         getters.append(resolved[1])
+        types.append(resolved[2])
     if len(getters) == 1:
         g = getters[0]
+        if types[0] is str:
+            return g  # already text (or None): no wrapper on the hot path
 
         def one(e: Event) -> str | None:
             v = g(e)

@@ -1,0 +1,132 @@
+"""Throughput and peak memory of ``rempart hunt`` (ingest + detect) on simulated portal logs.
+
+Generates (once, cached) a simulated log of about ``--lines`` lines with every attack scenario,
+then runs the real command ``rempart hunt LOG --directory DIR --out alerts.jsonl`` ``--runs``
+times in a fresh process each, and reports the median wall time, events per second and the peak
+RSS of the process (``wait4`` rusage). It also times the engine alone on pre-parsed events
+(in this process), to separate detection cost from parsing cost.
+
+    .venv/bin/python bench/detect_hunt.py --lines 1000000
+    .venv/bin/python bench/detect_hunt.py --lines 10000000 --runs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LINES_PER_ACCOUNT_DAY = 116  # measured on the simulator's default mix
+
+
+def ensure_log(lines: int, data_dir: Path, days: int) -> Path:
+    from rempart.sim import SimOptions, simulate
+
+    out = data_dir / f"detect-{lines}"
+    if (out / "truth.json").exists():
+        return out
+    accounts = max(10, round(lines / (LINES_PER_ACCOUNT_DAY * days)))
+    print(f"simulating {accounts} accounts x {days} days into {out} ...", flush=True)
+    simulate(SimOptions(seed=7, accounts=accounts, days=days), out, events=False)
+    return out
+
+
+def run_hunt(log: Path, workdir: Path) -> tuple[float, float, int, int]:
+    cfg = workdir / "rempart.yaml"
+    cfg.write_text(
+        f"keys:\n  token_key_file: {workdir}/token.key\n"
+        f"state:\n  quarantine_dir: {workdir}/quarantine\n"
+    )
+    out = workdir / "alerts.jsonl"
+    cmd = [
+        str(Path(sys.executable).parent / "rempart"),
+        "hunt",
+        str(log / "access.log"),
+        "--directory",
+        str(log / "directory.csv"),
+        "--out",
+        str(out),
+        "--config",
+        str(cfg),
+        "--json",
+    ]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if status != 0:
+        raise SystemExit(f"hunt failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+    alerts = sum(1 for _ in out.open())
+    return wall, usage.ru_maxrss / 1024, alerts, usage.ru_utime.__int__()
+
+
+def engine_only(log: Path) -> tuple[int, float]:
+    from rempart.detect.engine import Engine
+    from rempart.detect.loader import load_pack
+    from rempart.ingest import iter_batches
+    from rempart.ingest.normalise import load_directory
+
+    events = [
+        e
+        for b in iter_batches(
+            [log / "access.log"],
+            profile="tiers-payant",
+            directory=load_directory(log / "directory.csv"),
+        )
+        for e in b.events()
+    ]
+    engine = Engine(load_pack("tiers-payant"), lateness=120)
+    started = time.process_time()
+    for ev in events:
+        engine.process(ev)
+    engine.flush()
+    return len(events), time.process_time() - started
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--days", type=int, default=14)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "rempart-bench")
+    ap.add_argument("--no-engine-only", action="store_true")
+    args = ap.parse_args()
+    log = ensure_log(args.lines, args.data_dir, args.days)
+    truth = json.loads((log / "truth.json").read_text())
+    n_lines = truth["totals"]["lines"]
+    print(
+        f"log: {log / 'access.log'} ({n_lines:,} lines, {truth['totals']['accounts']:,} "
+        f"account names, {len(truth['attacks'])} attacks)"
+    )
+    walls, rss = [], []
+    for i in range(args.runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            wall, peak, alerts, _cpu = run_hunt(log, Path(tmp))
+        walls.append(wall)
+        rss.append(peak)
+        print(
+            f"  run {i + 1}: {wall:.1f} s, {n_lines / wall:,.0f} lines/s, peak RSS "
+            f"{peak:,.0f} MiB, {alerts} alerts",
+            flush=True,
+        )
+    med = statistics.median(walls)
+    print(
+        f"rempart hunt (whole process, median of {args.runs}): {med:.1f} s = "
+        f"{n_lines / med:,.0f} lines/s end to end; peak RSS {max(rss):,.0f} MiB"
+    )
+    if not args.no_engine_only:
+        n, cpu = engine_only(log)
+        print(
+            f"engine alone (events pre-parsed, CPU time): {n:,} events in {cpu:.1f} s = "
+            f"{n / cpu:,.0f} events/s"
+        )
+
+
+if __name__ == "__main__":
+    main()
