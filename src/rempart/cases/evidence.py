@@ -127,7 +127,13 @@ def write_bundle(content: BundleContent, out: Path) -> dict[str, Any]:
         members[name] = data
         rules.append({"file": str(f), "member": name, "sha256": sha256_bytes(data)})
     members.update(content.extra)
-    sources = sorted({s for s, _ in refs if s})
+    # Inputs: every source the alerts or the ledger extract rest on (a replay reads them all).
+    ledger_sources = (
+        set(content.ledger.column("source").to_pylist())
+        if "source" in content.ledger.column_names
+        else set()
+    )
+    sources = sorted({s for s, _ in refs if s} | {s for s in ledger_sources if s})
     inputs = []
     for s in sources:
         p = Path(s)

@@ -196,7 +196,14 @@ class IncidentStore:
         result = OpenResult()
         gap = self.settings.merge_gap_days * DAY
         with self.sessions.begin() as s:
-            known = {r.alert_id: r for r in s.scalars(select(IncidentAlertRow))}
+            alerts = list(alerts)
+            ids = [a.id for a in alerts]
+            known: dict[str, IncidentAlertRow] = {}
+            for i in range(0, len(ids), 500):
+                stmt = select(IncidentAlertRow).where(
+                    IncidentAlertRow.alert_id.in_(ids[i : i + 500])
+                )
+                known.update((r.alert_id, r) for r in s.scalars(stmt))
             groups: list[_Group] = []
             for row in s.scalars(select(IncidentRow).where(IncidentRow.status != "closed")):
                 groups.append(_Group(set(row.keys), row.first_seen, row.last_seen, [], row))

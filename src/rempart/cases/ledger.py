@@ -1,13 +1,15 @@
 """The exposure ledger: every successful disclosure of a beneficiary's record to an account.
 
-Design choice: the ledger is a DuckDB *view over the event archive*
-(``ARCHIVE/day=YYYY-MM-DD/part-*.parquet``), restricted to rows whose ``categories`` is
-non-empty and whose ``beneficiary_token`` is set. The archive already holds these rows with
-their origin (source, line); a second copy would double the storage and could drift from the
-archive it is meant to prove. Queries stay fast because DuckDB prunes whole days by the hive
-partition (``day``), prunes row groups by the ``ts`` statistics, and reads only the few columns
-asked for. The benchmark ``bench/cases_affected.py`` measures it at the scale of 90 days of
-30,000 accounts.
+Rows: the archive's events whose ``categories`` is non-empty and whose ``beneficiary_token`` is
+set (token, account, time, categories, client, origin: source and line), queried with DuckDB.
+
+Design choice: a compact Parquet copy partitioned by day (``<archive>-ledger/day=*/``), derived
+from the archive and kept in step with it (:mod:`rempart.cases.ledger_store`), rather than a view
+over the archive itself. A plain view was the first version; measured at 90 days of 30,000
+accounts (36 million rows, ``bench/cases_affected.py``) it took tens of seconds for one
+account's question, because the archive is in time order and every row group holds every
+account. Sorted by account in small row groups, one account's 90 days read one row group per
+day. The copy also keeps logins (to date a compromise window) but drops what cases never read.
 
 Everything here is exact: no sketches, plain ``SELECT DISTINCT``.
 """
@@ -15,6 +17,7 @@ Everything here is exact: no sketches, plain ``SELECT DISTINCT``.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -24,29 +27,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from rempart.cases.ledger_store import COLUMNS, LEDGER_FILE, default_ledger_dir, sync_ledger
 from rempart.errors import StoreError
-
-#: Columns of the event archive (contracts.md): the ``Event`` attribute names.
-ARCHIVE_COLUMNS = (
-    "ts",
-    "source_ip",
-    "action",
-    "outcome",
-    "user_name",
-    "organization_id",
-    "user_agent",
-    "method",
-    "path",
-    "query",
-    "status",
-    "bytes",
-    "session_id",
-    "beneficiary_token",
-    "categories",
-    "account_kind",
-    "source",
-    "line",
-)
 
 #: Columns of a ledger row (a subset of the archive's columns).
 LEDGER_COLUMNS = (
@@ -87,37 +69,58 @@ class ActorFilter:
 
 
 class ExposureLedger:
-    """Queries over the disclosures stored in the Parquet archive (DuckDB, in process)."""
+    """Queries over the disclosures (DuckDB, in process), on the compact ledger files kept in
+    step with the archive (:mod:`rempart.cases.ledger_store`)."""
 
-    def __init__(self, archive_dir: Path, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        archive_dir: Path,
+        *,
+        ledger_dir: Path | None = None,
+        threads: int | None = None,
+        sync_every: float = 30.0,
+    ) -> None:
         self.archive_dir = archive_dir.expanduser()
+        self.ledger_dir = (ledger_dir or default_ledger_dir(self.archive_dir)).expanduser()
         self._con = duckdb.connect(":memory:")
         if threads:
             self._con.execute(f"SET threads={int(threads)}")
         self._lock = threading.Lock()
+        self._sync_every = sync_every
+        self._synced_at = float("-inf")
 
     def close(self) -> None:
         self._con.close()
 
+    def sync(self) -> int:
+        """Rebuild the ledger days whose archive parts changed; returns how many."""
+        with self._lock:
+            days = sync_ledger(self._con, self.archive_dir, self.ledger_dir)
+            self._synced_at = time.monotonic()
+        return days
+
     # -- sources -------------------------------------------------------------------------
 
     def _files(self, start: float | None, end: float | None) -> list[str]:
-        """Parquet files of the days overlapping [start, end] (partition pruning by name)."""
-        if not self.archive_dir.is_dir():
+        """Ledger files of the days overlapping [start, end] (partition pruning by name)."""
+        if time.monotonic() - self._synced_at > self._sync_every:
+            self.sync()
+        if not self.ledger_dir.is_dir():
             return []
         # A follow-mode part sits in the day of its first event and may hold a few events of
         # the next day: look one folder earlier (``ts`` filters are exact anyway).
         lo = _day(start) - timedelta(days=1) if start is not None else None
         hi = _day(end) if end is not None else None
         files: list[str] = []
-        for part in sorted(self.archive_dir.glob("day=*")):
+        for part in sorted(self.ledger_dir.glob("day=*")):
             try:
                 d = date.fromisoformat(part.name.removeprefix("day="))
             except ValueError:
                 continue
             if (lo is not None and d < lo) or (hi is not None and d > hi):
                 continue
-            files.extend(str(p) for p in sorted(part.glob("*.parquet")))
+            if (part / LEDGER_FILE).exists():
+                files.append(str(part / LEDGER_FILE))
         return files
 
     def _run(
@@ -128,7 +131,7 @@ class ExposureLedger:
         params: Sequence[Any] = (),
         tables: dict[str, pa.Table] | None = None,
     ) -> pa.Table | None:
-        """Run ``sql`` over the view ``archive`` of the days overlapping [start, end].
+        """Run ``sql`` over the view ``ledger`` of the days overlapping [start, end].
 
         Returns ``None`` when no Parquet file covers the range. File names go through DuckDB's
         ``read_parquet`` relation, values through bound parameters: nothing is spliced into SQL.
@@ -139,7 +142,7 @@ class ExposureLedger:
         try:
             with self._lock:
                 self._con.read_parquet(files, union_by_name=True).create_view(
-                    "archive", replace=True
+                    "ledger", replace=True
                 )
                 for name, table in (tables or {}).items():
                     self._con.register(name, table)
@@ -152,8 +155,8 @@ class ExposureLedger:
             raise StoreError(f"ledger query failed: {exc}", where=str(self.archive_dir)) from None
 
     def span(self) -> tuple[float, float] | None:
-        """First and last event time in the archive (``None`` when empty)."""
-        table = self._run(None, None, "SELECT min(ts) AS lo, max(ts) AS hi FROM archive")
+        """First and last event time in the ledger (``None`` when empty)."""
+        table = self._run(None, None, "SELECT min(ts) AS lo, max(ts) AS hi FROM ledger")
         if table is None:
             return None
         lo, hi = table.to_pylist()[0].values()
@@ -166,14 +169,14 @@ class ExposureLedger:
     def account_events(
         self, accounts: Iterable[str], start: float, end: float, columns: Sequence[str]
     ) -> pa.Table:
-        """Every archived event (not only disclosures) of ``accounts`` in [start, end]."""
+        """Ledger events (disclosures and logins) of ``accounts`` in [start, end]."""
         accts = sorted(set(accounts))
         names = ["user_name", *[c for c in columns if c != "user_name"]]
-        unknown = set(names) - set(ARCHIVE_COLUMNS)
+        unknown = set(names) - set(COLUMNS)
         if unknown:
-            raise StoreError(f"not archive columns: {', '.join(sorted(unknown))}")
+            raise StoreError(f"not ledger columns: {', '.join(sorted(unknown))}")
         sql = (
-            f"SELECT {', '.join(names)} FROM archive "  # noqa: S608 (names checked above)
+            f"SELECT {', '.join(names)} FROM ledger "  # noqa: S608 (names checked above)
             "WHERE ts >= ? AND ts <= ? AND user_name IN (SELECT unnest(?)) ORDER BY ts"
         )
         table = (
@@ -193,7 +196,7 @@ class ExposureLedger:
                    epoch(min(ts)) AS first, epoch(max(ts)) AS last, count(*) AS events,
                    epoch(min(ts) FILTER (WHERE action = 'auth.login' AND outcome = 'success'))
                        AS first_login
-            FROM archive
+            FROM ledger
             WHERE ts >= ? AND ts <= ? AND user_name IN (SELECT unnest(?))
             GROUP BY ALL ORDER BY first
         """
@@ -236,7 +239,7 @@ class ExposureLedger:
             where.append("beneficiary_token IN (SELECT unnest(?))")
             params.append(sorted(set(tokens)))
         sql = (
-            f"SELECT {', '.join(LEDGER_COLUMNS)} FROM archive "  # noqa: S608 (constant parts)
+            f"SELECT {', '.join(LEDGER_COLUMNS)} FROM ledger "  # noqa: S608 (constant parts)
             f"WHERE {' AND '.join(where)} ORDER BY ts, source, line"
         )
         table = self._run(start, end, sql, params)
@@ -279,7 +282,7 @@ class ExposureLedger:
         )
         sql = f"""
             SELECT DISTINCT {", ".join("d." + c for c in LEDGER_COLUMNS)}
-            FROM archive AS d JOIN scope_table AS s
+            FROM ledger AS d JOIN scope_table AS s
               ON d.user_name = s.account AND d.ts >= s.start AND d.ts <= s."end"
              AND (s.any_pair OR (d.source_ip IS NOT DISTINCT FROM s.ip
                                  AND d.user_agent IS NOT DISTINCT FROM s.ua))
@@ -298,7 +301,7 @@ class ExposureLedger:
         of the account read in [start, end] ("strangers": what harvesting looks like)."""
         sql = """
             WITH d AS (
-                SELECT source_ip AS ip, user_agent AS ua, beneficiary_token AS t FROM archive
+                SELECT source_ip AS ip, user_agent AS ua, beneficiary_token AS t FROM ledger
                 WHERE ts >= ? AND ts <= ? AND user_name = ? AND len(categories) > 0
                   AND beneficiary_token IS NOT NULL
             ), per_token AS (
@@ -317,7 +320,7 @@ class ExposureLedger:
         """Tokens disclosed to ``account`` in the ``days`` before ``before`` (exclusive)."""
         start = before - timedelta(days=days).total_seconds()
         sql = """
-            SELECT DISTINCT beneficiary_token FROM archive
+            SELECT DISTINCT beneficiary_token FROM ledger
             WHERE ts >= ? AND ts < ? AND user_name = ? AND len(categories) > 0
               AND beneficiary_token IS NOT NULL
         """
