@@ -314,3 +314,44 @@ def test_pending_block_is_approved_over_http_and_then_enforced(tmp_path: Path) -
         assert (
             entries[-1]["actor"] == "analyst:bob" and entries[-1]["action"] == "decision.approved"
         )
+
+
+def test_followed_file_is_read_with_back_pressure_and_resumed_after_restart(
+    tmp_path: Path,
+) -> None:
+    from rempart.config import SourceSettings
+
+    log = tmp_path / "access.ndjson"
+    log.write_text(
+        "\n".join(harvest_lines("PH1", "198.51.100.4", 500, start=NOW, step=30.0)) + "\n"
+    )
+    key = generate_key()
+
+    def service() -> ResponseService:
+        cfg = make_config(tmp_path, server=ServerSettings(queue_events=50))
+        cfg = cfg.model_copy(update={"sources": [SourceSettings(path=str(log), follow=True)]})
+        return ResponseService(cfg, tokenizer=Tokenizer(key))
+
+    first = service()
+    first.start()
+    peak = 0
+    end = time.monotonic() + 20
+    while first.engine.events_seen < 500 and time.monotonic() < end:  # type: ignore[attr-defined]
+        peak = max(peak, first.queue.size)
+        time.sleep(0.005)
+    first.stop()
+    assert first.engine.events_seen == 500  # type: ignore[attr-defined]
+    assert peak <= 50  # bounded: the follower waited for room instead
+    with log.open("a") as fh:
+        fh.write(
+            "\n".join(
+                harvest_lines("PH1", "198.51.100.4", 100, start=NOW + 20_000, step=30.0, offset=500)
+            )
+            + "\n"
+        )
+    second = service()
+    second.start()
+    assert wait_for(lambda: second.engine.events_seen >= 600)  # type: ignore[attr-defined]
+    time.sleep(0.3)
+    second.stop()
+    assert second.engine.events_seen == 600  # resumed: old lines were not read twice

@@ -126,13 +126,27 @@ class FileFollower(threading.Thread):
             if not chunks:
                 self.stop_event.wait(self._interval)
                 continue
-            for chunk in chunks:
+            for index, chunk in enumerate(chunks):
                 self.lines += len(chunk.lines)
-                events = self._decode(chunk.source, chunk.first_line, chunk.lines, chunk.complete)
-                done = functools.partial(self._saved, self._follower.checkpoint())
-                batch = QueuedBatch(events, time.time(), done)
-                if not self._queue.put(batch, self.stop_event):
-                    return
+                final_chunk = index == len(chunks) - 1
+                # slices no larger than the queue, so that it stays within its capacity
+                step = max(1, min(self._queue.capacity, 10_000))
+                n = len(chunk.lines)
+                for start in range(0, n, step):
+                    part = chunk.lines[start : start + step]
+                    last = start + step >= n
+                    events = self._decode(
+                        chunk.source, chunk.first_line + start, part, chunk.complete or not last
+                    )
+                    # the position (after everything this poll returned) is saved only once all
+                    # of it has been processed
+                    done = (
+                        functools.partial(self._saved, self._follower.checkpoint())
+                        if last and final_chunk
+                        else None
+                    )
+                    if not self._queue.put(QueuedBatch(events, time.time(), done), self.stop_event):
+                        return
 
     def _saved(self, checkpoint: dict[str, Any]) -> None:
         if self._save is not None:
