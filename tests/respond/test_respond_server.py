@@ -209,6 +209,12 @@ def test_body_too_large_is_refused_with_413(tmp_path: Path) -> None:
         body = "\n".join(harvest_lines("PH1", "203.0.113.1", 40, start=NOW)).encode()
         assert client.post("/v1/events", content=body, headers=ingest).status_code == 413
         assert service.metrics.ingested._value.get() == 0
+    small_queue = make_service(tmp_path / "q", queue_events=10)
+    with TestClient(create_app(small_queue)) as client:
+        ingest = auth(small_queue, TokenScope.INGEST)
+        body = "\n".join(harvest_lines("PH1", "203.0.113.1", 11, start=NOW)).encode()
+        r = client.post("/v1/events", content=body, headers=ingest)
+        assert r.status_code == 413 and "more than the queue holds" in r.json()["error"]
 
 
 def test_when_queue_is_full_then_429_and_nothing_accepted_is_lost(tmp_path: Path) -> None:

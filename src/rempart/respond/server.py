@@ -29,7 +29,7 @@ from rempart.errors import NotFoundError, RempartError
 from rempart.respond.apitokens import ApiToken, TokenScope
 from rempart.respond.decisions import CheckRequest, DecisionState, DecisionType, Scope
 from rempart.respond.policy_spec import parse_duration
-from rempart.respond.service import ResponseService, Saturated
+from rempart.respond.service import ResponseService, Saturated, TooManyEvents
 
 log = logging.getLogger("rempart.respond.server")
 
@@ -166,6 +166,8 @@ def create_app(service: ResponseService, *, manage_lifecycle: bool = True) -> Fa
             chunks.append(chunk)
         try:
             receipt = await run_in_threadpool(service.ingest_body, b"".join(chunks))
+        except TooManyEvents as exc:
+            return JSONResponse({"error": str(exc)}, status_code=413)
         except Saturated as exc:
             return JSONResponse(
                 {"error": "engine saturated, retry later"},

@@ -68,6 +68,10 @@ class Saturated(RempartError):
         self.retry_after = retry_after
 
 
+class TooManyEvents(RempartError):
+    """One request holds more events than the whole queue: split it (HTTP 413)."""
+
+
 @dataclass(slots=True, frozen=True)
 class IngestReceipt:
     accepted: int
@@ -259,6 +263,11 @@ class ResponseService:
         before = self.quarantine.total
         events = self._decode_chunk(source, first, lines, True)
         rejected = self.quarantine.total - before
+        if len(events) > self.queue.capacity:
+            raise TooManyEvents(
+                f"{len(events)} events in one request, more than the queue holds "
+                f"({self.queue.capacity}): send smaller requests"
+            )
         if events and not self.queue.offer(QueuedBatch(events, time.time())):
             self.metrics.refused.inc()
             raise Saturated(self.queue.retry_after(self._drain_rate))
