@@ -37,7 +37,7 @@ def ensure_log(lines: int, data_dir: Path, days: int) -> Path:
     return out
 
 
-def run_hunt(log: Path, workdir: Path) -> tuple[float, float, int, int]:
+def run_hunt(log: Path, workdir: Path) -> tuple[float, float, int, float]:
     cfg = workdir / "rempart.yaml"
     cfg.write_text(
         f"keys:\n  token_key_file: {workdir}/token.key\n"
@@ -63,7 +63,7 @@ def run_hunt(log: Path, workdir: Path) -> tuple[float, float, int, int]:
     if status != 0:
         raise SystemExit(f"hunt failed: {proc.stderr.read().decode() if proc.stderr else ''}")
     alerts = sum(1 for _ in out.open())
-    return wall, usage.ru_maxrss / 1024, alerts, usage.ru_utime.__int__()
+    return wall, usage.ru_maxrss / 1024, alerts, usage.ru_utime + usage.ru_stime
 
 
 def engine_only(log: Path) -> tuple[int, float]:

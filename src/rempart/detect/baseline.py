@@ -201,19 +201,25 @@ class BaselineRule(CompiledRule):
                 st.pending.pop()  # a claim follows its rights check: pair with the latest
             return early
         bh = ctx.bh
-        if bh is None or not ev.discloses:
+        if bh is None or not ev.categories:
             return early
-        if bh not in st.today:
-            st.today.add(bh)
+        today = st.today
+        if bh not in today:
+            today.add(bh)
             if ctx.novel:
                 st.new += 1
         if self.pairs_claims:
             st.pending.append((ts, ctx.novel))
+        # Fast path: most events leave the entity under its (cached) threshold.
+        thr_cached = st.thr
+        if thr_cached is not None and self.quantity == "distinct_beneficiaries":
+            if len(today) <= thr_cached[0]:
+                return early
         return self._judge(key, st, ts) or early
 
     def _judge(self, key: str, st: _Day, ts: float) -> Fire | None:
         value = self._value(st)
-        thr, own, peer = self._threshold(st)
+        thr, own, peer = st.thr if st.thr is not None else self._threshold(st)
         if value <= thr:
             return None
         history = list(st.history)
