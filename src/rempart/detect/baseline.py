@@ -212,9 +212,12 @@ class BaselineRule(CompiledRule):
             st.pending.append((ts, ctx.novel))
         # Fast path: most events leave the entity under its (cached) threshold.
         thr_cached = st.thr
-        if thr_cached is not None and self.quantity == "distinct_beneficiaries":
-            if len(today) <= thr_cached[0]:
-                return early
+        if (
+            thr_cached is not None
+            and self.quantity == "distinct_beneficiaries"
+            and len(today) <= thr_cached[0]
+        ):
+            return early
         return self._judge(key, st, ts) or early
 
     def _judge(self, key: str, st: _Day, ts: float) -> Fire | None:
