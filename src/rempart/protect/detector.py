@@ -204,6 +204,11 @@ def _classify_number(digits: str, window: bytes, hints: frozenset[str]) -> tuple
     return None
 
 
+# Validity of the 15-character values seen lately: a portal log names the same beneficiaries
+# again and again.
+_NIR_SEEN: dict[str, bool] = {}
+
+
 def _kind_of_run(raw: str) -> tuple[str, str] | None:
     """``(kind, normal value)`` a run may be, before context (``num``: 9/11/14 digits)."""
     if raw[0] == "F":
@@ -215,7 +220,12 @@ def _kind_of_run(raw: str) -> tuple[str, str] | None:
     digits = raw if raw.isdigit() else raw.translate(_DELETE_SEPARATORS).upper()
     n = len(digits)
     if n == 15:
-        return ("nir", digits) if ids.is_valid_nir(digits) else None
+        ok = _NIR_SEEN.get(digits)
+        if ok is None:
+            if len(_NIR_SEEN) > 200_000:
+                _NIR_SEEN.clear()
+            ok = _NIR_SEEN[digits] = ids.is_valid_nir(digits)
+        return ("nir", digits) if ok else None
     if not digits.isdigit():
         return None
     if n == 10:
