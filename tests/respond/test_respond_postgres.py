@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 from respond_helpers import FakeClock, make_alert
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
 from rempart.alerts import Severity
@@ -46,6 +48,8 @@ def test_store_policy_audit_and_tokens_work_on_postgresql(postgres_url: str) -> 
     cli.revoke(first.id, by="analyst:pg")
     assert server.sync() == (0, 1)
     assert server.audit.verify().ok
-    text, token = ApiTokens(sessions).create("pg", frozenset({TokenScope.ENFORCE}))
-    verified = ApiTokens(sessions).verify(text)
+    with sessions() as s, pytest.raises(DBAPIError, match="append-only"):
+        s.execute(text("UPDATE respond_audit SET actor = 'mallory'"))
+    secret, token = ApiTokens(sessions).create("pg", frozenset({TokenScope.ENFORCE}))
+    verified = ApiTokens(sessions).verify(secret)
     assert verified is not None and verified.id == token.id

@@ -76,12 +76,20 @@ _SQLITE_APPEND_ONLY = (
 )
 
 
+_POSTGRESQL_APPEND_ONLY = (
+    "CREATE OR REPLACE FUNCTION respond_audit_append_only() RETURNS trigger AS $$ "
+    "BEGIN RAISE EXCEPTION 'respond_audit is append-only'; END; $$ LANGUAGE plpgsql",
+    "CREATE TRIGGER respond_audit_no_change BEFORE UPDATE OR DELETE ON respond_audit "
+    "FOR EACH ROW EXECUTE FUNCTION respond_audit_append_only()",
+)
+
+
 @event.listens_for(AuditRow.__table__, "after_create")
 def _append_only_triggers(target: Table, connection: Connection, **_: Any) -> None:
-    """On SQLite, refuse UPDATE and DELETE of audit rows in the database itself.
+    """On SQLite and PostgreSQL, refuse UPDATE and DELETE of audit rows in the database itself.
 
     The hash chain detects tampering done around the triggers (or on other databases).
     """
-    if connection.dialect.name == "sqlite":
-        for ddl in _SQLITE_APPEND_ONLY:
-            connection.exec_driver_sql(ddl)
+    statements = {"sqlite": _SQLITE_APPEND_ONLY, "postgresql": _POSTGRESQL_APPEND_ONLY}
+    for ddl in statements.get(connection.dialect.name, ()):
+        connection.exec_driver_sql(ddl)
