@@ -51,7 +51,7 @@ class Notification:
 
 
 @dataclass(slots=True)
-class Outcome:
+class PolicyOutcome:
     decisions: list[Decision] = field(default_factory=list)
     notifications: list[Notification] = field(default_factory=list)
     #: Alerts raised by the response layer itself (e.g. the block ceiling).
@@ -189,7 +189,7 @@ class PolicyEngine:
         limit = self.caps.max_auto_account_blocks_per_hour
         return self.store.count_automatic_blocks_since(now - 3600.0) + planned >= limit
 
-    def _raise_ceiling_alert(self, now: float, pending: Decision, outcome: Outcome) -> None:
+    def _raise_ceiling_alert(self, now: float, pending: Decision, outcome: PolicyOutcome) -> None:
         limit = self.caps.max_auto_account_blocks_per_hour
         current = self._ceiling_alert
         if current is not None and now - current.detected_at < 3600.0:
@@ -226,9 +226,9 @@ class PolicyEngine:
         outcome.alerts.append(alert)
 
     # -- the work --------------------------------------------------------------------------
-    def handle(self, alert: Alert) -> Outcome:
+    def handle(self, alert: Alert) -> PolicyOutcome:
         """Decisions and notifications for one new or updated alert (stored before returning)."""
-        outcome = Outcome()
+        outcome = PolicyOutcome()
         now = self.store.clock()
         channels: dict[str, None] = {}
         matched = False
@@ -247,7 +247,7 @@ class PolicyEngine:
         return outcome
 
     def _apply_rule(
-        self, rule: PolicyRule, alert: Alert, now: float, outcome: Outcome
+        self, rule: PolicyRule, alert: Alert, now: float, outcome: PolicyOutcome
     ) -> list[Decision]:
         made: list[Decision] = []
         for idx, action in enumerate(rule.then):
