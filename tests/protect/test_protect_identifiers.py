@@ -226,3 +226,35 @@ def test_phone_prefixes_normalise_to_national_form(rest, prefix):
     national = "06" + rest
     written = (prefix + national[1:]) if prefix else national
     assert ids.normalize_phone(written) == national
+
+
+@given(st.integers(1, 95), st.text("0123456789", min_size=6, max_size=6), st.integers(1, 9))
+def test_finess_luhn_key_catches_single_digit_errors(dept, serial, delta):
+    from stdnum import luhn
+
+    base = f"{dept:02d}{serial}"
+    finess = base + luhn.calc_check_digit(base)
+    assert ids.is_valid_finess(finess)
+    changed = finess[:-1] + str((int(finess[-1]) + delta) % 10)
+    assert not ids.is_valid_finess(changed)
+
+
+@given(
+    st.sampled_from([f"{d:02d}" for d in range(1, 96)] + ["2A", "2B", "97"]),
+    st.text("123456789", min_size=1, max_size=1),
+    st.text("0123456789", min_size=6, max_size=6),
+)
+def test_adeli_structure_accepts_every_department(dept, profession, serial):
+    assert ids.is_valid_adeli(dept + profession + serial)
+    assert not ids.is_valid_adeli("00" + profession + serial)
+
+
+@given(
+    st.from_regex(
+        r"[a-z][a-z0-9._-]{0,20}[a-z0-9]@[a-z][a-z0-9-]{0,10}\.(fr|com|org)", fullmatch=True
+    )
+)
+def test_plain_email_addresses_are_valid(email):
+    assume(".." not in email and "._" not in email and "-." not in email.split("@")[1])
+    assert ids.is_valid_email(email)
+    assert not ids.is_valid_email(email.replace("@", ""))
