@@ -14,6 +14,24 @@ THROUGHPUT = [
 ]
 
 
+NOTES = [
+    "## Notes",
+    "",
+    "- Wall times depend on the load of this shared machine (other jobs ran at the same time);",
+    "  CPU seconds are steadier. Ratios compare the same run's medians.",
+    "- Rempart is timed over several runs; each peer run on the large log takes minutes, so the",
+    "  peers get one timed run after their warm-up by default (`PEERS_PEER_RUNS=3` for more).",
+    "- fail2ban can only replay a historical log with a `findtime` reaching back to its first",
+    "  line (it drops older lines at start-up), so its counts run over the whole 7-day log;",
+    "  thresholds are the highest legitimate count + 10% (see README).",
+    "- CrowdSec runs with our own grok parser: with the stock `crowdsecurity/nginx-logs` parser",
+    "  the same replay was about 10× more CPU (107 s vs 10.5 s on a 52k-line log, no scenarios).",
+    "- Records exposed are counted from truth.json: beneficiaries the attack had read by the time",
+    "  of the first alert naming one of its accounts or IPs; blocking could only start then.",
+    "",
+]
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -154,4 +172,5 @@ def write_results(report: dict[str, Any], path: Path) -> None:
         + ".",
         "",
     ]
+    out += NOTES
     path.write_text("\n".join(out), encoding="utf-8")

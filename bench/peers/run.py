@@ -311,8 +311,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=int(os.environ.get("PEERS_RUNS", "3")))
     parser.add_argument("--full", action="store_true", default=os.environ.get("PEERS_FULL") == "1")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite RESULTS.md from work/results.json"
+    )
     args = parser.parse_args()
     work: Path = args.work.resolve()
+    if args.render_only:
+        write_results(json.loads((work / "results.json").read_text()), args.results)
+        return 0
     (work / "logs").mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     accounts_1m = accounts_for(LINES_1M, work)
