@@ -51,7 +51,11 @@ def cell(score: dict[str, Any]) -> str:
     mark = (
         "✔" if score["detected"] == score["attacks"] else f"{score['detected']}/{score['attacks']}"
     )
-    return f"{mark} {duration(score['time_to_detect'])} · {score['exposed_before']:,} exp."
+    text = f"{mark} {duration(score['time_to_detect'])} · {score['exposed_before']:,} exp."
+    total = score.get("entities_total", 0)
+    if total > 2:
+        text += f" · {score['entities_named']}/{total} named"
+    return text
 
 
 def attacks_detected(result: dict[str, Any]) -> str:
@@ -159,7 +163,8 @@ def write_results(report: dict[str, Any], path: Path) -> None:
         "## Detection (one simulated log per attack scenario)",
         "",
         "Cell: detected? · time from attack start to first alert · beneficiary records the attack",
-        "had already read at that moment (all of them when missed). Alerts naming an attack's",
+        "had already read at that moment (all of them when missed) · for attacks with more than",
+        "two accounts/IPs, how many of them some alert named. Alerts naming an attack's",
         "accounts/IPs count;",
         "a false-positive entity is an alerted IP/account/campaign that belongs to no attack.",
         "",

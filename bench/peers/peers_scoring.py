@@ -74,6 +74,9 @@ class AttackScore:
     exposed_before: int
     exposed_total: int
     rules: tuple[str, ...]
+    #: Accounts and IPs of the attack named by some detection at or after its start.
+    entities_named: int = 0
+    entities_total: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,8 @@ class ScenarioScore:
     exposed_before: int
     exposed_total: int
     rules: tuple[str, ...]
+    entities_named: int = 0
+    entities_total: int = 0
 
 
 def load_attacks(truth: dict[str, Any]) -> list[Attack]:
@@ -116,12 +121,21 @@ def score_attack(attack: Attack, detections: Iterable[Detection]) -> AttackScore
         (d for d in detections if d.names & attack.entities and d.time >= attack.start),
         key=lambda d: d.time,
     )
+    total = len(attack.entities)
     if not hits:
         return AttackScore(
-            attack.id, attack.scenario, False, None, attack.exposed_total, attack.exposed_total, ()
+            attack.id,
+            attack.scenario,
+            False,
+            None,
+            attack.exposed_total,
+            attack.exposed_total,
+            (),
+            0,
+            total,
         )
     first = hits[0].time
-    rules = tuple(sorted({d.rule for d in hits}))
+    named = set().union(*(d.names & attack.entities for d in hits))
     return AttackScore(
         attack.id,
         attack.scenario,
@@ -129,7 +143,9 @@ def score_attack(attack: Attack, detections: Iterable[Detection]) -> AttackScore
         first - attack.start,
         attack.exposed_at(first),
         attack.exposed_total,
-        rules,
+        tuple(sorted({d.rule for d in hits})),
+        len(named),
+        total,
     )
 
 
@@ -158,6 +174,8 @@ def score_by_scenario(
                 exposed_before=sum(s.exposed_before for s in scores),
                 exposed_total=sum(s.exposed_total for s in scores),
                 rules=tuple(sorted({r for s in scores for r in s.rules})),
+                entities_named=sum(s.entities_named for s in scores),
+                entities_total=sum(s.entities_total for s in scores),
             )
         )
     return out

@@ -210,14 +210,23 @@ def measure_log(
             for i in range(runs["fail2ban-regex"])
         ],
     )
-    out["detection"] = score_log(truth_path=access_log.parent / "truth.json", detections=detections)
+    out["detection"] = score_log(access_log.parent / "truth.json", detections, runs_dir)
     return out
 
 
-def score_log(truth_path: Path, detections: dict[str, list[Detection]]) -> dict[str, Any]:
+def score_log(
+    truth_path: Path, detections: dict[str, list[Detection]], keep: Path | None = None
+) -> dict[str, Any]:
+    """Score each tool; with ``keep``, also save the normalised detections there (JSONL)."""
     attacks = load_truth(truth_path)
     result: dict[str, Any] = {}
     for tool, dets in detections.items():
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            with (keep / f"{tool}.detections.jsonl").open("w", encoding="utf-8") as fh:
+                for d in dets:
+                    row = {"rule": d.rule, "time": d.time, "key": d.key, "names": sorted(d.names)}
+                    fh.write(json.dumps(row) + "\n")
         fps = sorted(false_positive_keys(attacks, dets))
         result[tool] = {
             "alerts": len(dets),
@@ -245,7 +254,7 @@ def run_scenarios(work: Path, thresholds: dict[str, int], with_rempart: bool) ->
         )
         results[scenario] = {
             "lines": truth["totals"]["lines"],
-            **score_log(out / "truth.json", detections),
+            **score_log(out / "truth.json", detections, runs_dir),
         }
         log(
             f"scenario {scenario}: "
@@ -312,12 +321,23 @@ def main() -> int:
     parser.add_argument("--full", action="store_true", default=os.environ.get("PEERS_FULL") == "1")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     parser.add_argument(
+        "--scenarios-only",
+        action="store_true",
+        help="rerun the per-scenario logs only, keeping the other figures of work/results.json",
+    )
+    parser.add_argument(
         "--render-only", action="store_true", help="rewrite RESULTS.md from work/results.json"
     )
     args = parser.parse_args()
     work: Path = args.work.resolve()
     if args.render_only:
         write_results(json.loads((work / "results.json").read_text()), args.results)
+        return 0
+    if args.scenarios_only:
+        report = json.loads((work / "results.json").read_text())
+        report["scenarios"] = run_scenarios(work, report["fail2ban_thresholds"], has_hunt())
+        (work / "results.json").write_text(json.dumps(report, indent=2, default=str))
+        write_results(report, args.results)
         return 0
     (work / "logs").mkdir(parents=True, exist_ok=True)
     began = time.monotonic()

@@ -170,3 +170,16 @@ def test_exposed_before_never_exceeds_total_and_grows_with_detection_time(
     earlier = score_attack(attack, [det(T0 + at, "account:PH0042", "PH0042")])
     later = score_attack(attack, [det(T0 + at + 60, "account:PH0042", "PH0042")])
     assert 0 <= earlier.exposed_before <= later.exposed_before <= attack.exposed_total
+
+
+def test_when_only_some_attack_entities_are_alerted_then_coverage_counts_them() -> None:
+    attack = load_attacks(truth(accounts=["PH0042", "PH0043", "PH0044"]))[0]
+    score = score_attack(
+        attack,
+        [
+            det(T0 + 10, "account:PH0042", "PH0042"),
+            det(T0 + 99, "account:PH0044", "PH0044"),
+            det(T0 - 5, "account:PH0043", "PH0043"),
+        ],
+    )
+    assert (score.entities_named, score.entities_total) == (2, 4)
