@@ -24,6 +24,10 @@ def portal(enforcer: Enforcer, **kw) -> TestClient:
     def claim() -> dict[str, str]:
         return {"created": "yes"}
 
+    @app.post("/auth/mfa")
+    def mfa() -> dict[str, str]:
+        return {"mfa": "ok"}
+
     app.add_middleware(RempartMiddleware, enforcer=enforcer, **kw)
     return TestClient(app)
 
@@ -96,3 +100,12 @@ def test_remote_checker_fails_open_or_closed_when_rempart_is_down() -> None:
         started = time.monotonic()
         assert TestClient(app).get("/x", auth=("PH1", "p")).status_code == expected
         assert time.monotonic() - started < 5
+
+
+def test_step_up_lets_the_mfa_request_through_but_not_the_rest(store, clock) -> None:
+    client = portal(Enforcer(store.index, clock))
+    add(store, Scope.ACCOUNT, "PH5", DecisionType.STEP_UP)
+    assert client.get("/api/v1/me", auth=("PH5", "x")).status_code == 401
+    assert client.post("/auth/mfa", auth=("PH5", "x")).status_code == 200
+    add(store, Scope.ACCOUNT, "PH6", DecisionType.BLOCK)
+    assert client.post("/auth/mfa", auth=("PH6", "x")).status_code == 403  # a block still holds

@@ -25,6 +25,7 @@ pytestmark = [
 ]
 
 PASSWORDS = {"PH0042": "phished-password", "PH0007": "honest-password"}
+MFA = {"PH0007": "428913"}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_when_phished_account_harvests_through_nginx_then_it_is_cut_off_and_othe
     base = f"http://127.0.0.1:{ports['listen']}"
     with (
         UvicornThread(create_app(service), ports["rempart"]),
-        UvicornThread(create_portal(population, PASSWORDS), ports["portal"]),
+        UvicornThread(create_portal(population, PASSWORDS, MFA), ports["portal"]),
         Nginx(prefix, conf, ports["listen"]),
     ):
         harvester = httpx.Client(base_url=base, auth=("PH0042", PASSWORDS["PH0042"]), timeout=5)
@@ -112,7 +113,7 @@ def test_throttle_and_fail_modes_through_nginx(tmp_path: Path, population: Popul
         conf = render_site(prefix, token=token, fail_closed=fail_closed, **ports)
         base = f"http://127.0.0.1:{ports['listen']}"
         with (
-            UvicornThread(create_portal(population, PASSWORDS), ports["portal"]),
+            UvicornThread(create_portal(population, PASSWORDS, MFA), ports["portal"]),
             Nginx(prefix, conf, ports["listen"]),
         ):
             client = httpx.Client(base_url=base, auth=("PH0007", PASSWORDS["PH0007"]), timeout=5)
@@ -133,3 +134,43 @@ def test_throttle_and_fail_modes_through_nginx(tmp_path: Path, population: Popul
             # Rempart is down now
             r = client.get("/api/v1/me")
             assert r.status_code == (503 if fail_closed else 200)
+
+
+def test_step_up_through_nginx_is_satisfied_by_mfa_in_that_session(
+    tmp_path: Path, population: Population
+) -> None:
+    prefix = tmp_path / "nginx"
+    access_log = prefix / "logs" / "access.log"
+    (prefix / "logs").mkdir(parents=True)
+    access_log.touch()
+    service, token = start_rempart(tmp_path, access_log)
+    ports = {"listen": free_port(), "portal": free_port(), "rempart": free_port()}
+    conf = render_site(prefix, token=token, **ports)
+    base = f"http://127.0.0.1:{ports['listen']}"
+    with (
+        UvicornThread(create_app(service), ports["rempart"]),
+        UvicornThread(create_portal(population, PASSWORDS, MFA), ports["portal"]),
+        Nginx(prefix, conf, ports["listen"]),
+    ):
+        user = httpx.Client(base_url=base, auth=("PH0007", PASSWORDS["PH0007"]), timeout=5)
+        assert user.post("/auth/login").status_code == 200  # session cookie
+        service.add_manual_decision(
+            scope=Scope.ACCOUNT,
+            value="PH0007",
+            dtype=DecisionType.STEP_UP,
+            duration=600,
+            reason="new device",
+            analyst="t",
+        )
+        r = user.get("/api/v1/me")
+        assert r.status_code == 401 and r.headers["X-Rempart-Decision"] == "step_up"
+        assert user.post("/auth/mfa", json={"code": "000000"}).status_code == 401  # wrong code
+        ok = user.post("/auth/mfa", json={"code": MFA["PH0007"]})
+        assert ok.status_code == 200, (ok.headers, ok.text)
+        # Rempart reads the MFA success in nginx's access log: this session may go on
+        deadline = time.monotonic() + 10
+        while user.get("/api/v1/me").status_code != 200:
+            assert time.monotonic() < deadline, "step-up never satisfied"
+            time.sleep(0.1)
+        other_session = httpx.Client(base_url=base, auth=("PH0007", PASSWORDS["PH0007"]))
+        assert other_session.get("/api/v1/me").status_code == 401

@@ -57,8 +57,14 @@ def _basic(request: Request) -> tuple[str, str] | None:
     return (user, pw) if sep else None
 
 
-def create_portal(population: Population, passwords: dict[str, str]) -> FastAPI:
+def create_portal(
+    population: Population,
+    passwords: dict[str, str],
+    mfa_codes: dict[str, str] | None = None,
+) -> FastAPI:
+    """``mfa_codes``: the one code each account's second factor accepts (a stand-in for TOTP)."""
     accounts = _Accounts(passwords)
+    codes = dict(mfa_codes or {})
     app = FastAPI(title="Portail tiers payant (référence Rempart)", docs_url=None, redoc_url=None)
 
     def practitioner(request: Request) -> str:
@@ -77,6 +83,23 @@ def create_portal(population: Population, passwords: dict[str, str]) -> FastAPI:
         sid = secrets.token_hex(12)
         response.set_cookie("sid", sid, httponly=True, samesite="strict")
         return {"compte": user, "session": "ouverte"}
+
+    @app.post("/auth/mfa")
+    async def mfa(request: Request) -> dict[str, str]:
+        user = practitioner(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = {}
+        code = body.get("code") if isinstance(body, dict) else None
+        expected = codes.get(user)
+        if (
+            expected is None
+            or not isinstance(code, str)
+            or not secrets.compare_digest(code, expected)
+        ):
+            raise HTTPException(401, "code invalide")
+        return {"compte": user, "authentification": "forte"}
 
     @app.post("/auth/logout")
     def logout(request: Request) -> dict[str, str]:

@@ -4,7 +4,8 @@ Used by the server's ``/v1/decisions/check`` (for nginx) and by the ASGI middlew
 enforce exactly the same thing:
 
 - ``block`` -> 403; ``step_up`` -> 401 until the session completes strong authentication
-  (an ``auth.mfa`` success seen in the traffic for that account and session);
+  (an ``auth.mfa`` success seen in the traffic for that account and session); the MFA request
+  itself (``purpose="mfa"``) is let through;
 - ``read_only`` -> 403 for methods that write, allowed for GET/HEAD/OPTIONS;
 - ``throttle`` -> a token bucket per decision (so per account, IP...): 429 with the seconds to
   wait when empty, allowed otherwise.
@@ -107,7 +108,8 @@ class Enforcer:
         if not (req.account and req.session):
             return False
         done = self._stepped_up.get((req.account, req.session))
-        return done is not None and done >= d.created
+        # access logs have 1-second resolution: an MFA in the decision's second counts
+        return done is not None and done >= d.created - 1.0
 
     def _throttle(self, d: Decision, now: float) -> float:
         rate = d.rate or Rate(1.0, 1)
@@ -120,7 +122,11 @@ class Enforcer:
                 bucket = self._buckets[d.id] = TokenBucket(rate, now)
             return bucket.take(now)
 
-    def check(self, req: CheckRequest, method: str | None = None) -> Verdict:
+    def check(
+        self, req: CheckRequest, method: str | None = None, purpose: str | None = None
+    ) -> Verdict:
+        """``purpose="mfa"``: the request *is* the strong authentication a step-up asks for, so
+        a step-up does not stop it (a block or a throttle still does)."""
         now = self.clock()
         found = self.index.matching(req, now)
         if not found:
@@ -131,7 +137,7 @@ class Enforcer:
             if d.type is DecisionType.BLOCK:
                 return Verdict(403, d)
             if d.type is DecisionType.STEP_UP:
-                if not self._step_up_satisfied(d, req):
+                if purpose != "mfa" and not self._step_up_satisfied(d, req):
                     return Verdict(401, d)
                 applied = applied or d
             elif d.type is DecisionType.READ_ONLY:

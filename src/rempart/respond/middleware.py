@@ -30,7 +30,9 @@ ASGIApp = Callable[[Scope_, Receive, Send], Awaitable[None]]
 
 
 class Checker(Protocol):
-    async def __call__(self, req: CheckRequest, method: str) -> tuple[int, dict[str, str]]: ...
+    async def __call__(
+        self, req: CheckRequest, method: str, purpose: str | None = None
+    ) -> tuple[int, dict[str, str]]: ...
 
 
 class RemoteChecker:
@@ -44,8 +46,10 @@ class RemoteChecker:
         self._cache: dict[tuple[Any, ...], tuple[float, int, dict[str, str]]] = {}
         self._ttl = cache_seconds
 
-    async def __call__(self, req: CheckRequest, method: str) -> tuple[int, dict[str, str]]:
-        key = (req.account, req.ip, req.session, req.organization, method)
+    async def __call__(
+        self, req: CheckRequest, method: str, purpose: str | None = None
+    ) -> tuple[int, dict[str, str]]:
+        key = (req.account, req.ip, req.session, req.organization, method, purpose)
         hit = self._cache.get(key)
         now = time.monotonic()
         if hit is not None and hit[0] > now:
@@ -57,6 +61,7 @@ class RemoteChecker:
                 ("ip", req.ip),
                 ("session", req.session),
                 ("method", method),
+                ("purpose", purpose),
             )
             if v
         }
@@ -111,6 +116,7 @@ class RempartMiddleware:
         session_cookie: str = "sid",
         fail_open: bool = True,
         trust_forwarded_for: bool = False,
+        mfa_paths: tuple[str, ...] = ("/auth/mfa",),
     ):
         if (enforcer is None) == (checker is None):
             raise ValueError("give exactly one of enforcer= or checker=")
@@ -120,6 +126,7 @@ class RempartMiddleware:
         self.session_cookie = session_cookie
         self.fail_open = fail_open
         self.trust_forwarded_for = trust_forwarded_for
+        self.mfa_paths = frozenset(mfa_paths)
 
     def _identify(self, scope: Scope_) -> CheckRequest:
         headers = dict(scope.get("headers") or [])
@@ -138,13 +145,14 @@ class RempartMiddleware:
             return
         req = self._identify(scope)
         method = scope.get("method", "GET")
+        purpose = "mfa" if scope.get("path") in self.mfa_paths else None
         try:
             if self.enforcer is not None:
-                verdict = self.enforcer.check(req, method)
+                verdict = self.enforcer.check(req, method, purpose)
                 status, headers = verdict.status, verdict.headers()
             else:
                 assert self.checker is not None
-                status, headers = await self.checker(req, method)
+                status, headers = await self.checker(req, method, purpose)
         except (httpx.HTTPError, OSError):
             if self.fail_open:
                 await self.app(scope, receive, send)

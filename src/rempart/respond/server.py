@@ -41,6 +41,11 @@ _CHECK_PARAMS: list[dict[str, Any]] = [
         ("session", "Session id (or header X-Rempart-Session)"),
         ("organization", "Organisation id (or header X-Rempart-Organization)"),
         ("method", "HTTP method of the original request (or header X-Rempart-Method)"),
+        (
+            "purpose",
+            "'mfa' for the strong-authentication request itself, which a step-up lets "
+            "through (or header X-Rempart-Purpose)",
+        ),
     ]
 ]
 
@@ -201,7 +206,11 @@ def create_app(service: ResponseService, *, manage_lifecycle: bool = True) -> Fa
             session=query.get("session") or headers.get("x-rempart-session") or None,
             organization=query.get("organization") or headers.get("x-rempart-organization") or None,
         )
-        verdict = service.check(req, query.get("method") or headers.get("x-rempart-method"))
+        verdict = service.check(
+            req,
+            query.get("method") or headers.get("x-rempart-method"),
+            query.get("purpose") or headers.get("x-rempart-purpose"),
+        )
         out = verdict.headers()
         applied = verdict.decision
         if applied is None:

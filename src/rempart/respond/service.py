@@ -361,8 +361,10 @@ class ResponseService:
                 callback(alert)
 
     # -- enforcement and management ---------------------------------------------------------
-    def check(self, req: CheckRequest, method: str | None = None) -> Verdict:
-        verdict = self.enforcer.check(req, method)
+    def check(
+        self, req: CheckRequest, method: str | None = None, purpose: str | None = None
+    ) -> Verdict:
+        verdict = self.enforcer.check(req, method, purpose)
         self.metrics.checks.labels(str(verdict.status)).inc()
         return verdict
 
