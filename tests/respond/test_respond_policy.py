@@ -246,3 +246,13 @@ def test_non_finite_rates_are_refused() -> None:
     for text in ("nan/s", "inf/min", "-5/s", "0/h", "5/fortnight"):
         with pytest.raises(InputError):
             Rate.parse(text)
+
+
+def test_an_alert_revoked_by_an_analyst_is_not_decided_again_after_a_restart(store) -> None:
+    alert = make_alert()
+    [d] = engine(store).handle(alert).decisions
+    store.revoke(d.id, by="analyst:alice", reason="false positive")
+    restarted = engine(store)  # fresh in-memory state, same database
+    assert restarted.handle(alert).decisions == []
+    # a new alert on the same account is a new offence
+    assert len(restarted.handle(make_alert()).decisions) == 1

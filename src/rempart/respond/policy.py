@@ -232,11 +232,16 @@ class PolicyEngine:
         now = self.store.clock()
         channels: dict[str, None] = {}
         matched = False
+        earlier: set[tuple[Scope, str]] | None = None
         for rule in self.spec.rules:
             if not rule.when.matches(alert):
                 continue
             matched = True
-            self._apply_rule(rule, alert, now, outcome)
+            if earlier is None:
+                # decisions this alert already led to (before a restart, or since revoked by an
+                # analyst) are not made again
+                earlier = self.store.decided_for_alert(alert.id)
+            self._apply_rule(rule, alert, now, outcome, earlier)
             channels.update(dict.fromkeys(rule.notify or self.channels))
         if outcome.decisions:
             self.store.add_many(outcome.decisions)
@@ -247,7 +252,12 @@ class PolicyEngine:
         return outcome
 
     def _apply_rule(
-        self, rule: PolicyRule, alert: Alert, now: float, outcome: PolicyOutcome
+        self,
+        rule: PolicyRule,
+        alert: Alert,
+        now: float,
+        outcome: PolicyOutcome,
+        earlier: set[tuple[Scope, str]],
     ) -> list[Decision]:
         made: list[Decision] = []
         for idx, action in enumerate(rule.then):
@@ -260,7 +270,9 @@ class PolicyEngine:
                     continue
                 targets = self._protect(action.scope, value, action.type, alert)
                 for scope, val, dtype, why in targets:
-                    if any(d.scope is scope and d.value == val for d in made + outcome.decisions):
+                    if (scope, val) in earlier or any(
+                        d.scope is scope and d.value == val for d in made + outcome.decisions
+                    ):
                         continue
                     if self._already_covered(scope, val, dtype, now):
                         continue

@@ -125,6 +125,14 @@ class DecisionStore:
         with self._sessions() as session:
             return [_from_row(r) for r in session.scalars(stmt).all()]
 
+    def decided_for_alert(self, alert_id: str) -> set[tuple[Scope, str]]:
+        """(scope, value) of every decision already made for this alert, in any state."""
+        with self._sessions() as session:
+            rows = session.execute(
+                select(DecisionRow.scope, DecisionRow.value).where(DecisionRow.alert_id == alert_id)
+            ).all()
+        return {(Scope(r[0]), str(r[1])) for r in rows}
+
     def count_automatic_blocks_since(self, since: float, scope: Scope = Scope.ACCOUNT) -> int:
         """Automatic blocks enforced (active or since revoked) created at or after ``since``."""
         with self._sessions() as session:
