@@ -110,6 +110,7 @@ def simulate(
                 else:
                     log.write(renderer.nginx(chunk))
             lines += len(batch)
+            batch = chunk = []  # free this day before the next one is generated
             if progress is not None:
                 progress(lines, day_no, opts.days)
     truth = sim.truth()
