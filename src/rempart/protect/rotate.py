@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import hmac
 import io
 import json
 import os
@@ -34,6 +35,13 @@ from rempart.protect.transform import table_format
 _MOD = 1 << 256
 
 
+def _digest_key(cipher: CellCipher) -> bytes:
+    assert cipher.key_id is not None
+    return hashlib.sha256(
+        b"rempart/rotate-digest\x00" + cipher.keyring.secret(cipher.key_id)
+    ).digest()
+
+
 class RotationInterrupted(Exception):
     """Raised by the ``interrupt_after`` test hook (behaves like a crash)."""
 
@@ -48,8 +56,9 @@ class RotationResult:
     seconds: float = 0.0
 
 
-def _cell_digest(row: int, column: str, plain: str) -> int:
-    h = hashlib.sha256(f"{row}\x00{column}\x00{plain}".encode()).digest()
+def _cell_digest(key: bytes, row: int, column: str, plain: str) -> int:
+    """Keyed (HMAC) so that the checkpoint, which holds the running sum, reveals nothing."""
+    h = hmac.new(key, f"{row}\x00{column}\x00{plain}".encode(), hashlib.sha256).digest()
     return int.from_bytes(h, "big")
 
 
@@ -184,7 +193,7 @@ def _reencrypt(cipher: CellCipher, column: str, value: str, row: int, where: str
     from_keys.add(kid)
     plain = cipher.decrypt(column, value, where=where)
     out = value if kid == cipher.key_id else cipher.encrypt(column, plain)
-    return out, _cell_digest(row, column, plain)
+    return out, _cell_digest(_digest_key(cipher), row, column, plain)
 
 
 def _rotate_lines(src: Path, work: Path, fmt: str, columns: list[str], cipher: CellCipher,
@@ -324,7 +333,8 @@ def _verify(work: Path, fmt: str, columns: list[str], cipher: CellCipher,
         kid, _ = parse_cell(v, where=where)
         if kid != target:
             raise StoreError(f"verification: value still under key {kid}", where=where)
-        digest = (digest + _cell_digest(row, col, cipher.decrypt(col, v, where=where))) % _MOD
+        plain = cipher.decrypt(col, v, where=where)
+        digest = (digest + _cell_digest(_digest_key(cipher), row, col, plain)) % _MOD
 
     if fmt == "parquet":
         import pyarrow.parquet as pq
