@@ -234,7 +234,9 @@ class Engine:
             self._novelty.setdefault(entity, {})[label] = ev.ts
         if spec.risk > 0:
             for risk in self.risks:
-                if risk.spec.entity != spec.entity:
+                if risk.spec.entity != spec.entity or (
+                    risk.spec.signals and spec.id not in risk.spec.signals
+                ):
                     continue
                 f = risk.add(entity, spec.id, spec.title, spec.risk, ev.ts)
                 if f is not None:

@@ -1,7 +1,8 @@
 """Risk roll-up and campaign correlation: rules fed by other rules' signals, not by events.
 
 Risk: every rule with ``risk: N`` adds N points to its entity once per firing period (its
-``dedupe`` period). Scores decay exponentially with event time (``half_life``). When an entity's
+``dedupe`` period); a risk rule with ``signals`` only counts those rules. Scores decay
+exponentially with event time (``half_life``). When an entity's
 score reaches the risk rule's ``threshold``, the risk rule fires, listing the contributing signals.
 
 Campaign: when a listed signal fires for an account, the signal's triggering event gives the

@@ -249,7 +249,7 @@ _TYPE_FIELDS: dict[str, set[str]] = {
         "claim_window",
     },
     "cadence": {"min_events", "max_cv", "max_interval"},
-    "risk": {"threshold", "half_life"},
+    "risk": {"threshold", "half_life", "signals"},
     "campaign": {"signals", "window", "min_accounts"},
 }
 _COMMON = {
@@ -476,6 +476,7 @@ def check_rule(doc: Any, path: str, line: int) -> tuple[RuleSpec | None, list[Ru
         kw["max_interval"] = c.duration("max_interval", 30.0)
     if rtype == "risk":
         kw["half_life"] = c.duration("half_life", 6 * 3600.0)
+        kw["signals"] = c.strings("signals")
     if rtype == "campaign":
         kw["signals"] = c.strings("signals", required=True)
         kw["min_accounts"] = c.get(
