@@ -164,6 +164,7 @@ class _FieldLocator:
         self.header = header
         self.delimiter = delimiter
         self.hint_cache: dict[str, frozenset[str]] = {}
+        self.last: tuple[int, str | None] = (-1, None)  # (position, field) of the last lookup
 
     def field_at(self, data: bytes, line_start: int, pos: int) -> str | None:
         prefix = data[line_start:pos]
@@ -217,8 +218,9 @@ def scan_stream(
             loc = locator
 
             def hint_at(pos: int, data: bytes = chunk, loc: _FieldLocator = loc) -> frozenset[str]:
-                ls = data.rfind(b"\n", 0, pos) + 1
-                return loc.hints(loc.field_at(data, ls, pos))
+                name = loc.field_at(data, data.rfind(b"\n", 0, pos) + 1, pos)
+                loc.last = (pos, name)
+                return loc.hints(name)
 
         last_pos, scanned = 0, len(chunk)
         for hit in detect(chunk, hint_at=hint_at):
@@ -252,7 +254,11 @@ def scan_stream(
                     ids.mask(hit.value),
                     line_no,
                     column + 1,
-                    locator.field_at(chunk, line_start, start) if locator else None,
+                    None
+                    if locator is None
+                    else locator.last[1]
+                    if locator.last[0] == start
+                    else locator.field_at(chunk, line_start, start),
                 ),
                 scanned,
             )
