@@ -124,11 +124,17 @@ class _CsvCodec:
         self.idx = [(self.header.index(c), c) for c in columns]
 
     def cells(self, record: bytes) -> list[str]:
-        return next(csv.reader([record.decode("utf-8")], delimiter=self.delimiter))
+        text = record.decode("utf-8")
+        if '"' not in text and "\r" not in text:  # fast path: a plain record
+            return text.rstrip("\n").split(self.delimiter)
+        return next(csv.reader(io.StringIO(text, newline=""), delimiter=self.delimiter))
 
     def encode(self, row: list[str]) -> bytes:
+        d = self.delimiter
+        if len(row) > 1 and not any(d in c or '"' in c or "\n" in c or "\r" in c for c in row):
+            return (d.join(row) + "\n").encode("utf-8")  # what csv.writer writes for such rows
         buf = io.StringIO()
-        csv.writer(buf, delimiter=self.delimiter, lineterminator="\n").writerow(row)
+        csv.writer(buf, delimiter=d, lineterminator="\n").writerow(row)
         return buf.getvalue().encode("utf-8")
 
 
