@@ -109,7 +109,7 @@ def _noise(rng: random.Random) -> str:
 
 
 def write_corpus(out: Path, *, seed: int = 7, lines: int = 2000) -> Truth:
-    """Write access.log, patients.csv, patients.tsv, events.jsonl, export.json, dump.log.gz,
+    """Write access.log, patients.csv, patients.tsv, events.jsonl, dump.log.gz,
     patients.parquet and patients.sqlite under ``out``; return the planted truth."""
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
