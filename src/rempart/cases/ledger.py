@@ -53,6 +53,14 @@ def _day(ts: float) -> date:
     return datetime.fromtimestamp(ts, tz=UTC).date()
 
 
+def _in(column: str, values: Sequence[str]) -> tuple[str, list[Any]]:
+    """``column IN (?, ?, ...)``: a constant list DuckDB pushes into the Parquet scan (row
+    groups pruned by statistics and bloom filters), unlike ``IN (SELECT unnest(?))``."""
+    if len(values) > 2000:
+        return f"{column} IN (SELECT unnest(?))", [list(values)]
+    return f"{column} IN ({', '.join('?' * len(values))})", list(values)
+
+
 def _ts_literal(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
@@ -83,6 +91,8 @@ class ExposureLedger:
         self.archive_dir = archive_dir.expanduser()
         self.ledger_dir = (ledger_dir or default_ledger_dir(self.archive_dir)).expanduser()
         self._con = duckdb.connect(":memory:")
+        # Footers of the ledger files are read once per process, not once per query.
+        self._con.execute("SET parquet_metadata_cache = true")
         if threads:
             self._con.execute(f"SET threads={int(threads)}")
         self._lock = threading.Lock()
@@ -141,9 +151,7 @@ class ExposureLedger:
             return None
         try:
             with self._lock:
-                self._con.read_parquet(files, union_by_name=True).create_view(
-                    "ledger", replace=True
-                )
+                self._con.read_parquet(files).create_view("ledger", replace=True)
                 for name, table in (tables or {}).items():
                     self._con.register(name, table)
                 try:
@@ -155,14 +163,16 @@ class ExposureLedger:
             raise StoreError(f"ledger query failed: {exc}", where=str(self.archive_dir)) from None
 
     def span(self) -> tuple[float, float] | None:
-        """First and last event time in the ledger (``None`` when empty)."""
-        table = self._run(None, None, "SELECT min(ts) AS lo, max(ts) AS hi FROM ledger")
-        if table is None:
+        """Bounds of the days the ledger covers: start of the first, end of the day after the
+        last (a follow-mode part may spill into the next day). Read from the partition names, so
+        it costs nothing; ``None`` when the ledger is empty."""
+        files = self._files(None, None)
+        if not files:
             return None
-        lo, hi = table.to_pylist()[0].values()
-        if lo is None:
-            return None
-        return lo.timestamp(), hi.timestamp()
+        days = sorted(date.fromisoformat(Path(f).parent.name.removeprefix("day=")) for f in files)
+        lo = datetime.combine(days[0], datetime.min.time(), UTC).timestamp()
+        hi = datetime.combine(days[-1], datetime.min.time(), UTC).timestamp() + 2 * 86400
+        return lo, hi
 
     # -- raw events of accounts (windows, timelines) -------------------------------------
 
@@ -175,12 +185,13 @@ class ExposureLedger:
         unknown = set(names) - set(COLUMNS)
         if unknown:
             raise StoreError(f"not ledger columns: {', '.join(sorted(unknown))}")
+        cond, values = _in("user_name", accts)
         sql = (
             f"SELECT {', '.join(names)} FROM ledger "  # noqa: S608 (names checked above)
-            "WHERE ts >= ? AND ts <= ? AND user_name IN (SELECT unnest(?)) ORDER BY ts"
+            f"WHERE ts >= ? AND ts <= ? AND {cond} ORDER BY ts"
         )
         table = (
-            self._run(start, end, sql, [_ts_literal(start), _ts_literal(end), accts])
+            self._run(start, end, sql, [_ts_literal(start), _ts_literal(end), *values])
             if accts
             else None
         )
@@ -191,17 +202,18 @@ class ExposureLedger:
     def fingerprints(self, accounts: Iterable[str], start: float, end: float) -> pa.Table:
         """Per (account, ip, user agent): first/last time, events, successful logins."""
         accts = sorted(set(accounts))
-        sql = """
+        cond, values = _in("user_name", accts)
+        sql = f"""
             SELECT user_name, source_ip, user_agent,
                    epoch(min(ts)) AS first, epoch(max(ts)) AS last, count(*) AS events,
                    epoch(min(ts) FILTER (WHERE action = 'auth.login' AND outcome = 'success'))
                        AS first_login
             FROM ledger
-            WHERE ts >= ? AND ts <= ? AND user_name IN (SELECT unnest(?))
+            WHERE ts >= ? AND ts <= ? AND {cond}
             GROUP BY ALL ORDER BY first
-        """
+        """  # noqa: S608 (placeholders only)
         table = (
-            self._run(start, end, sql, [_ts_literal(start), _ts_literal(end), accts])
+            self._run(start, end, sql, [_ts_literal(start), _ts_literal(end), *values])
             if accts
             else None
         )
@@ -232,12 +244,13 @@ class ExposureLedger:
         """Who read whose record between ``start`` and ``end`` (inclusive), in time order."""
         where = ["ts >= ?", "ts <= ?", "len(categories) > 0", "beneficiary_token IS NOT NULL"]
         params: list[Any] = [_ts_literal(start), _ts_literal(end)]
-        if accounts is not None:
-            where.append("user_name IN (SELECT unnest(?))")
-            params.append(sorted(set(accounts)))
-        if tokens is not None:
-            where.append("beneficiary_token IN (SELECT unnest(?))")
-            params.append(sorted(set(tokens)))
+        for column, values in (("user_name", accounts), ("beneficiary_token", tokens)):
+            if values is not None:
+                cond, bound = _in(column, sorted(set(values)))
+                if not bound or bound == [[]]:
+                    return _empty_ledger()
+                where.append(cond)
+                params.extend(bound)
         sql = (
             f"SELECT {', '.join(LEDGER_COLUMNS)} FROM ledger "  # noqa: S608 (constant parts)
             f"WHERE {' AND '.join(where)} ORDER BY ts, source, line"

@@ -28,6 +28,9 @@ from rempart.errors import StoreError
 LEDGER_FILE = "ledger.parquet"
 SIGNATURE_FILE = "_source.json"
 ROW_GROUP = 16_384
+#: Large enough for tokens to be dictionary-encoded per row group, so that DuckDB writes bloom
+#: filters for them too: "who read this person's record" skips the row groups that cannot hold it.
+DICTIONARY_LIMIT = 1_000_000
 #: Columns of the compact ledger (archive names).
 COLUMNS = (
     "ts", "user_name", "action", "outcome", "beneficiary_token", "categories", "source_ip",
@@ -68,9 +71,16 @@ def sync_ledger(con: duckdb.DuckDBPyConnection, archive_dir: Path, ledger_dir: P
                 tmp = target / f".{LEDGER_FILE}.{os.getpid()}.tmp"
                 files = [str(days[name] / str(s[0])) for s in sig]
                 if files:
-                    rel = con.read_parquet(files, union_by_name=True)
-                    rows = rel.select(*COLUMNS).filter(KEEP).order("user_name, ts, source, line")
-                    rows.write_parquet(str(tmp), compression="zstd", row_group_size=ROW_GROUP)
+                    con.read_parquet(files, union_by_name=True).create_view("day_src", replace=True)
+                    quoted = str(tmp).replace("'", "''")
+                    # constant columns; the path is ours, quoted
+                    statement = (
+                        f"COPY (SELECT {', '.join(COLUMNS)} FROM day_src WHERE {KEEP} "  # noqa: S608
+                        f"ORDER BY user_name, ts, source, line) TO '{quoted}' "
+                        f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP}, "
+                        f"DICTIONARY_SIZE_LIMIT {DICTIONARY_LIMIT})"
+                    )
+                    con.execute(statement)
                     os.replace(tmp, target / LEDGER_FILE)
                 else:
                     (target / LEDGER_FILE).unlink(missing_ok=True)
