@@ -11,6 +11,9 @@ Quantities (per entity per local calendar day):
 - ``new_without_claim``: of those, the beneficiaries the account had never read before (no care
   relationship before, none after: the insider's signature).
 
+With ``span_days: N`` (count quantities only) the value is a rolling sum over the current day
+and the N - 1 days before it, judged against the history of such sums.
+
 Threshold for an entity on a given day (fires while today's value exceeds it)::
 
     own  = own_factor  * max(p95(own days), median + 3 * 1.4826 * MAD)   if >= min_history days
@@ -60,7 +63,18 @@ def _quantile(values: Sequence[float], q: float) -> float:
 
 
 class _Day:
-    __slots__ = ("day", "days", "group", "history", "new", "orphans", "pending", "thr", "today")
+    __slots__ = (
+        "day",
+        "days",
+        "group",
+        "history",
+        "new",
+        "orphans",
+        "pending",
+        "recent",
+        "thr",
+        "today",
+    )
 
     def __init__(self, day: int, group: str | None):
         self.day = day
@@ -75,6 +89,8 @@ class _Day:
         self.thr: tuple[float, float | None, float | None] | None = None
         #: Active days seen so far (the first one is a warm-up for novelty quantities).
         self.days = 0
+        #: (day, value) of the previous days inside the rule's span (``span_days`` > 1 only).
+        self.recent: list[tuple[int, float]] = []
 
 
 class BaselineRule(CompiledRule):
@@ -96,6 +112,14 @@ class BaselineRule(CompiledRule):
 
     # -- day handling ---------------------------------------------------------------------
     def _value(self, st: _Day) -> float:
+        """Today's value, plus the previous days' inside ``span_days`` (a rolling sum)."""
+        value = self._day_value(st)
+        if st.recent:
+            oldest = st.day - self.spec.span_days
+            value += sum(v for d, v in st.recent if d > oldest)
+        return value
+
+    def _day_value(self, st: _Day) -> float:
         q = self.quantity
         if q == "distinct_beneficiaries":
             return float(len(st.today))
@@ -113,7 +137,8 @@ class BaselineRule(CompiledRule):
             st.days += 1
             value = self._value(st)
             novelty = self.quantity in ("new_beneficiaries", "novelty_share", "new_without_claim")
-            warm_up = novelty and st.days == 1
+            # Novelty: the first day sees everything as new. Spans: a partial span is no usual.
+            warm_up = (novelty and st.days == 1) or st.days < self.spec.span_days
             if not warm_up and (
                 self.quantity != "novelty_share" or len(st.today) >= self.spec.min_reads
             ):
@@ -125,6 +150,10 @@ class BaselineRule(CompiledRule):
                     if pool is None:
                         pool = self.peers[st.group] = deque(maxlen=PEER_CAP)
                     pool.append((st.day, value))
+        if self.spec.span_days > 1:
+            st.recent.append((st.day, self._day_value(st)))
+            oldest = day - self.spec.span_days
+            st.recent = [(d, v) for d, v in st.recent if d > oldest]
         st.day = day
         st.today = set()
         st.new = 0
@@ -288,6 +317,7 @@ class BaselineRule(CompiledRule):
                 [[t, h] for t, h in st.pending],
                 st.history.tolist(),
                 st.days,
+                [[d, v] for d, v in st.recent],
             ]
             for k, st in self.state.items()
         }
@@ -296,8 +326,10 @@ class BaselineRule(CompiledRule):
 
     def load(self, data: dict[str, Any]) -> None:
         self.state = {}
-        for k, (day, group, today, new, orphans, pending, history, days) in data["keys"].items():
+        for k, item in data["keys"].items():
+            day, group, today, new, orphans, pending, history, days = item[:8]
             st = _Day(day, group)
+            st.recent = [(d, v) for d, v in (item[8] if len(item) > 8 else [])]
             st.days = days
             st.today = set(today)
             st.new = new

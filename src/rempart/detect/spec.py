@@ -112,6 +112,7 @@ class RuleSpec:
     peer_factor: float = 1.5
     min_value: float = 0.0
     min_reads: int = 20
+    span_days: int = 1
     claim_window: float = 3600.0
     min_events: int = 30
     max_cv: float = 0.2
@@ -247,6 +248,7 @@ _TYPE_FIELDS: dict[str, set[str]] = {
         "min_value",
         "min_reads",
         "claim_window",
+        "span_days",
     },
     "cadence": {"min_events", "max_cv", "max_interval"},
     "risk": {"threshold", "half_life", "signals"},
@@ -468,6 +470,14 @@ def check_rule(doc: Any, path: str, line: int) -> tuple[RuleSpec | None, list[Ru
         kw["min_value"] = float(c.get("min_value", (int, float), 0.0))
         kw["min_reads"] = c.get("min_reads", int, 20, check=_positive)
         kw["claim_window"] = c.duration("claim_window", 3600.0)
+        kw["span_days"] = c.get(
+            "span_days",
+            int,
+            1,
+            check=lambda v: None if 1 <= v <= 30 else "must be between 1 and 30",
+        )
+        if kw["span_days"] > 1 and kw["quantity"] == "novelty_share":
+            c.problem(doc.line_of("span_days"), "span_days needs a count quantity, not a share")
     if rtype == "cadence":
         kw["min_events"] = c.get(
             "min_events", int, 30, check=lambda v: None if v >= 3 else "must be at least 3"
