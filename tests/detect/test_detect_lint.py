@@ -45,6 +45,11 @@ def write(tmp_path: Path, body: str) -> Path:
             12,
             "unknown field 'nope'",
         ),
+        (
+            "type: baseline\nfilter: true\nquantity: novelty_share\nspan_days: 7\n",
+            11,
+            "needs a count quantity",
+        ),
     ],
 )
 def test_broken_rule_is_refused_with_file_and_line(
