@@ -45,7 +45,11 @@ class Cases:
         self.config = config or Config(cases=self.settings)
         self.sessions = sessions
         self.store = IncidentStore(sessions, self.settings)
-        self.ledger = ExposureLedger(archive_dir) if archive_dir is not None else None
+        self.ledger = (
+            ExposureLedger(archive_dir, ledger_dir=self.settings.ledger_dir)
+            if archive_dir is not None
+            else None
+        )
 
     @classmethod
     def from_config(cls, config: Config) -> Cases:

@@ -53,5 +53,7 @@ class CasesSettings(StrictModel):
     #: Alerts on the same entity join an open incident only if they start within this many
     #: days of its last alert.
     merge_gap_days: float = Field(default=7.0, gt=0)
+    #: Compact exposure ledger derived from the archive (default: ``<archive_dir>-ledger``).
+    ledger_dir: Path | None = None
     #: X25519 public key (PEM) of the DPO: ingestion seals each token's identifier with it.
     dpo_public_key: Path | None = None
