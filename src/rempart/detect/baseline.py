@@ -12,7 +12,8 @@ Quantities (per entity per local calendar day):
   relationship before, none after: the insider's signature).
 
 With ``span_days: N`` (count quantities only) the value is a rolling sum over the current day
-and the N - 1 days before it, judged against the history of such sums.
+and the N - 1 days before it, judged against the history of such sums, leaving out the last
+N - 1 of them (they overlap the current span, so a slow attack would raise its own bar).
 
 Threshold for an entity on a given day (fires while today's value exceeds it)::
 
@@ -181,10 +182,14 @@ class BaselineRule(CompiledRule):
     def _threshold(self, st: _Day) -> tuple[float, float | None, float | None]:
         if st.thr is None:
             own: float | None = None
-            if len(st.history) >= self.spec.min_history:
-                med = median(st.history)
-                mad = median(abs(x - med) for x in st.history)
-                own = max(_quantile(st.history, 0.95), med + 3 * 1.4826 * mad)
+            hist = st.history
+            if self.spec.span_days > 1:
+                # Rolling sums of the last span overlap today's: they would learn the attack.
+                hist = hist[: max(0, len(hist) - (self.spec.span_days - 1))]
+            if len(hist) >= self.spec.min_history:
+                med = median(hist)
+                mad = median(abs(x - med) for x in hist)
+                own = max(_quantile(hist, 0.95), med + 3 * 1.4826 * mad)
             peer = self._peer(st.group, st.day)
             parts = [self.spec.min_value]
             if own is not None:
@@ -293,10 +298,19 @@ class BaselineRule(CompiledRule):
             )
         else:
             head = f"{key}: {int(value):,} reads today not followed by any claim"
+        if self.spec.span_days > 1:
+            head = head.replace(" today", f" over the last {self.spec.span_days} days")
         parts = [head]
         pct = round(100 * self.spec.peer_quantile)
         if own is not None:
-            parts.append(f"its usual day is {_num(median(history))}")
+            usual = (
+                "week"
+                if self.spec.span_days == 7
+                else "day"
+                if self.spec.span_days == 1
+                else (f"{self.spec.span_days} days")
+            )
+            parts.append(f"its usual {usual} is {_num(median(history))}")
         if peer is not None:
             parts.append(f"its peers' {pct}th percentile {_num(peer)}")
         if q in ("distinct_beneficiaries", "reads_without_claim") and n:
