@@ -15,6 +15,7 @@ import argparse
 import csv
 import os
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -86,14 +87,17 @@ def main() -> None:
         proc.wait()
         print(f"killed (SIGKILL) after {time.perf_counter() - t:.0f} s")
     t2 = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "250"})
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     took = time.perf_counter() - t2
-    print(out.stdout.strip().splitlines()[-1] if out.stdout.strip() else out.stderr.strip())
+    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    print(" ".join(out.stdout.split()) if out.stdout.strip() else out.stderr.strip())
     if out.returncode:
         sys.exit(out.returncode)
     print(
-        f"resumed run: {took:.0f} s ({size / took / 1e6:.1f} MB/s incl. verification); "
-        f"total {time.perf_counter() - t:.0f} s"
+        f"resumed run: {took:.0f} s wall, {cpu:.0f} s CPU ({size / cpu / 1e6:.1f} MB/s of CPU, "
+        f"rotation + verification); total {time.perf_counter() - t:.0f} s"
     )
     c2 = CellCipher(ring, "k2")
     with open(data, newline="", encoding="utf-8") as fh:
