@@ -138,6 +138,51 @@ def detection_table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def verdict(report: dict[str, Any]) -> list[str]:
+    """The issue's targets, checked against this run's figures."""
+    lines = ["## Targets (issue 7), checked on this run", ""]
+    for size, data in report["sizes"].items():
+        tools = data["tools"]
+        if "rempart" not in tools:
+            continue
+        peers = {k: v for k, v in tools.items() if k != "rempart"}
+        fastest = max(peers, key=lambda k: peers[k]["lines_per_s"])
+        by_wall = tools["rempart"]["lines_per_s"] / peers[fastest]["lines_per_s"]
+        by_cpu = peers[fastest]["cpu"] / tools["rempart"]["cpu"]
+        met = "met" if by_wall >= 10 else "**not met**"
+        lines.append(
+            f"- Throughput ≥ 10× the faster peer ({fastest}) on the {size} log: {met} "
+            f"({by_wall:.1f}× in lines/s of wall time, {by_cpu:.1f}× in CPU seconds)."
+        )
+    behind = []
+    for scenario, result in report["scenarios"].items():
+        if "rempart" not in result:
+            continue
+        mine = next(s for s in result["rempart"]["scenarios"] if s["scenario"] == scenario)
+        for tool in ("crowdsec", "fail2ban"):
+            other = next(s for s in result[tool]["scenarios"] if s["scenario"] == scenario)
+            if not other["detected"]:
+                continue
+            if not mine["detected"]:
+                behind.append(f"{scenario}: missed, {tool} detected it")
+            elif other["exposed_before"] < mine["exposed_before"]:
+                behind.append(f"{scenario}: more records exposed than {tool}")
+            elif (other["time_to_detect"] or 0) < (mine["time_to_detect"] or 0):
+                gap = (mine["time_to_detect"] or 0) - (other["time_to_detect"] or 0)
+                behind.append(f"{scenario}: {tool} alerted {duration(gap)} earlier")
+    fps = {
+        t: sum(r[t]["false_positive_entities"] for r in report["scenarios"].values() if t in r)
+        for t in ("rempart", "crowdsec", "fail2ban")
+    }
+    lines.append(
+        "- Ahead of both peers on every scenario: "
+        + ("yes" if not behind else "not everywhere: " + "; ".join(behind))
+        + f". False-positive entities on the scenario logs: Rempart {fps['rempart']}, "
+        f"CrowdSec {fps['crowdsec']}, fail2ban {fps['fail2ban']}."
+    )
+    return [*lines, ""]
+
+
 def write_results(report: dict[str, Any], path: Path) -> None:
     m, v = report["machine"], report["versions"]
     out = [
@@ -147,7 +192,7 @@ def write_results(report: dict[str, Any], path: Path) -> None:
         f"(bench/peers/run.sh; total {report.get('elapsed_s', 0) / 60:.0f} min)",
         f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram']} RAM, Linux {m['kernel']}; "
         "shared with other jobs",
-        f"- Versions: {v['rempart']}; CrowdSec {v['crowdsec']} (Debian); {v['fail2ban']} (Debian); "
+        f"- Versions: {v['rempart']} (commit {report.get('commit', '?')}); CrowdSec {v['crowdsec']} (Debian); {v['fail2ban']} (Debian); "
         f"Python {v['python']}",
         f"- Logs: `rempart sim`, {report['days']} days, portal format nginx combined + "
         "request_time + session cookie; "
@@ -177,5 +222,10 @@ def write_results(report: dict[str, Any], path: Path) -> None:
         + ".",
         "",
     ]
+    out += verdict(report)
     out += NOTES
+    remarks = report.get("remarks", [])
+    if remarks:
+        out += ["Remarks on this run (operator's observations, kept in results.json):", ""]
+        out += [f"- {r}" for r in remarks] + [""]
     path.write_text("\n".join(out), encoding="utf-8")

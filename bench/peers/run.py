@@ -181,6 +181,7 @@ def measure_log(
             "lines_per_s": lines / med.wall,
             "lines_per_cpu_s": lines / med.cpu,
             "runs": len(measures),
+            "load_after": round(os.getloadavg()[0], 1),
             "all_wall": [m.wall for m in measures],
         }
         log(
@@ -271,6 +272,20 @@ def detected_summary(result: dict[str, Any]) -> str:
     return ",".join(f"{s['detected']}/{s['attacks']}" for s in result["scenarios"])
 
 
+def git_commit() -> str:
+    """HEAD of the checkout the bench ran from, "+dirty" when Rempart's sources had edits."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "src/rempart"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return (head or "?") + ("+dirty" if dirty else "")
+
+
 def has_hunt() -> bool:
     proc = subprocess.run(
         [str(PYTHON_BIN / "rempart"), "hunt", "--help"], capture_output=True, check=False
@@ -351,6 +366,7 @@ def main() -> int:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "versions": tool_versions(),
+        "commit": git_commit(),
         "command": "make bench-peers" + ("  (PEERS_FULL=1)" if args.full else ""),
         "days": DAYS,
         "scenario_accounts": SCENARIO_ACCOUNTS,
