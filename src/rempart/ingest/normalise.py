@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -78,7 +79,11 @@ class Normalizer:
         profile: RouteProfile,
         tokenizer: Tokenizer,
         directory: dict[str, DirectoryEntry] | None = None,
+        sealer: Callable[[str, str], None] | None = None,
     ):
+        """``sealer(token, identifier)`` is called for each beneficiary id met, so that the
+        re-identification vault (``rempart.cases.vault``) can seal it for the DPO."""
+        self.sealer = sealer
         self.profile = profile
         self.tokenizer = tokenizer
         self.directory = directory or {}
@@ -121,13 +126,19 @@ class Normalizer:
         route, bid = self.profile.match(method, path)
         token: str | None = None
         if bid is not None:
-            token = self.tokenizer(normalise_identifier(bid))
+            ident = normalise_identifier(bid)
+            token = self.tokenizer(ident)
+            if self.sealer is not None:
+                self.sealer(token, ident)
             path = path.replace(bid, BENEFICIARY_PLACEHOLDER, 1)
         elif route.beneficiary_param and query:
             pairs = parse_qsl(query, keep_blank_values=True)
             for k, v in pairs:
                 if k == route.beneficiary_param and v:
-                    token = self.tokenizer(normalise_identifier(v))
+                    ident = normalise_identifier(v)
+                    token = self.tokenizer(ident)
+                    if self.sealer is not None:
+                        self.sealer(token, ident)
                     break
             query = "&".join(
                 f"{k}={BENEFICIARY_PLACEHOLDER if k == route.beneficiary_param else v}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -305,9 +305,10 @@ def make_normalizer(
     profile: RouteProfile | str,
     tokenizer: Tokenizer | None = None,
     directory: dict[str, DirectoryEntry] | None = None,
+    sealer: Callable[[str, str], None] | None = None,
 ) -> Normalizer:
     prof = profile if isinstance(profile, RouteProfile) else load_profile(profile)
-    return Normalizer(prof, tokenizer or Tokenizer(generate_key()), directory)
+    return Normalizer(prof, tokenizer or Tokenizer(generate_key()), directory, sealer)
 
 
 def iter_batches(
@@ -323,13 +324,14 @@ def iter_batches(
     stats: IngestStats | None = None,
     max_line_bytes: int = DEFAULT_MAX_LINE,
     chunk_size: int = 4 << 20,
+    sealer: Callable[[str, str], None] | None = None,
 ) -> Iterator[EventBatch]:
     """Read every path in order, yielding batches of events (file order within a source).
 
     Without a tokenizer, a throw-away random key is used (tokens then only mean something within
     this run): pass ``Tokenizer(resolve_key(...))`` for tokens stable across runs.
     """
-    normalizer = make_normalizer(profile, tokenizer, directory)
+    normalizer = make_normalizer(profile, tokenizer, directory, sealer)
     quarantine = quarantine or Quarantine(None)
     if quarantine.redact is None:
         quarantine.redact = normalizer.redact_bytes

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Literal
+from typing import Literal, Protocol
 
 from rempart.config import Config
 from rempart.ingest.archive import ArchiveWriter, latest_checkpoint
@@ -23,6 +23,12 @@ from rempart.protect.tokens import Tokenizer, resolve_key
 Format = Literal["auto", "combined", "jsonl"]
 
 
+class Sealer(Protocol):
+    def add(self, token: str, identifier: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class IngestRequest:
     paths: list[str]
@@ -34,6 +40,9 @@ class IngestRequest:
     time_format: str = "iso8601"
     directory: dict[str, DirectoryEntry] | None = None
     quarantine_dir: Path | None = None
+    #: Re-identification vault (``rempart.cases.vault.Vault``): seals each beneficiary id met
+    #: with the DPO's public key. Set from ``cases.dpo_public_key``; closed by the runs.
+    vault: Sealer | None = None
 
     @classmethod
     def from_config(
@@ -48,6 +57,13 @@ class IngestRequest:
         quarantine_dir: Path | None = None,
     ) -> IngestRequest:
         key = resolve_key(env=cfg.keys.token_key_env, file=cfg.keys.token_key_file)
+        vault: Sealer | None = None
+        if cfg.cases.dpo_public_key is not None:
+            from rempart.cases.vault import Vault
+            from rempart.db import open_database
+
+            _engine, sessions = open_database(cfg.state.url)
+            vault = Vault.from_public_key_file(sessions, cfg.cases.dpo_public_key.expanduser())
         dir_path = directory or cfg.directory
         mapping = cfg.json_mapping
         return cls(
@@ -60,7 +76,16 @@ class IngestRequest:
             time_format=mapping.time_format if mapping else "iso8601",
             directory=load_directory(dir_path) if dir_path else None,
             quarantine_dir=quarantine_dir or cfg.state.quarantine_dir.expanduser(),
+            vault=vault,
         )
+
+    @property
+    def sealer(self) -> Callable[[str, str], None] | None:
+        return self.vault.add if self.vault is not None else None
+
+    def close(self) -> None:
+        if self.vault is not None:
+            self.vault.close()
 
 
 @dataclass
@@ -86,6 +111,7 @@ def run_ingest(request: IngestRequest, *, progress: bool = False) -> IngestResul
         time_format=request.time_format,
         directory=request.directory,
         stats=stats,
+        sealer=request.sealer,
     )
     if progress:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -105,6 +131,7 @@ def run_ingest(request: IngestRequest, *, progress: bool = False) -> IngestResul
     if writer is not None:
         writer.close()
     quarantine.close()
+    request.close()
     return IngestResult(stats, quarantine.path, writer.files if writer else [])
 
 
@@ -135,7 +162,9 @@ def run_follow(
         raise ConfigError("follow mode needs an archive directory (--archive)")
     paths = [Path(p).expanduser() for p in request.paths]
     follower = Follower(paths, latest_checkpoint(request.archive))
-    normalizer = make_normalizer(request.profile, request.tokenizer, request.directory)
+    normalizer = make_normalizer(
+        request.profile, request.tokenizer, request.directory, request.sealer
+    )
     quarantine = Quarantine(request.quarantine_dir, redact=normalizer.redact_bytes)
     decoder = LineDecoder(
         normalizer,
@@ -188,6 +217,7 @@ def run_follow(
         if dirty:
             quarantine.flush()
             writer.flush(checkpoint=follower.checkpoint())
+        request.close()
         follower.close()
         quarantine.close()
         for sig, handler in previous.items():
