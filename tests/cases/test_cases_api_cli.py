@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pypdf import PdfReader
 from test_cases_affected import harvest_alert, harvest_log
 
@@ -116,3 +118,20 @@ def test_cli_errors_are_one_clear_line(tmp_path):
     assert r.stderr.strip() == "rempart: error: no incident 42 (hint: rempart incident list)"
     r = rempart(*base, "open-from-alerts", "missing.jsonl", cwd=tmp_path)
     assert r.returncode == 2 and "cannot read alerts" in r.stderr and "Traceback" not in r.stderr
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.one_of(st.text(max_size=80), st.builds(json.dumps, st.dictionaries(
+    st.sampled_from(["id", "rule", "rule_version", "severity", "entity_type", "entity",
+                     "first_seen", "detected_at"]), st.one_of(st.text(max_size=8), st.integers())
+))), max_size=6))  # fmt: skip
+def test_reading_hunt_output_never_crashes_and_accounts_for_every_line(tmp_path, lines):
+    from rempart.cli.incident import read_alerts
+
+    path = tmp_path / "alerts.jsonl"
+    path.write_text("\n".join(line.replace("\n", " ").replace("\r", " ") for line in lines))
+    alerts, bad = read_alerts(path)
+    non_blank = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    assert len(alerts) + len(bad) == len(non_blank)
