@@ -46,7 +46,7 @@ def render_pdf(blocks: Sequence[Block], *, title: str, footer: str = "") -> byte
     for b in blocks:
         if b.kind == "title":
             pdf.set_font(FONT, "B", 15)
-            pdf.multi_cell(width, 7, str(b.content), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            pdf.multi_cell(width, 7, str(b.content), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
             pdf.ln(3)
         elif b.kind == "h2":
             pdf.ln(2)
@@ -64,7 +64,9 @@ def render_pdf(blocks: Sequence[Block], *, title: str, footer: str = "") -> byte
             pdf.set_font(FONT, "", 9.5)
             for item in b.content:
                 pdf.set_x(pdf.l_margin + 4)
-                pdf.multi_cell(width - 4, 5, f"• {item}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+                pdf.multi_cell(
+                    width - 4, 5, f"• {item}", align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+                )
             pdf.ln(1.5)
         elif b.kind == "kv":
             pdf.set_font(FONT, "", 9)
