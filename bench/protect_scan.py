@@ -121,6 +121,7 @@ def main() -> None:
     args = ap.parse_args()
     print("| input | size (MB) | findings | MB/s (CPU, 1 core) | MB/s (wall) | peak RSS (MB) |")
     print("|---|---:|---:|---:|---:|---:|")
+    results = {}
     for name, path in prepare(args.big_gb):
         out = subprocess.run(
             [sys.executable, __file__, "--child", str(path)],
@@ -129,11 +130,14 @@ def main() -> None:
             text=True,
         )
         r = json.loads(out.stdout)
-        print(
-            f"| {name} | {r['bytes'] / 1e6:.0f} | {r['findings']} | {r['bytes'] / r['cpu'] / 1e6:.1f} "
-            f"| {r['bytes'] / r['wall'] / 1e6:.1f} | {r['rss_mb']:.0f} |",
-            flush=True,
-        )
+        results[name] = {"mb": round(r["bytes"] / 1e6, 1), "findings": r["findings"],
+                         "mb_per_s_cpu": round(r["bytes"] / r["cpu"] / 1e6, 1),
+                         "mb_per_s_wall": round(r["bytes"] / r["wall"] / 1e6, 1),
+                         "peak_rss_mb": round(r["rss_mb"])}  # fmt: skip
+        x = results[name]
+        print(f"| {name} | {x['mb']:.0f} | {x['findings']} | {x['mb_per_s_cpu']} "
+              f"| {x['mb_per_s_wall']} | {x['peak_rss_mb']} |", flush=True)  # fmt: skip
+    print(json.dumps({"bench": "protect_scan", "results": results}))
 
 
 if __name__ == "__main__":
