@@ -92,7 +92,14 @@ class OpenResult:
 
 
 def alert_keys(alert: Alert, settings: CasesSettings) -> set[str]:
-    accounts = set(alert.accounts)
+    """Keys that join alerts into one incident.
+
+    An alert on an IP names the accounts *tried* from it (spraying, stuffing): they are victims,
+    not actors, and joining on them would merge every later alert of thousands of accounts into
+    one incident. IP alerts therefore join on their network only; account and campaign alerts
+    join on the accounts they accuse.
+    """
+    accounts = set(alert.accounts) if alert.entity_type != EntityType.IP else set()
     if alert.entity_type == EntityType.ACCOUNT:
         accounts.add(alert.entity)
     keys = {f"account:{a}" for a in accounts}
