@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from conftest import BOT_UA, DAY, HOUR, LEGIT_UA, T0, Log, make_alert
+from cases_helpers import BOT_UA, DAY, HOUR, LEGIT_UA, T0, Log, make_alert
 
 LEGIT_IP = "192.0.2.10"
 BOT_IP = "203.0.113.7"

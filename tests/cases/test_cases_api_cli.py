@@ -8,13 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cases_helpers import write_archive
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
 from test_cases_affected import harvest_alert, harvest_log
 
-from conftest import write_archive
 from rempart.cases.api import make_app
 
 

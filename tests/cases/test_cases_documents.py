@@ -6,7 +6,7 @@ import io
 import json
 
 import pytest
-from conftest import DAY, HOUR, T0
+from cases_helpers import DAY, HOUR, T0
 from pypdf import PdfReader
 from test_cases_affected import harvest_alert, harvest_log
 
@@ -129,7 +129,7 @@ def test_art34_letter_is_plain_french_with_placeholders_and_the_dpo_contact(inci
 
 def test_register_lists_every_incident_notified_or_not(incident, tmp_path):
     cases, inc, _ = incident
-    from conftest import make_alert
+    from cases_helpers import make_alert
 
     other = cases.store.open_from_alerts(
         [make_alert("brute_force", "PH0009", T0, T0 + HOUR, accounts=["PH0009"], ips=[])],

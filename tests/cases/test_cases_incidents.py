@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from conftest import DAY, HOUR, T0, make_alert
+from cases_helpers import DAY, HOUR, T0, make_alert
 
 from rempart.alerts import EntityType, Severity
 from rempart.cases.incidents import IncidentError

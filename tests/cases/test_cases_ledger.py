@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import shutil
 
-from conftest import BOT_UA, DAY, HOUR, LEGIT_UA, T0, Log, write_archive
+from cases_helpers import BOT_UA, DAY, HOUR, LEGIT_UA, T0, Log, write_archive
+
 from rempart.cases.ledger import ExposureLedger
 
 
