@@ -52,7 +52,17 @@ def postgres_url() -> Iterator[str]:
         as_user = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
     subprocess.run(
-        [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "rempart", "--auth=trust", "-E", "UTF8"],
+        [
+            *as_user,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "rempart",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ],
         check=True,
         capture_output=True,
     )
@@ -76,13 +86,23 @@ def postgres_url() -> Iterator[str]:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             ready = subprocess.run(
-                [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+                [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                capture_output=True,
             )
             if ready.returncode == 0:
                 break
             time.sleep(0.2)
         subprocess.run(
-            [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "rempart", "rempart"],
+            [
+                str(bindir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "rempart",
+                "rempart",
+            ],
             check=True,
             capture_output=True,
         )

@@ -9,8 +9,8 @@ from rempart.db import open_database
 
 def test_every_table_is_created_on_postgresql(postgres_url):
     # Import every pillar so that all tables are registered on the shared Base.
-    import rempart.cases.models  # noqa: F401
-    import rempart.detect.store  # noqa: F401
+    import rempart.cases.models
+    import rempart.detect.store
     import rempart.respond.tables  # noqa: F401
     from rempart.db import Base
 

@@ -51,7 +51,11 @@ def step_simulate(out: Path, seed: int, accounts: int) -> Any:
     table = Table("attack", "scenario", "accounts", "start", "records exposed (truth)")
     for a in result.truth["attacks"]:
         table.add_row(
-            a["id"], a["scenario"], str(len(a["accounts"])), a["start"][:16], f"{len(a['exposed']):,}"
+            a["id"],
+            a["scenario"],
+            str(len(a["accounts"])),
+            a["start"][:16],
+            f"{len(a['exposed']):,}",
         )
     console.print(
         f"{result.lines:,} log lines for {accounts} practitioner accounts over 14 days "
@@ -161,15 +165,19 @@ def step_cases(out: Path, sim: Any, tokenizer: Any, alerts: list[Any]) -> None:
                 ", ".join(sorted(inc.accounts)[:3]) + (" …" if len(inc.accounts) > 3 else ""),
                 f"{affected.count:,}",
                 match,
-                f"{truth_n:,}" + (" [green]=[/green]" if tokens == truth_sets.get(match) else ""),
+                f"{truth_n:,}" + (" [green](=)[/green]" if tokens == truth_sets.get(match) else ""),
             )
             if affected.count > best_count:
                 best_id, best_count = inc_id, affected.count
         console.print(f"{len(opened.created)} incidents opened from {len(alerts)} alerts")
         console.print(table)
         if best_id is not None:
-            md = cases.write_report(best_id, "md", out / f"incident-{best_id}-art33.md", actor="demo")
-            pdf = cases.write_report(best_id, "pdf", out / f"incident-{best_id}-art33.pdf", actor="demo")
+            md = cases.write_report(
+                best_id, "md", out / f"incident-{best_id}-art33.md", actor="demo"
+            )
+            pdf = cases.write_report(
+                best_id, "pdf", out / f"incident-{best_id}-art33.pdf", actor="demo"
+            )
             console.print(f"CNIL Art. 33 draft (in French) for incident {best_id}: {md} and {pdf}")
     finally:
         cases.close()
