@@ -147,7 +147,9 @@ def step_cases(out: Path, sim: Any, tokenizer: Any, alerts: list[Any]) -> None:
             for a in sim.truth["attacks"]
             if a["exposed"]
         }
-        table = Table("incident", "accounts", "affected (Rempart)", "best-matching attack", "truth")
+        table = Table(
+            "incident", "accounts", "rules", "affected (Rempart)", "best-matching attack", "truth"
+        )
         best_id, best_count = None, -1
         for inc_id in opened.created:
             inc = cases.store.get(inc_id)
@@ -160,14 +162,18 @@ def step_cases(out: Path, sim: Any, tokenizer: Any, alerts: list[Any]) -> None:
             if not tokens:
                 continue
             truth_n = len(truth_sets.get(match, set()))
+            rules = sorted({a.rule_id for a in inc.alerts})
             table.add_row(
                 str(inc_id),
                 ", ".join(sorted(inc.accounts)[:3]) + (" …" if len(inc.accounts) > 3 else ""),
+                ", ".join(rules[:2]) + (" …" if len(rules) > 2 else ""),
                 f"{affected.count:,}",
                 match,
                 f"{truth_n:,}" + (" [green](=)[/green]" if tokens == truth_sets.get(match) else ""),
             )
-            if affected.count > best_count:
+            # The draft shown is for the largest incident raised by a harvesting rule.
+            harvesting = any(a.rule_id.startswith("TP-HARV") for a in inc.alerts)
+            if harvesting and affected.count > best_count:
                 best_id, best_count = inc_id, affected.count
         console.print(f"{len(opened.created)} incidents opened from {len(alerts)} alerts")
         console.print(table)
