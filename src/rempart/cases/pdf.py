@@ -31,6 +31,25 @@ class _Doc(FPDF):
         self.set_text_color(0, 0, 0)
 
 
+#: Characters beyond which a key/value pair is set as a paragraph rather than a table row.
+LONG_VALUE = 1200
+
+
+def _kv_table(pdf: FPDF, pairs: list[tuple[str, str]]) -> None:
+    if not pairs:
+        return
+    pdf.set_font(FONT, "", 9)
+    with pdf.table(
+        col_widths=(38, 62), text_align="LEFT", line_height=4.8, first_row_as_headings=False
+    ) as table:
+        for key, value in pairs:
+            row = table.row()
+            pdf.set_font(FONT, "B", 9)
+            row.cell(key)
+            pdf.set_font(FONT, "", 9)
+            row.cell(value)
+
+
 def render_pdf(blocks: Sequence[Block], *, title: str, footer: str = "") -> bytes:
     pdf = _Doc(format="A4")
     pdf.footer_text = footer
@@ -69,16 +88,23 @@ def render_pdf(blocks: Sequence[Block], *, title: str, footer: str = "") -> byte
                 )
             pdf.ln(1.5)
         elif b.kind == "kv":
-            pdf.set_font(FONT, "", 9)
-            with pdf.table(
-                col_widths=(38, 62), text_align="LEFT", line_height=4.8, first_row_as_headings=False
-            ) as table:
-                for key, value in b.content:
-                    row = table.row()
-                    pdf.set_font(FONT, "B", 9)
-                    row.cell(str(key))
-                    pdf.set_font(FONT, "", 9)
-                    row.cell(str(value))
+            # Short pairs go in a two-column table; a value too long for one page (a list of
+            # hundreds of accounts...) flows as a paragraph under its key instead, since a table
+            # row cannot break across pages.
+            pairs = [(str(k), str(v)) for k, v in b.content]
+            run: list[tuple[str, str]] = []
+            for key, value in pairs:
+                if len(value) <= LONG_VALUE:
+                    run.append((key, value))
+                    continue
+                _kv_table(pdf, run)
+                run = []
+                pdf.set_font(FONT, "B", 9)
+                pdf.multi_cell(width, 4.8, key, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+                pdf.set_font(FONT, "", 9)
+                pdf.multi_cell(width, 4.8, value, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+                pdf.ln(1)
+            _kv_table(pdf, run)
             pdf.ln(2)
     return bytes(pdf.output())
 
