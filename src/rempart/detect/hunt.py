@@ -13,7 +13,6 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
@@ -157,27 +156,13 @@ def run_watch(
     state and the follower position are checkpointed together every ``checkpoint_every``
     seconds and at exit, so a restart resumes where it stopped without replaying lines.
     """
-    from rempart.ingest.follow import Follower
-    from rempart.ingest.pipeline import LineDecoder, make_normalizer
-    from rempart.ingest.quarantine import Quarantine
+    from rempart.ingest.service import FollowedSource
 
     started = time.perf_counter()
     engine = make_engine(specs, lateness, state_url)
     store = StateStore(state_url) if state_url else None
     saved = store.load() if store else None
-    follower = Follower(
-        [Path(p).expanduser() for p in request.paths], (saved or {}).get("follower")
-    )
-    normalizer = make_normalizer(request.profile, request.tokenizer, request.directory)
-    quarantine = Quarantine(request.quarantine_dir, redact=normalizer.redact_bytes)
-    decoder = LineDecoder(
-        normalizer,
-        quarantine,
-        fmt=request.fmt,
-        json_mapping=request.json_mapping,
-        time_format=request.time_format,
-    )
-    formats: dict[str, Any] = {}
+    source = FollowedSource(request, (saved or {}).get("follower"))
     result = HuntResult()
     stop = _Stop()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -186,25 +171,13 @@ def run_watch(
     def save() -> None:
         if store is not None:
             state = engine.dump_state()
-            state["follower"] = follower.checkpoint()
+            state["follower"] = source.checkpoint()
             result.state_bytes = store.save(state)
 
     try:
         while not stop.requested:
-            chunks = follower.poll()
-            for chunk in chunks:
-                key = chunk.source.rsplit("@", 1)[0]
-                if key not in formats:
-                    first = next((ln for ln in chunk.lines if ln.strip()), b"")
-                    formats[key] = decoder.detect_format(first)
-                result.lines += len(chunk.lines)
-                events = decoder.decode(
-                    chunk.source,
-                    chunk.first_line,
-                    chunk.lines,
-                    formats[key],
-                    complete=chunk.complete,
-                )
+            events = source.poll()
+            if events is not None:
                 for ev in events:
                     for alert in engine.process(ev):
                         result.alerts.append(alert)
@@ -212,26 +185,26 @@ def run_watch(
                 for alert in engine.take_updated():
                     on_alert(alert, False)
             now = time.monotonic()
-            if chunks:
+            if events is not None:
                 last_data = now
             if now - last_save >= checkpoint_every:
                 save()
                 last_save = now
             if idle_exit is not None and now - last_data >= idle_exit:
                 break
-            if not chunks:
+            if events is None:
                 time.sleep(poll_interval)
     finally:
         for alert in engine.flush():
             result.alerts.append(alert)
             on_alert(alert, True)
         save()
-        follower.close()
-        quarantine.close()
+        source.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     result.events = engine.events_seen
     result.late_events = engine.late_events
-    result.quarantined = sum(quarantine.counts.values())
+    result.quarantined = sum(source.quarantine.counts.values())
+    result.lines = source.lines
     result.seconds = time.perf_counter() - started
     return result

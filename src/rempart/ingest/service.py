@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from rempart.config import Config
+from rempart.events import Event
 from rempart.ingest.archive import ArchiveWriter, latest_checkpoint
 from rempart.ingest.follow import Follower
 from rempart.ingest.normalise import DirectoryEntry, load_directory
@@ -143,6 +144,58 @@ class _Stop:
         self.requested = True
 
 
+class FollowedSource:
+    """Followed files as events: the follower, the decoder and per-file format detection.
+
+    ``poll()`` returns the events of the complete lines written since the last call (bad lines
+    go to quarantine); ``checkpoint()`` is the position to store atomically with what was done
+    with those events (the archive part, the engine state).
+    """
+
+    def __init__(self, request: IngestRequest, checkpoint: dict[str, Any] | None):
+        self.follower = Follower([Path(p).expanduser() for p in request.paths], checkpoint)
+        normalizer = make_normalizer(
+            request.profile, request.tokenizer, request.directory, request.sealer
+        )
+        self.quarantine = Quarantine(request.quarantine_dir, redact=normalizer.redact_bytes)
+        self.decoder = LineDecoder(
+            normalizer,
+            self.quarantine,
+            fmt=request.fmt,
+            json_mapping=request.json_mapping,
+            time_format=request.time_format,
+        )
+        self._formats: dict[str, Format] = {}
+        #: Lines handed out so far (events + quarantined + blank).
+        self.lines = 0
+
+    def poll(self) -> list[Event] | None:
+        """Events of new lines, in file order; ``None`` when no file had anything new."""
+        chunks = self.follower.poll()
+        if not chunks:
+            return None
+        out: list[Event] = []
+        for chunk in chunks:
+            key = chunk.source.rsplit("@", 1)[0]
+            fmt = self._formats.get(key)
+            if fmt is None:
+                first = next((ln for ln in chunk.lines if ln.strip()), b"")
+                fmt = self._formats[key] = self.decoder.detect_format(first)
+            self.lines += len(chunk.lines)
+            out += self.decoder.decode(
+                chunk.source, chunk.first_line, chunk.lines, fmt, complete=chunk.complete
+            )
+        return out
+
+    def checkpoint(self) -> dict[str, Any]:
+        self.quarantine.flush()
+        return self.follower.checkpoint()
+
+    def close(self) -> None:
+        self.follower.close()
+        self.quarantine.close()
+
+
 def run_follow(
     request: IngestRequest,
     *,
@@ -160,67 +213,39 @@ def run_follow(
         from rempart.errors import ConfigError
 
         raise ConfigError("follow mode needs an archive directory (--archive)")
-    paths = [Path(p).expanduser() for p in request.paths]
-    follower = Follower(paths, latest_checkpoint(request.archive))
-    normalizer = make_normalizer(
-        request.profile, request.tokenizer, request.directory, request.sealer
-    )
-    quarantine = Quarantine(request.quarantine_dir, redact=normalizer.redact_bytes)
-    decoder = LineDecoder(
-        normalizer,
-        quarantine,
-        fmt=request.fmt,
-        json_mapping=request.json_mapping,
-        time_format=request.time_format,
-    )
+    source = FollowedSource(request, latest_checkpoint(request.archive))
     writer = ArchiveWriter(request.archive, split_days=False)
-    stats = IngestStats(sources=[str(p) for p in paths])
+    stats = IngestStats(sources=[str(p) for p in request.paths])
     stop = _Stop()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    formats: dict[str, Format] = {}
     dirty = False
     last_flush = last_data = time.monotonic()
     try:
         while not stop.requested:
-            chunks = follower.poll()
-            for chunk in chunks:
-                key = chunk.source.rsplit("@", 1)[0]
-                if key not in formats:
-                    first = next((ln for ln in chunk.lines if ln.strip()), b"")
-                    formats[key] = decoder.detect_format(first)
-                stats.lines += len(chunk.lines)
-                events = decoder.decode(
-                    chunk.source,
-                    chunk.first_line,
-                    chunk.lines,
-                    formats[key],
-                    complete=chunk.complete,
-                )
+            events = source.poll()
+            now = time.monotonic()
+            if events is not None:
                 stats.observe(events)
                 writer.add(events)
                 dirty = True
-            now = time.monotonic()
-            if chunks:
                 last_data = now
             if dirty and now - last_flush >= flush_interval:
-                quarantine.flush()
-                writer.flush(checkpoint=follower.checkpoint())
+                writer.flush(checkpoint=source.checkpoint())
                 dirty = False
                 last_flush = now
                 if on_progress is not None:
                     on_progress(writer.rows_written)
             if idle_exit is not None and now - last_data >= idle_exit:
                 break
-            if not chunks:
+            if events is None:
                 time.sleep(poll_interval)
     finally:
         if dirty:
-            quarantine.flush()
-            writer.flush(checkpoint=follower.checkpoint())
+            writer.flush(checkpoint=source.checkpoint())
         request.close()
-        follower.close()
-        quarantine.close()
+        source.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    stats.quarantined = quarantine.counts
+    stats.lines = source.lines
+    stats.quarantined = source.quarantine.counts
     return stats
