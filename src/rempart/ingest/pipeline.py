@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -371,14 +371,3 @@ def read_events(paths: Sequence[Path | str], **kwargs: object) -> Iterator[Event
     """Events of every path, one at a time (same options as :func:`iter_batches`)."""
     for batch in iter_batches(paths, **kwargs):  # type: ignore[arg-type]
         yield from batch.events()
-
-
-def events_from_lines(
-    lines: Iterable[str], *, normalizer: Normalizer, source: str = "memory", fmt: Format = "auto"
-) -> list[Event]:
-    """Decode in-memory lines (tests, the HTTP ingest endpoint); bad lines are skipped and counted
-    in the returned decoder's quarantine is not kept: use :class:`LineDecoder` for that."""
-    decoder = LineDecoder(normalizer, Quarantine(None, redact=normalizer.redact_bytes), fmt=fmt)
-    encoded = [ln.encode() for ln in lines]
-    fmt_here = decoder.detect_format(encoded[0] if encoded else b"")
-    return decoder.decode(source, 1, encoded, fmt_here)
