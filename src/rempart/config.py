@@ -81,13 +81,11 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
         if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-            if nxt is None:
-                key = next((k for k, _ in node.value if getattr(k, "value", None) == part), None)
-                return key.start_mark.line + 1 if key is not None else line
-            key_node = next(k for k, v in node.value if v is nxt)
+            pair = next((kv for kv in node.value if getattr(kv[0], "value", None) == part), None)
+            if pair is None:
+                return line
+            key_node, node = pair
             line = key_node.start_mark.line + 1
-            node = nxt
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if part >= len(node.value):
                 return line

@@ -78,7 +78,7 @@ ECS_FIELDS: dict[str, str] = {
     "line": "rempart.origin.line",
 }
 
-#: ECS name -> attribute name (rules may use either spelling).
+#: ECS name -> attribute name (rules may use either spelling; see rempart.detect.expr).
 FIELD_BY_ECS: dict[str, str] = {v: k for k, v in ECS_FIELDS.items()}
 
 
@@ -131,8 +131,3 @@ class Event:
                 continue
             out[name] = value
         return out
-
-    def get(self, name: str) -> Any:
-        """Field value by attribute or ECS name (used by rule filters and group-by)."""
-        attr = FIELD_BY_ECS.get(name, name)
-        return getattr(self, attr)

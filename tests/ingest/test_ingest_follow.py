@@ -119,3 +119,33 @@ def test_follow_resumes_from_the_checkpoint_without_rereading(tmp_path):
     proc.communicate(timeout=60)
     assert sorted(_archived(archive)) == list(range(n))
     assert len(part_files(archive)) >= 2
+
+
+def test_a_lost_checkpointed_file_is_warned_about_not_silently_reread(tmp_path, caplog):
+    from rempart.ingest.profile import load_profile
+    from rempart.ingest.service import FollowedSource, IngestRequest
+    from rempart.protect.tokens import Tokenizer, TokenKey
+
+    log = tmp_path / "portal.log"
+    _write(log, 0, 5)
+    gone = {
+        "path": str(log),
+        "dev": 1,
+        "ino": 2,
+        "fp": "0" * 64,
+        "fp_len": 10,
+        "offset": 99,
+        "line": 3,
+    }
+    request = IngestRequest(
+        paths=[str(log)],
+        profile=load_profile("tiers-payant"),
+        tokenizer=Tokenizer(TokenKey("t1", b"k" * 32)),
+        quarantine_dir=tmp_path / "q",
+    )
+    source = FollowedSource(request, {"files": {str(log): gone}})
+    with caplog.at_level("WARNING", logger="rempart.ingest"):
+        events = source.poll()
+    source.close()
+    assert events is not None and len(events) == 5
+    assert any("checkpointed file was not found" in r.getMessage() for r in caplog.records)

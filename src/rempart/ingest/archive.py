@@ -64,38 +64,6 @@ def events_to_table(events: list[Event]) -> pa.Table:
     return pa.table([cols[f.name] for f in SCHEMA], schema=SCHEMA)
 
 
-def table_to_events(table: pa.Table) -> list[Event]:
-    """Events back from an archive table (ids stay tokens)."""
-    d = table.to_pydict()
-    n = table.num_rows
-    out = []
-    for i in range(n):
-        ts: datetime = d["ts"][i]
-        out.append(
-            Event(
-                ts=ts.timestamp(),
-                source_ip=d["source_ip"][i],
-                action=d["action"][i],
-                outcome=d["outcome"][i],
-                user_name=d["user_name"][i],
-                organization_id=d["organization_id"][i],
-                user_agent=d["user_agent"][i],
-                method=d["method"][i],
-                path=d["path"][i],
-                query=d["query"][i],
-                status=d["status"][i],
-                bytes=d["bytes"][i],
-                session_id=d["session_id"][i],
-                beneficiary_token=d["beneficiary_token"][i],
-                categories=tuple(d["categories"][i] or ()),
-                account_kind=d["account_kind"][i],
-                source=d["source"][i],
-                line=d["line"][i],
-            )
-        )
-    return out
-
-
 def _day(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d")
 
@@ -193,8 +161,3 @@ def latest_checkpoint(directory: Path) -> dict[str, Any] | None:
             data: dict[str, Any] = json.loads(meta[CHECKPOINT_KEY])
             return data
     return None
-
-
-def archive_glob(directory: Path) -> str:
-    """Glob for DuckDB's ``read_parquet(..., hive_partitioning = true)``."""
-    return str(directory / "day=*" / "*.parquet")

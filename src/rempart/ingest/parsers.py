@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -283,7 +283,3 @@ class JsonParser:
             str(sid) if sid is not None else None,
             str(org) if org is not None else None,
         )
-
-
-def fixed_offset(minutes: int) -> timezone:
-    return timezone(timedelta(minutes=minutes))

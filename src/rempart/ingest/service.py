@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from rempart.ingest.sources import input_paths
 from rempart.protect.tokens import Tokenizer, resolve_key
 
 Format = Literal["auto", "combined", "jsonl"]
+_log = logging.getLogger("rempart.ingest")
 
 
 class Sealer(Protocol):
@@ -172,6 +174,9 @@ class FollowedSource:
     def poll(self) -> list[Event] | None:
         """Events of new lines, in file order; ``None`` when no file had anything new."""
         chunks = self.follower.poll()
+        for note in self.follower.notes():
+            # Possible loss or re-read around a rotation: never silent.
+            _log.warning(note)
         if not chunks:
             return None
         out: list[Event] = []
