@@ -26,6 +26,9 @@ from rich.table import Table
 
 from rempart.errors import RempartError
 
+#: ATT&CK techniques of data collection: incidents carrying one are harvests.
+COLLECTION_TECHNIQUES = ("T1119", "T1213")
+
 console = Console() if Console().is_terminal else Console(width=120)
 
 
@@ -171,8 +174,11 @@ def step_cases(out: Path, sim: Any, tokenizer: Any, alerts: list[Any]) -> None:
                 match,
                 f"{truth_n:,}" + (" [green](=)[/green]" if tokens == truth_sets.get(match) else ""),
             )
-            # The draft shown is for the largest incident raised by a harvesting rule.
-            harvesting = any(a.rule_id.startswith("TP-HARV") for a in inc.alerts)
+            # The draft shown is for the largest incident with a collection alert (ATT&CK
+            # T1119 automated collection, T1213 data from information repositories).
+            harvesting = any(
+                t.startswith(COLLECTION_TECHNIQUES) for a in inc.alerts for t in a.technique
+            )
             if harvesting and affected.count > best_count:
                 best_id, best_count = inc_id, affected.count
         console.print(f"{len(opened.created)} incidents opened from {len(alerts)} alerts")
