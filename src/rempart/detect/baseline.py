@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from statistics import median
 from typing import Any
 
-from rempart.detect.expr import resolve_field, utc_offset
+from rempart.detect.expr import BoolOp, Node, Test, resolve_field, utc_offset
 from rempart.detect.spec import RuleSpec
 from rempart.detect.windows import CompiledRule, EventContext, Fire
 from rempart.events import Event
@@ -63,28 +63,12 @@ def _quantile(values: Sequence[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
-class _Day:
-    __slots__ = (
-        "day",
-        "days",
-        "group",
-        "history",
-        "new",
-        "orphans",
-        "pending",
-        "recent",
-        "thr",
-        "today",
-    )
+class _Hist:
+    """One rule's learning for one key: its past days' values and today's cached threshold."""
 
-    def __init__(self, day: int, group: str | None):
-        self.day = day
-        self.group = group
-        self.today: set[int] = set()
-        self.new = 0
-        self.orphans = 0
-        #: (time, novel) of reads awaiting a claim (claim-pairing quantities only).
-        self.pending: list[tuple[float, bool]] = []
+    __slots__ = ("days", "history", "recent", "recent_sum", "thr")
+
+    def __init__(self) -> None:
         #: Values of the last active days (float32: 4 bytes a day).
         self.history = array("f")
         self.thr: tuple[float, float | None, float | None] | None = None
@@ -92,15 +76,182 @@ class _Day:
         self.days = 0
         #: (day, value) of the previous days inside the rule's span (``span_days`` > 1 only).
         self.recent: list[tuple[int, float]] = []
+        #: ``sum`` of the values in ``recent`` (they only change when the day rolls).
+        self.recent_sum: float = 0
+
+
+class _Day:
+    """Today's reads of one key, shared by every baseline rule of a ``_ReadDays`` group."""
+
+    __slots__ = (
+        "day",
+        "group",
+        "hists",
+        "new",
+        "orph_all",
+        "orph_new",
+        "pending",
+        "today",
+    )
+
+    def __init__(self, day: int, group: str | None, members: int):
+        self.day = day
+        self.group = group
+        self.today: set[int] = set()
+        self.new = 0
+        #: Reads whose claim window passed without a claim, all and never-seen-before ones.
+        self.orph_all = 0
+        self.orph_new = 0
+        #: (time, novel) of reads awaiting a claim (claim-pairing groups only).
+        self.pending: deque[tuple[float, bool]] = deque()
+        #: Each member rule's learning for this key, by member index.
+        self.hists = [_Hist() for _ in range(members)]
+
+
+class _ReadDays:
+    """Per-key day state shared by baseline rules that see exactly the same events.
+
+    Rules with the same filter, group-by, peer group and claim pairing roll their days at the
+    same events and hold the same set of today's beneficiaries: that set, the novelty count and
+    the pending claims are kept once here, updated once per event (``step``), and each member
+    keeps only its own history and threshold (``_Day.hists``).
+    """
+
+    __slots__ = (
+        "acc",
+        "claim_window",
+        "early",
+        "group_of",
+        "judge",
+        "key",
+        "key_of",
+        "members",
+        "pairs_claims",
+        "seq",
+        "state",
+    )
+
+    def __init__(self, first: BaselineRule):
+        self.members: list[BaselineRule] = []
+        self.state: dict[str, _Day] = {}
+        self.key_of = first.key_of
+        self.group_of = first.group_of
+        self.pairs_claims = first.pairs_claims
+        self.claim_window = first.spec.claim_window
+        self.seq = -1
+        self.acc: _Day | None = None
+        self.key = ""
+        #: Fires of the members judged early (orphans expired) by this event, by member index.
+        self.early: list[Fire | None] | None = None
+        #: Whether this event added a read (members then judge today's value).
+        self.judge = False
+
+    def add(self, rule: BaselineRule) -> None:
+        rule.index = len(self.members)
+        rule.tracker = self
+        self.members.append(rule)
+
+    def step(self, ev: Event, ctx: EventContext) -> None:
+        self.seq = ctx.seq
+        self.early = None
+        self.judge = False
+        key = self.key_of(ev)
+        if key is None:
+            self.acc = None
+            return
+        ts = ev.ts
+        if ctx.day_ts != ts:
+            ctx.day = local_day(ts)
+            ctx.day_ts = ts
+        day = ctx.day
+        st = self.state.get(key)
+        if st is None:
+            group = self.group_of(ev) if self.group_of is not None else None
+            st = self.state[key] = _Day(day, None if group is None else str(group), 0)
+            st.hists = [_Hist() for _ in self.members]
+        self.acc = st
+        self.key = key
+        if self.pairs_claims:
+            pending = st.pending
+            limit = ts - self.claim_window
+            exp_all = exp_new = 0
+            while pending and pending[0][0] < limit:
+                _t, novel = pending.popleft()
+                exp_all += 1
+                if novel:
+                    exp_new += 1
+            if exp_all:
+                st.orph_all += exp_all
+                st.orph_new += exp_new
+                # Orphans belong to the day of their read: judge that day before rolling.
+                self.early = [
+                    m._judge(key, st, st.hists[m.index], ts)
+                    if (exp_new if m.only_new else exp_all)
+                    else None
+                    for m in self.members
+                ]
+        if day != st.day:
+            for m in self.members:
+                m._roll(st, st.hists[m.index], day)
+            st.day = day
+            st.today = set()
+            st.new = 0
+            st.orph_all = st.orph_new = 0
+        if self.pairs_claims and ev.action == "claim.create":
+            if st.pending:
+                st.pending.pop()  # a claim follows its rights check: pair with the latest
+            return
+        bh = ctx.bh
+        if bh is None or not ev.categories:
+            return
+        today = st.today
+        if bh not in today:
+            today.add(bh)
+            if ctx.novel:
+                st.new += 1
+        if self.pairs_claims:
+            st.pending.append((ts, ctx.novel))
+        self.judge = True
+
+
+def share_read_days(rules: Sequence[CompiledRule]) -> None:
+    """Group baseline rules that see the same events so they share their per-key day state."""
+    groups: dict[tuple[Any, ...], _ReadDays] = {}
+    for rule in rules:
+        if not isinstance(rule, BaselineRule):
+            continue
+        s = rule.spec
+        sig = (
+            s.filter,
+            tuple(s.group_by),
+            s.peer_group,
+            rule.pairs_claims,
+            s.claim_window if rule.pairs_claims else None,
+        )
+        tracker = groups.get(sig)
+        if tracker is None:
+            tracker = groups[sig] = _ReadDays(rule)
+        if rule.tracker is not tracker:
+            tracker.add(rule)
 
 
 class BaselineRule(CompiledRule):
-    __slots__ = ("group_of", "pairs_claims", "peer_cache", "peers", "quantity")
+    __slots__ = (
+        "group_of",
+        "index",
+        "only_new",
+        "pairs_claims",
+        "peer_cache",
+        "peers",
+        "quantity",
+        "tracker",
+    )
 
     def __init__(self, spec: RuleSpec):
         super().__init__(spec)
         self.quantity = spec.quantity or "distinct_beneficiaries"
         self.pairs_claims = self.quantity in ("reads_without_claim", "new_without_claim")
+        self.only_new = self.quantity == "new_without_claim"
         if self.pairs_claims:
             if self.actions is not None:
                 self.actions = self.actions | {"claim.create"}
@@ -110,14 +261,22 @@ class BaselineRule(CompiledRule):
         self.group_of = resolved[1] if resolved else None
         self.peers: dict[str, deque[tuple[int, float]]] = {}
         self.peer_cache: dict[tuple[str, int], float | None] = {}
+        self.index = 0
+        self.tracker = _ReadDays(self)
+        self.tracker.add(self)
+
+    def filter_node(self) -> Node:
+        node = super().filter_node()
+        if self.pairs_claims:
+            return BoolOp("or", (Test("action", "==", "claim.create"), node))
+        return node
 
     # -- day handling ---------------------------------------------------------------------
-    def _value(self, st: _Day) -> float:
+    def _value(self, st: _Day, h: _Hist) -> float:
         """Today's value, plus the previous days' inside ``span_days`` (a rolling sum)."""
         value = self._day_value(st)
-        if st.recent:
-            oldest = st.day - self.spec.span_days
-            value += sum(v for d, v in st.recent if d > oldest)
+        if h.recent:
+            value += h.recent_sum
         return value
 
     def _day_value(self, st: _Day) -> float:
@@ -127,39 +286,42 @@ class BaselineRule(CompiledRule):
         if q == "new_beneficiaries":
             return float(st.new)
         if q == "new_without_claim":
-            return float(st.orphans)
+            return float(st.orph_new)
         if q == "novelty_share":
             n = len(st.today)
             return st.new / n if n >= self.spec.min_reads else 0.0
-        return float(st.orphans)
+        return float(st.orph_all)
 
-    def _roll(self, st: _Day, day: int) -> None:
-        if st.today or st.orphans:
-            st.days += 1
-            value = self._value(st)
+    def _orphans(self, st: _Day) -> int:
+        if not self.pairs_claims:
+            return 0
+        return st.orph_new if self.only_new else st.orph_all
+
+    def _roll(self, st: _Day, h: _Hist, day: int) -> None:
+        """Close ``st.day`` for this rule (the caller then resets the shared day state)."""
+        if st.today or self._orphans(st):
+            h.days += 1
+            value = self._value(st, h)
             novelty = self.quantity in ("new_beneficiaries", "novelty_share", "new_without_claim")
             # Novelty: the first day sees everything as new. Spans: a partial span is no usual.
-            warm_up = (novelty and st.days == 1) or st.days < self.spec.span_days
+            warm_up = (novelty and h.days == 1) or h.days < self.spec.span_days
             if not warm_up and (
                 self.quantity != "novelty_share" or len(st.today) >= self.spec.min_reads
             ):
-                st.history.append(value)
-                if len(st.history) > self.spec.history_days:
-                    del st.history[0]
+                h.history.append(value)
+                if len(h.history) > self.spec.history_days:
+                    del h.history[0]
                 if st.group is not None:
                     pool = self.peers.get(st.group)
                     if pool is None:
                         pool = self.peers[st.group] = deque(maxlen=PEER_CAP)
                     pool.append((st.day, value))
         if self.spec.span_days > 1:
-            st.recent.append((st.day, self._day_value(st)))
+            h.recent.append((st.day, self._day_value(st)))
             oldest = day - self.spec.span_days
-            st.recent = [(d, v) for d, v in st.recent if d > oldest]
-        st.day = day
-        st.today = set()
-        st.new = 0
-        st.orphans = 0
-        st.thr = None
+            h.recent = [(d, v) for d, v in h.recent if d > oldest]
+            h.recent_sum = sum(v for _d, v in h.recent)
+        h.thr = None
 
     def _peer(self, group: str | None, day: int) -> float | None:
         if group is None:
@@ -179,10 +341,10 @@ class BaselineRule(CompiledRule):
         self.peer_cache[ck] = value
         return value
 
-    def _threshold(self, st: _Day) -> tuple[float, float | None, float | None]:
-        if st.thr is None:
+    def _threshold(self, st: _Day, h: _Hist) -> tuple[float, float | None, float | None]:
+        if h.thr is None:
             own: float | None = None
-            hist = st.history
+            hist = h.history
             if self.spec.span_days > 1:
                 # Rolling sums of the last span overlap today's: they would learn the attack.
                 hist = hist[: max(0, len(hist) - (self.spec.span_days - 1))]
@@ -197,69 +359,33 @@ class BaselineRule(CompiledRule):
             if peer is not None:
                 parts.append(self.spec.peer_factor * peer)
             thr = max(parts) if (own is not None or peer is not None) else float("inf")
-            st.thr = (thr, own, peer)
-        return st.thr
+            h.thr = (thr, own, peer)
+        return h.thr
 
     # -- events ---------------------------------------------------------------------------
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
-        key = self.key_of(ev)
-        if key is None:
-            return None
-        ts = ev.ts
-        if ctx.day_ts != ts:
-            ctx.day = local_day(ts)
-            ctx.day_ts = ts
-        day = ctx.day
-        st = self.state.get(key)
-        early: Fire | None = None
+        tracker = self.tracker
+        if tracker.seq != ctx.seq:
+            tracker.step(ev, ctx)
+        st = tracker.acc
         if st is None:
-            group = self.group_of(ev) if self.group_of is not None else None
-            st = self.state[key] = _Day(day, None if group is None else str(group))
-        if self.pairs_claims:
-            pending = st.pending
-            limit = ts - self.spec.claim_window
-            expired = 0
-            only_new = self.quantity == "new_without_claim"
-            while pending and pending[0][0] < limit:
-                _t, novel = pending.pop(0)
-                if novel or not only_new:
-                    st.orphans += 1
-                    expired += 1
-            if expired:
-                # Orphans belong to the day of their read: judge that day before rolling.
-                early = self._judge(key, st, ts)
-        if day != st.day:
-            self._roll(st, day)
-        if self.pairs_claims and ev.action == "claim.create":
-            if st.pending:
-                st.pending.pop()  # a claim follows its rights check: pair with the latest
+            return None
+        early = tracker.early[self.index] if tracker.early is not None else None
+        if not tracker.judge:
             return early
-        bh = ctx.bh
-        if bh is None or not ev.categories:
-            return early
-        today = st.today
-        if bh not in today:
-            today.add(bh)
-            if ctx.novel:
-                st.new += 1
-        if self.pairs_claims:
-            st.pending.append((ts, ctx.novel))
+        h = st.hists[self.index]
         # Fast path: most events leave the entity under its (cached) threshold.
-        thr_cached = st.thr
-        if (
-            thr_cached is not None
-            and self.quantity == "distinct_beneficiaries"
-            and len(today) <= thr_cached[0]
-        ):
+        thr = h.thr
+        if thr is not None and self._value(st, h) <= thr[0]:
             return early
-        return self._judge(key, st, ts) or early
+        return self._judge(tracker.key, st, h, ev.ts) or early
 
-    def _judge(self, key: str, st: _Day, ts: float) -> Fire | None:
-        value = self._value(st)
-        thr, own, peer = st.thr if st.thr is not None else self._threshold(st)
+    def _judge(self, key: str, st: _Day, h: _Hist, ts: float) -> Fire | None:
+        value = self._value(st, h)
+        thr, own, peer = h.thr if h.thr is not None else self._threshold(st, h)
         if value <= thr:
             return None
-        history = list(st.history)
+        history = list(h.history)
         today, new = len(st.today), st.new
         return Fire(
             key,
@@ -320,37 +446,57 @@ class BaselineRule(CompiledRule):
     def evict(self, now: float) -> int:
         return 0
 
+    @property
+    def state(self) -> dict[str, _Day]:
+        return self.tracker.state
+
+    @state.setter
+    def state(self, value: dict[str, Any]) -> None:
+        return  # the per-key state lives in the shared ``_ReadDays``
+
     def dump(self) -> dict[str, Any]:
+        """Per key: [day, group, today, new, orphans, pending, history, days, recent]."""
+        i = self.index
         keys = {
             k: [
                 st.day,
                 st.group,
                 sorted(st.today),
                 st.new,
-                st.orphans,
-                [[t, h] for t, h in st.pending],
-                st.history.tolist(),
-                st.days,
-                [[d, v] for d, v in st.recent],
+                self._orphans(st),
+                [[t, h] for t, h in st.pending] if self.pairs_claims else [],
+                st.hists[i].history.tolist(),
+                st.hists[i].days,
+                [[d, v] for d, v in st.hists[i].recent],
             ]
-            for k, st in self.state.items()
+            for k, st in self.tracker.state.items()
         }
         peers = {g: [[d, v] for d, v in pool] for g, pool in self.peers.items()}
         return {"keys": keys, "peers": peers}
 
     def load(self, data: dict[str, Any]) -> None:
-        self.state = {}
+        """Restore this rule's keys (shared day state: the first member loaded sets it)."""
+        tracker = self.tracker
         for k, item in data["keys"].items():
             day, group, today, new, orphans, pending, history, days = item[:8]
-            st = _Day(day, group)
-            st.recent = [(d, v) for d, v in (item[8] if len(item) > 8 else [])]
-            st.days = days
-            st.today = set(today)
-            st.new = new
-            st.orphans = orphans
-            st.pending = [(t, bool(h)) for t, h in pending]
-            st.history = array("f", history)
-            self.state[k] = st
+            st = tracker.state.get(k)
+            if st is None:
+                st = tracker.state[k] = _Day(day, group, len(tracker.members))
+                st.today = set(today)
+                st.new = new
+                if self.pairs_claims:
+                    st.pending = deque((t, bool(h)) for t, h in pending)
+            if self.pairs_claims:
+                if self.only_new:
+                    st.orph_new = orphans
+                else:
+                    st.orph_all = orphans
+            h = st.hists[self.index]
+            h.recent = [(d, v) for d, v in (item[8] if len(item) > 8 else [])]
+            h.recent_sum = sum(v for _d, v in h.recent)
+            h.days = days
+            h.history = array("f", history)
+            h.thr = None
         self.peers = {
             g: deque(((d, v) for d, v in pool), maxlen=PEER_CAP)
             for g, pool in data["peers"].items()

@@ -12,9 +12,15 @@ seen is ``L`` past them, then processed in ``(ts, source, line)`` order; ``flush
 rest at end of input. So any arrival order that stays within ``L`` gives the same alerts. An event
 later than that is still processed (and counted in ``late_events``), in arrival order.
 
-Each event is offered only to the rules whose filter can match its ``action`` (rules are indexed
-by the actions their filters require), and shared per-event facts (beneficiary hash, whether the
-account ever read that beneficiary) are computed once in an ``EventContext``.
+Each event is offered only to the rules whose filter can match its ``(action, outcome)``: per
+pair, each rule's filter is specialised once (tests on action and outcome folded away) and only
+the residual test, if any, runs per event. Shared per-event facts (beneficiary hash, whether the
+account ever read that beneficiary, local day) are computed once in an ``EventContext``, and
+baseline rules that see the same events share their per-account day state
+(:func:`rempart.detect.baseline.share_read_days`).
+
+Events of an action no rule consumes and that disclose no record change nothing: callers may
+drop them before ``process`` (``relevant_actions``). ``events_seen`` counts the events processed.
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rempart.alerts import Alert, EntityType, EvidenceRef, alert_id
-from rempart.detect.baseline import BaselineRule
-from rempart.detect.expr import utc_offset
+from rempart.detect.baseline import BaselineRule, share_read_days
+from rempart.detect.expr import Const, Predicate, compile_node, specialize, utc_offset
 from rempart.detect.history import BeneficiaryHistory, beneficiary_hash
 from rempart.detect.rollup import CampaignCorrelator, RiskRollup
 from rempart.detect.spec import RuleSpec
@@ -80,6 +86,7 @@ class Engine:
     ):
         self.specs = {s.id: s for s in rules}
         self.rules = [compile_rule(s) for s in rules if s.type in _RUNTIME]
+        share_read_days(self.rules)
         self.risks = [RiskRollup(s) for s in rules if s.type == "risk"]
         self.campaigns = [CampaignCorrelator(s) for s in rules if s.type == "campaign"]
         self.campaign_by_signal: dict[str, list[CampaignCorrelator]] = {}
@@ -96,7 +103,9 @@ class Engine:
         self.record_signals = record_signals
         #: (rule id, entity) of every fresh signal, when ``record_signals`` (sample tests).
         self.signals: list[tuple[str, str, float]] = []
-        self._by_action: dict[str, tuple[CompiledRule, ...]] = {}
+        #: action -> outcome -> (rule, residual filter or None) in rule order.
+        self._dispatch: dict[str, dict[str, tuple[tuple[CompiledRule, Predicate | None], ...]]]
+        self._dispatch = {}
         self._open: dict[tuple[str, str, str], Alert] = {}
         self._exposure: dict[str, set[int]] = {}
         self._watch_account: dict[str, list[str]] = {}
@@ -166,14 +175,42 @@ class Engine:
         return [self._alerts[i] for i in sorted(ids) if i in self._alerts]
 
     # -- core ----------------------------------------------------------------------------
-    def _rules_for(self, action: str) -> tuple[CompiledRule, ...]:
-        rules = tuple(r for r in self.rules if r.actions is None or action in r.actions)
-        self._by_action[action] = rules
-        return rules
+    def relevant_actions(self, disclosing: Iterable[str] = ()) -> frozenset[str] | None:
+        """Actions whose events can change any state or alert (``None``: every action).
+
+        The union of the actions the rules' filters require, plus ``disclosing``: the actions
+        whose events may disclose records (the profile's routes with ``discloses``), which feed
+        the first-seen history and the exposure counts of open alerts.
+        """
+        out: set[str] = set(disclosing)
+        for rule in self.rules:
+            if rule.actions is None:
+                return None
+            out |= rule.actions
+        return frozenset(out)
+
+    def _rules_for(
+        self, action: str, outcome: str
+    ) -> tuple[tuple[CompiledRule, Predicate | None], ...]:
+        known = {"action": action, "outcome": outcome}
+        rules: list[tuple[CompiledRule, Predicate | None]] = []
+        for rule in self.rules:
+            if rule.actions is not None and action not in rule.actions:
+                continue
+            node = specialize(rule.filter_node(), known)
+            if isinstance(node, Const):
+                if node.value:
+                    rules.append((rule, None))
+            else:
+                rules.append((rule, compile_node(node)))
+        found = tuple(rules)
+        self._dispatch.setdefault(action, {})[outcome] = found
+        return found
 
     def _run(self, ev: Event, out: list[Alert]) -> None:
         self.events_seen += 1
         ctx = self._ctx
+        ctx.seq += 1
         token = ev.beneficiary_token
         if token is not None:
             bh = ctx.bh = beneficiary_hash(token)
@@ -187,11 +224,12 @@ class Engine:
         else:
             ctx.bh = None
             ctx.novel = False
-        rules = self._by_action.get(ev.action)
+        by_outcome = self._dispatch.get(ev.action)
+        rules = by_outcome.get(ev.outcome) if by_outcome is not None else None
         if rules is None:
-            rules = self._rules_for(ev.action)
-        for rule in rules:
-            if rule.matches(ev):
+            rules = self._rules_for(ev.action, ev.outcome)
+        for rule, pred in rules:
+            if pred is None or pred(ev):
                 fire = rule.observe(ev, ctx)
                 if fire is not None:
                     self._on_fire(rule.spec, ev, fire, out)
@@ -384,6 +422,9 @@ class Engine:
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore what ``dump_state`` produced (rules absent from the state start empty)."""
+        for rule in self.rules:
+            if isinstance(rule, BaselineRule):
+                rule.tracker.state = {}
         for group, items in (
             ("rules", self.rules),
             ("risks", self.risks),

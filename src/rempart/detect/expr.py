@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from rempart.events import ECS_FIELDS, FIELD_BY_ECS, Event
@@ -474,6 +475,36 @@ def compile_filter(text: str) -> tuple[Predicate, frozenset[str] | None]:
     if actions is not None:
         node = _strip_actions(node, actions)
     return compile_node(node), actions
+
+
+def specialize(node: Node, known: dict[str, Any]) -> Node:
+    """``node`` with the tests on fields of known value (e.g. action, outcome) folded away.
+
+    The result matches an event with those field values exactly when ``node`` does, so the
+    engine can compile one residual predicate per (action, outcome) and often none at all.
+    """
+    if isinstance(node, Test):
+        resolved = resolve_field(node.field)
+        if resolved is not None and resolved[0] in known:
+            probe = cast(Event, SimpleNamespace(**known))
+            return Const(bool(_compile_test(node)(probe)))
+        return node
+    if isinstance(node, Not):
+        inner = specialize(node.inner, known)
+        return Const(not inner.value) if isinstance(inner, Const) else Not(inner)
+    if isinstance(node, BoolOp):
+        items: list[Node] = []
+        for n in node.items:
+            sub = specialize(n, known)
+            if isinstance(sub, Const):
+                if sub.value != (node.op == "and"):
+                    return Const(sub.value)  # false in an "and", true in an "or"
+                continue  # neutral element
+            items.append(sub)
+        if not items:
+            return Const(node.op == "and")
+        return items[0] if len(items) == 1 else BoolOp(node.op, tuple(items))
+    return node
 
 
 def required_actions(node: Node) -> frozenset[str] | None:

@@ -14,7 +14,14 @@ from collections.abc import Callable, Collection
 from operator import attrgetter
 from typing import Any
 
-from rempart.detect.expr import Predicate, compile_filter, compile_node, parse, resolve_field
+from rempart.detect.expr import (
+    Node,
+    Predicate,
+    compile_filter,
+    compile_node,
+    parse,
+    resolve_field,
+)
 from rempart.detect.spec import RuleSpec
 from rempart.events import Event
 
@@ -56,9 +63,11 @@ class Fire:
 class EventContext:
     """Per-event facts computed once by the engine and shared by every rule."""
 
-    __slots__ = ("bh", "day", "day_ts", "novel")
+    __slots__ = ("bh", "day", "day_ts", "novel", "seq")
 
     def __init__(self) -> None:
+        #: Number of the event being processed (memo key for state shared between rules).
+        self.seq = 0
         self.bh: int | None = None
         self.novel = False
         #: Local day number of ``day_ts`` (memo shared by the baseline rules).
@@ -126,6 +135,10 @@ class CompiledRule:
         self.matches, self.actions = compile_filter(spec.filter)
         self.key_of = key_getter(spec.group_by)
         self.state: dict[str, Any] = {}
+
+    def filter_node(self) -> Node:
+        """The full filter (action tests included) the engine specialises per action."""
+        return parse(self.spec.filter)
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
         raise NotImplementedError
