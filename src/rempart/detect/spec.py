@@ -27,6 +27,7 @@ RULE_TYPES = (
     "new_value",
     "baseline",
     "cadence",
+    "surprise",
     "risk",
     "campaign",
 )
@@ -120,6 +121,10 @@ class RuleSpec:
     half_life: float = 6 * 3600.0
     signals: tuple[str, ...] = ()
     min_accounts: int = 5
+    #: ``surprise``: spans (days) tested, overall false-alarm probability per test, prior weight.
+    spans: tuple[int, ...] = (1, 3, 7)
+    alpha: float = 1e-5
+    prior_weight: float = 50.0
     samples: tuple[SampleSpec, ...] = ()
 
 
@@ -251,6 +256,16 @@ _TYPE_FIELDS: dict[str, set[str]] = {
         "span_days",
     },
     "cadence": {"min_events", "max_cv", "max_interval"},
+    "surprise": {
+        "history_days",
+        "peer_group",
+        "claim_window",
+        "spans",
+        "alpha",
+        "prior_weight",
+        "min_reads",
+        "min_value",
+    },
     "risk": {"threshold", "half_life", "signals"},
     "campaign": {"signals", "window", "min_accounts"},
 }
@@ -357,6 +372,38 @@ def _samples(c: _Checker) -> tuple[SampleSpec, ...]:
             )
         )
     return tuple(out)
+
+
+def _surprise_fields(c: _Checker, doc: LMap, kw: dict[str, Any]) -> None:
+    kw["history_days"] = c.get(
+        "history_days", int, 30, check=lambda v: None if 2 <= v <= 90 else "must be 2..90"
+    )
+    if "peer_group" in doc and doc["peer_group"] is None:
+        c.used.add("peer_group")
+        kw["peer_group"] = None
+    else:
+        pg = c.fields("peer_group", ("account_kind",))
+        kw["peer_group"] = pg[0] if pg else None
+    kw["claim_window"] = c.duration("claim_window", 3600.0)
+    spans = c.get("spans", list, [1, 3, 7])
+    if spans is not None:
+        if (
+            not spans
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in spans)
+            or not all(1 <= v < kw["history_days"] for v in spans)
+        ):
+            c.problem(
+                doc.line_of("spans"),
+                "spans: expected a non-empty list of whole days, each below history_days",
+            )
+        else:
+            kw["spans"] = tuple(sorted(set(spans)))
+    kw["alpha"] = float(c.get("alpha", (int, float), 1e-5, check=_fraction))
+    kw["prior_weight"] = float(
+        c.get("prior_weight", (int, float), 50.0, check=lambda v: None if v >= 0 else ">= 0")
+    )
+    kw["min_reads"] = c.get("min_reads", int, 30, check=_positive)
+    kw["min_value"] = float(c.get("min_value", (int, float), 3))
 
 
 _ENTITY_BY_FIELD: dict[tuple[str, ...], EntityType] = {
@@ -484,6 +531,8 @@ def check_rule(doc: Any, path: str, line: int) -> tuple[RuleSpec | None, list[Ru
         )
         kw["max_cv"] = float(c.get("max_cv", (int, float), 0.2, check=_positive))
         kw["max_interval"] = c.duration("max_interval", 30.0)
+    if rtype == "surprise":
+        _surprise_fields(c, doc, kw)
     if rtype == "risk":
         kw["half_life"] = c.duration("half_life", 6 * 3600.0)
         kw["signals"] = c.strings("signals")

@@ -1,0 +1,309 @@
+"""``surprise`` rules: reads with no care relationship, judged by a statistical test.
+
+An insider browses a few strangers' records a day from their own workstation: each read looks
+like a new patient's rights check, except that no claim follows. Legitimate traffic has such
+reads too (a patient who then pays without tiers payant, a first visit of a patient already on
+the books), in a proportion that is steady for an account. So, per account:
+
+- a *novel read* is a disclosure of a beneficiary the account had never read before;
+- an *orphan* is a novel read that no claim (``claim.create``) of the same session followed
+  within ``claim_window`` (a claim pairs with the latest pending read of its session, falling
+  back to the account when events carry no session);
+- the account's orphan share ``p`` is learned from its own days before the tested span, shrunk
+  toward its peer group's share (empirical Bayes: a Beta prior worth ``prior_weight`` novel
+  reads at the peers' share), so a new or small account is judged mostly by its peers;
+- over each span of ``spans`` days ending on the orphan's day (e.g. 1, 3 and 7 days), with ``n``
+  novel reads and ``x`` orphans in the span, the rule fires when ``x >= min_value`` and
+  ``P(X >= x) < alpha / len(spans)`` for ``X ~ BetaBinomial(n, a, b)``, the posterior
+  predictive count of orphans (Bonferroni correction across spans). The Beta-binomial accounts
+  for the uncertainty of ``p`` itself: a short history gives a wide predictive and no alert.
+
+Conditioning on novel reads (not on days) makes the test indifferent to volume: a busy Monday,
+the first days of a deployment (everything is novel) and a holiday are all the same share.
+
+State per account: pending reads of the last ``claim_window``, per-day counters (novel reads,
+orphans) for ``history_days`` days and the orphans' beneficiary hashes for the longest span
+(capped); per peer group: per-day totals. Everything is dumped for checkpoints; accounts idle
+for longer than ``history_days`` are evicted.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rempart.detect.baseline import local_day
+from rempart.detect.expr import BoolOp, Node, Test, resolve_field
+from rempart.detect.spec import RuleSpec
+from rempart.detect.windows import CompiledRule, EventContext, Fire
+from rempart.events import Event
+
+#: Peer pools need this many novel reads before their share is used as a prior.
+PEER_MIN_READS = 200
+#: Orphan hashes kept per account (evidence / records exposed of an alert).
+ORPHAN_CAP = 2000
+
+
+def beta_binomial_tail(x: int, n: int, a: float, b: float) -> float:
+    """``P(X >= x)`` for ``X ~ BetaBinomial(n, a, b)`` (``a``, ``b`` > 0).
+
+    The first term is computed in log space, the next ones by their ratio; the sum stops once
+    the terms no longer matter (they decrease past the mode, and ``x`` is above it when the
+    test matters)."""
+    if x <= 0:
+        return 1.0
+    if x > n:
+        return 0.0
+    lg = math.lgamma
+    log_first = (
+        lg(n + 1)
+        - lg(x + 1)
+        - lg(n - x + 1)
+        + lg(x + a)
+        + lg(n - x + b)
+        - lg(n + a + b)
+        - (lg(a) + lg(b) - lg(a + b))
+    )
+    term = math.exp(log_first)
+    total = term
+    k = x
+    while k < n:
+        term *= (n - k) / (k + 1) * (k + a) / (n - k - 1 + b)
+        k += 1
+        total += term
+        if term < total * 1e-12:
+            break
+    return min(1.0, total)
+
+
+class _Account:
+    __slots__ = ("days", "group", "last", "orphans", "pending")
+
+    def __init__(self, group: str | None):
+        self.group = group
+        #: Reads awaiting a claim: [time, novel, session, beneficiary hash, day].
+        self.pending: list[tuple[float, bool, str, int, int]] = []
+        #: day -> [novel reads, orphans]
+        self.days: dict[int, list[int]] = {}
+        #: (day, time, beneficiary hash) of recent orphans (longest span, capped).
+        self.orphans: list[tuple[int, float, int]] = []
+        self.last = 0.0
+
+
+class SurpriseRule(CompiledRule):
+    """Runtime of ``type: surprise`` (see the module docstring)."""
+
+    __slots__ = ("group_of", "peers", "span_max")
+
+    def __init__(self, spec: RuleSpec):
+        super().__init__(spec)
+        if self.actions is not None:
+            self.actions = self.actions | {"claim.create"}
+        reads = self.matches
+        self.matches = lambda e: e.action == "claim.create" or reads(e)
+        resolved = resolve_field(spec.peer_group) if spec.peer_group else None
+        self.group_of = resolved[1] if resolved else None
+        #: group -> day -> [novel reads, orphans]
+        self.peers: dict[str, dict[int, list[int]]] = {}
+        self.span_max = max(spec.spans)
+
+    def filter_node(self) -> Node:
+        """The rule's filter, or a claim (claims pair with pending reads)."""
+        return BoolOp("or", (Test("action", "==", "claim.create"), super().filter_node()))
+
+    # -- events ---------------------------------------------------------------------------
+    def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
+        key = self.key_of(ev)
+        if key is None:
+            return None
+        ts = ev.ts
+        st = self.state.get(key)
+        if st is None:
+            group = self.group_of(ev) if self.group_of is not None else None
+            st = self.state[key] = _Account(None if group is None else str(group))
+        st.last = ts
+        fire = self._expire(key, st, ts)
+        session = ev.session_id or ""
+        if ev.action == "claim.create":
+            pending = st.pending
+            for i in range(len(pending) - 1, -1, -1):
+                if pending[i][2] == session:
+                    del pending[i]  # a claim follows its rights check: the latest of the session
+                    break
+            return fire
+        bh = ctx.bh
+        if bh is None or not ev.categories:
+            return fire
+        if ctx.day_ts != ts:
+            ctx.day = local_day(ts)
+            ctx.day_ts = ts
+        day = ctx.day
+        if ctx.novel:
+            self._count(st, day, 0)
+        st.pending.append((ts, ctx.novel, session, bh, day))
+        return fire
+
+    def _count(self, st: _Account, day: int, index: int) -> None:
+        row = st.days.get(day)
+        if row is None:
+            row = st.days[day] = [0, 0]
+            oldest = day - self.spec.history_days
+            for d in [d for d in st.days if d < oldest]:
+                del st.days[d]
+        row[index] += 1
+        if st.group is not None:
+            pool = self.peers.get(st.group)
+            if pool is None:
+                pool = self.peers[st.group] = {}
+            prow = pool.get(day)
+            if prow is None:
+                prow = pool[day] = [0, 0]
+                oldest = day - self.spec.history_days
+                for d in [d for d in pool if d < oldest]:
+                    del pool[d]
+            prow[index] += 1
+
+    def _expire(self, key: str, st: _Account, now: float) -> Fire | None:
+        pending = st.pending
+        limit = now - self.spec.claim_window
+        fire: Fire | None = None
+        expired = 0
+        while expired < len(pending) and pending[expired][0] < limit:
+            t, novel, _session, bh, day = pending[expired]
+            expired += 1
+            if not novel:
+                continue
+            self._count(st, day, 1)
+            st.orphans.append((day, t, bh))
+            f = self._judge(key, st, day)
+            if f is not None:
+                fire = f
+        if expired:
+            del pending[:expired]
+            if len(st.orphans) > ORPHAN_CAP:
+                del st.orphans[: len(st.orphans) - ORPHAN_CAP]
+        return fire
+
+    # -- the test -------------------------------------------------------------------------
+    def _peer_share(self, group: str | None, day: int) -> float | None:
+        if group is None:
+            return None
+        pool = self.peers.get(group)
+        if not pool:
+            return None
+        oldest = day - self.spec.history_days
+        n = x = 0
+        for d, (dn, dx) in pool.items():
+            if d >= oldest:
+                n += dn
+                x += dx
+        return x / n if n >= PEER_MIN_READS else None
+
+    def _judge(self, key: str, st: _Account, day: int) -> Fire | None:
+        spec = self.spec
+        peer = self._peer_share(st.group, day)
+        oldest = day - spec.history_days
+        per_test = spec.alpha / len(spec.spans)
+        for span in spec.spans:
+            first = day - span + 1
+            nw = xw = nh = xh = 0
+            for d, (dn, dx) in st.days.items():
+                if first <= d <= day:
+                    nw += dn
+                    xw += dx
+                elif oldest <= d < first:
+                    nh += dn
+                    xh += dx
+            if xw < spec.min_value or nh < spec.min_reads:
+                continue
+            weight = spec.prior_weight if peer is not None else 0.0
+            share = peer if peer is not None else 0.0
+            a = xh + weight * share + 0.5
+            b = (nh - xh) + weight * (1.0 - share) + 0.5
+            nw = max(nw, xw)
+            if xw <= nw * a / (a + b):
+                continue  # not above expectation: nothing to test
+            p = beta_binomial_tail(xw, nw, a, b)
+            if p < per_test:
+                return self._fire(key, st, day, span, xw, nw, a / (a + b), peer, p)
+        return None
+
+    def _fire(
+        self,
+        key: str,
+        st: _Account,
+        day: int,
+        span: int,
+        x: int,
+        n: int,
+        share: float,
+        peer: float | None,
+        p: float,
+    ) -> Fire:
+        first = day - span + 1
+        recent = [(t, bh) for d, t, bh in st.orphans if first <= d <= day]
+        first_seen = min((t for t, _ in recent), default=st.last)
+        exposed = {bh for _, bh in recent}
+        when = "today" if span == 1 else f"over the last {span} days"
+
+        def text() -> str:
+            parts = [
+                f"{key}: {x:,} of {n:,} beneficiaries never read before {when} had no claim "
+                f"following (expected {n * share:.1f}: its usual share {share:.1%}"
+            ]
+            if peer is not None:
+                parts.append(f", its peers' {peer:.1%}")
+            parts.append(f"); probability by chance {p:.1e}")
+            return "".join(parts)
+
+        return Fire(
+            key,
+            first_seen,
+            text,
+            {
+                "value": float(x),
+                "novel_reads": float(n),
+                "expected": round(n * share, 2),
+                "p_value": p,
+                "span_days": float(span),
+            },
+            exposed,
+        )
+
+    # -- state ----------------------------------------------------------------------------
+    def evict(self, now: float) -> int:
+        idle = self.spec.history_days * 86400.0
+        gone = [k for k, st in self.state.items() if now - st.last > idle and not st.pending]
+        for k in gone:
+            del self.state[k]
+        return len(gone)
+
+    def dump(self) -> dict[str, Any]:
+        keys = {
+            k: [
+                st.group,
+                st.last,
+                [list(p) for p in st.pending],
+                [[d, n, x] for d, (n, x) in st.days.items()],
+                [list(o) for o in st.orphans],
+            ]
+            for k, st in self.state.items()
+        }
+        peers = {g: [[d, n, x] for d, (n, x) in pool.items()] for g, pool in self.peers.items()}
+        return {"keys": keys, "peers": peers}
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.state = {}
+        for k, (group, last, pending, days, orphans) in data.get("keys", {}).items():
+            st = _Account(group)
+            st.last = float(last)
+            st.pending = [
+                (float(t), bool(nv), str(s), int(h), int(d)) for t, nv, s, h, d in pending
+            ]
+            st.days = {int(d): [int(n), int(x)] for d, n, x in days}
+            st.orphans = [(int(d), float(t), int(h)) for d, t, h in orphans]
+            self.state[k] = st
+        self.peers = {
+            g: {int(d): [int(n), int(x)] for d, n, x in pool}
+            for g, pool in data.get("peers", {}).items()
+        }
