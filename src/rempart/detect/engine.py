@@ -32,6 +32,7 @@ from typing import Any
 
 from rempart.alerts import Alert, EntityType, EvidenceRef, alert_id
 from rempart.detect.baseline import BaselineRule, share_read_days
+from rempart.detect.care import SurpriseRule
 from rempart.detect.expr import Const, Predicate, compile_node, specialize, utc_offset
 from rempart.detect.history import BeneficiaryHistory, beneficiary_hash
 from rempart.detect.rollup import CampaignCorrelator, RiskRollup
@@ -61,6 +62,7 @@ _RUNTIME: dict[str, type[CompiledRule]] = {
     "new_value": NewValueRule,
     "baseline": BaselineRule,
     "cadence": CadenceRule,
+    "surprise": SurpriseRule,
 }
 _NOVELTY_LABEL = {"ip24": "IP", "ip16": "network", "source_ip": "IP", "user_agent": "client"}
 
