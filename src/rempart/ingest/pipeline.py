@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from rempart.events import Event
+from rempart.ingest.columnar import ColumnarChunk, ColumnarDecoder, iter_blocks
 from rempart.ingest.normalise import DirectoryEntry, Normalizer, RequestInfo
 from rempart.ingest.parsers import _TRAILING, CombinedParser, JsonParser, Reject
 from rempart.ingest.profile import RouteProfile, load_profile
 from rempart.ingest.quarantine import Quarantine
-from rempart.ingest.sources import iter_line_chunks, open_input
+from rempart.ingest.sources import open_input
 from rempart.protect.tokens import Tokenizer, generate_key
 
 if TYPE_CHECKING:
@@ -71,6 +72,19 @@ class IngestStats:
         self.first_ts = lo if self.first_ts is None else min(lo, self.first_ts)
         self.last_ts = hi if self.last_ts is None else max(hi, self.last_ts)
 
+    def observe_chunk(self, chunk: ColumnarChunk) -> None:
+        """Same as :meth:`observe` on every event of the chunk, computed from its columns."""
+        self.observe(chunk.slow_events)
+        span = chunk.observe_into(
+            self.actions, self.outcomes, self.accounts, self.beneficiaries_read
+        )
+        if span is None:
+            return
+        self.events += len(chunk.rows)
+        lo, hi = span
+        self.first_ts = lo if self.first_ts is None else min(lo, self.first_ts)
+        self.last_ts = hi if self.last_ts is None else max(hi, self.last_ts)
+
     def to_dict(self) -> dict[str, object]:
         return {
             "sources": self.sources,
@@ -88,25 +102,55 @@ class IngestStats:
 
 
 class EventBatch:
-    """A list of events from one chunk of one source; ``table`` is the columnar form."""
+    """The events of one chunk of one source, in file order.
 
-    __slots__ = ("_events", "source")
+    ``events()`` builds ``Event`` objects (only those whose action is in ``keep_actions`` when
+    given; ``skipped`` counts the others); ``table`` is the columnar form of every event.
+    """
 
-    def __init__(self, source: str, events: list[Event]):
+    __slots__ = ("_all", "_chunk", "_events", "_size", "keep_actions", "skipped", "source")
+
+    def __init__(
+        self,
+        source: str,
+        events: list[Event] | None = None,
+        *,
+        chunk: ColumnarChunk | None = None,
+        keep_actions: frozenset[str] | None = None,
+    ):
         self.source = source
-        self._events = events
+        self.keep_actions = keep_actions
+        self._chunk = chunk
+        self._events: list[Event] | None = None
+        self._all: list[Event] = []
+        if chunk is not None:
+            self._size = len(chunk)
+            self.skipped = self._size - chunk.count_kept(keep_actions)
+        else:
+            events = events or []
+            self._size = len(events)
+            self._events = events
+            if keep_actions is not None:
+                self._events = [e for e in events if e.action in keep_actions]
+            self.skipped = self._size - len(self._events)
+            self._all = events
 
     def __len__(self) -> int:
-        return len(self._events)
+        return self._size
 
     def events(self) -> list[Event]:
+        if self._events is None:
+            assert self._chunk is not None
+            self._events = self._chunk.events(self.keep_actions)
         return self._events
 
     @property
     def table(self) -> pa.Table:
+        if self._chunk is not None:
+            return self._chunk.table()
         from rempart.ingest.archive import events_to_table
 
-        return events_to_table(self._events)
+        return events_to_table(self._all)
 
 
 class LineDecoder:
@@ -265,6 +309,10 @@ class LineDecoder:
                 out[position:position] = got
         return out
 
+    def decode_one(self, source: str, lineno: int, raw: bytes, complete: bool) -> list[Event]:
+        """One combined-format line through the reference path (0 or 1 event)."""
+        return self._decode_each(source, lineno, [raw], "combined", complete=complete)
+
     def _decode_each(
         self, source: str, first_line: int, lines: list[bytes], fmt: Format, *, complete: bool
     ) -> list[Event]:
@@ -325,11 +373,17 @@ def iter_batches(
     max_line_bytes: int = DEFAULT_MAX_LINE,
     chunk_size: int = 4 << 20,
     sealer: Callable[[str, str], None] | None = None,
+    keep_actions: frozenset[str] | None = None,
+    columnar: bool = True,
 ) -> Iterator[EventBatch]:
     """Read every path in order, yielding batches of events (file order within a source).
 
     Without a tokenizer, a throw-away random key is used (tokens then only mean something within
     this run): pass ``Tokenizer(resolve_key(...))`` for tokens stable across runs.
+
+    ``keep_actions``: ``batch.events()`` only builds the events whose action is in the set (the
+    others are still counted in ``stats`` and present in ``batch.table``). ``columnar=False``
+    decodes line by line (the reference path; same events, slower).
     """
     normalizer = make_normalizer(profile, tokenizer, directory, sealer)
     quarantine = quarantine or Quarantine(None)
@@ -344,24 +398,39 @@ def iter_batches(
         max_line_bytes=max_line_bytes,
     )
     stats = stats if stats is not None else IngestStats()
+    fast = ColumnarDecoder(
+        normalizer,
+        decoder._combined._time,
+        max_line_bytes=max_line_bytes,
+        requests=decoder._by_request,
+    )
     try:
         for p in paths:
             source, stream = open_input(Path(p))
             stats.sources.append(source)
             fmt_here: Format | None = None
+            first = 1
             with stream:
-                for first, lines, complete in iter_line_chunks(
+                for block, count, complete in iter_blocks(
                     stream, where=source, chunk_size=chunk_size
                 ):
                     if fmt_here is None:
                         fmt_here = decoder.detect_format(
-                            next((ln for ln in lines if ln.strip()), b"")
+                            next((ln for ln in block.split(b"\n") if ln.strip()), b"")
                         )
-                    stats.lines += len(lines)
-                    events = decoder.decode(source, first, lines, fmt_here, complete=complete)
-                    stats.observe(events)
-                    if events:
-                        yield EventBatch(source, events)
+                    stats.lines += count
+                    if fmt_here == "combined" and columnar:
+                        chunk = fast.decode(source, first, block, complete, decoder.decode_one)
+                        stats.observe_chunk(chunk)
+                        if len(chunk):
+                            yield EventBatch(source, chunk=chunk, keep_actions=keep_actions)
+                    else:
+                        lines = block.split(b"\n")
+                        events = decoder.decode(source, first, lines, fmt_here, complete=complete)
+                        stats.observe(events)
+                        if events:
+                            yield EventBatch(source, events, keep_actions=keep_actions)
+                    first += count
     finally:
         stats.quarantined = quarantine.counts
         quarantine.flush()
