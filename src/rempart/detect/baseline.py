@@ -118,14 +118,11 @@ class _ReadDays:
     """
 
     __slots__ = (
-        "acc",
         "claim_window",
-        "early",
         "group_of",
-        "judge",
-        "key",
         "key_of",
         "members",
+        "out",
         "pairs_claims",
         "seq",
         "state",
@@ -139,12 +136,8 @@ class _ReadDays:
         self.pairs_claims = first.pairs_claims
         self.claim_window = first.spec.claim_window
         self.seq = -1
-        self.acc: _Day | None = None
-        self.key = ""
-        #: Fires of the members judged early (orphans expired) by this event, by member index.
-        self.early: list[Fire | None] | None = None
-        #: Whether this event added a read (members then judge today's value).
-        self.judge = False
+        #: Each member's fire for the current event, by member index (None: none fires).
+        self.out: list[Fire | None] | None = None
 
     def add(self, rule: BaselineRule) -> None:
         rule.index = len(self.members)
@@ -152,12 +145,11 @@ class _ReadDays:
         self.members.append(rule)
 
     def step(self, ev: Event, ctx: EventContext) -> None:
+        """Update the key's day state once for this event and judge every member."""
         self.seq = ctx.seq
-        self.early = None
-        self.judge = False
+        self.out = None
         key = self.key_of(ev)
         if key is None:
-            self.acc = None
             return
         ts = ev.ts
         if ctx.day_ts != ts:
@@ -169,8 +161,7 @@ class _ReadDays:
             group = self.group_of(ev) if self.group_of is not None else None
             st = self.state[key] = _Day(day, None if group is None else str(group), 0)
             st.hists = [_Hist() for _ in self.members]
-        self.acc = st
-        self.key = key
+        members = self.members
         if self.pairs_claims:
             pending = st.pending
             limit = ts - self.claim_window
@@ -184,14 +175,16 @@ class _ReadDays:
                 st.orph_all += exp_all
                 st.orph_new += exp_new
                 # Orphans belong to the day of their read: judge that day before rolling.
-                self.early = [
+                early = [
                     m._judge(key, st, st.hists[m.index], ts)
                     if (exp_new if m.only_new else exp_all)
                     else None
-                    for m in self.members
+                    for m in members
                 ]
+                if any(f is not None for f in early):
+                    self.out = early
         if day != st.day:
-            for m in self.members:
+            for m in members:
                 m._roll(st, st.hists[m.index], day)
             st.day = day
             st.today = set()
@@ -211,7 +204,19 @@ class _ReadDays:
                 st.new += 1
         if self.pairs_claims:
             st.pending.append((ts, ctx.novel))
-        self.judge = True
+        hists = st.hists
+        for m in members:
+            h = hists[m.index]
+            thr = h.thr
+            # Fast path: most reads leave the key under its (cached) threshold.
+            if thr is not None and m._value(st, h) <= thr[0]:
+                continue
+            fire = m._judge(key, st, h, ts)
+            if fire is not None:
+                out = self.out
+                if out is None:
+                    out = self.out = [None] * len(members)
+                out[m.index] = fire
 
 
 def share_read_days(rules: Sequence[CompiledRule]) -> None:
@@ -367,18 +372,8 @@ class BaselineRule(CompiledRule):
         tracker = self.tracker
         if tracker.seq != ctx.seq:
             tracker.step(ev, ctx)
-        st = tracker.acc
-        if st is None:
-            return None
-        early = tracker.early[self.index] if tracker.early is not None else None
-        if not tracker.judge:
-            return early
-        h = st.hists[self.index]
-        # Fast path: most events leave the entity under its (cached) threshold.
-        thr = h.thr
-        if thr is not None and self._value(st, h) <= thr[0]:
-            return early
-        return self._judge(tracker.key, st, h, ev.ts) or early
+        out = tracker.out
+        return out[self.index] if out is not None else None
 
     def _judge(self, key: str, st: _Day, h: _Hist, ts: float) -> Fire | None:
         value = self._value(st, h)

@@ -108,11 +108,13 @@ def ip_prefix(ip: str | None, octets: int) -> str | None:
 
 
 def _hour(e: Event) -> int:
-    return local_hour(e.ts)
+    t = int(e.ts)
+    return ((t + _utc_offset_for_hour(t // 3600)) // 3600) % 24
 
 
 def _weekday(e: Event) -> int:
-    return local_weekday(e.ts)
+    t = int(e.ts)
+    return (((t + _utc_offset_for_hour(t // 3600)) // 86400) + 3) % 7
 
 
 def _ip24(e: Event) -> str | None:
@@ -392,18 +394,13 @@ def _compile_test(t: Test) -> Predicate:
     if op == "!=":
         return lambda e: get(e) != v
     if op in ("<", "<=", ">", ">="):
-
-        def num(e: Event) -> Any:
-            x = get(e)
-            return x if x is not None else None
-
         if op == "<":
-            return lambda e: (x := num(e)) is not None and x < v
+            return lambda e: (x := get(e)) is not None and x < v
         if op == "<=":
-            return lambda e: (x := num(e)) is not None and x <= v
+            return lambda e: (x := get(e)) is not None and x <= v
         if op == ">":
-            return lambda e: (x := num(e)) is not None and x > v
-        return lambda e: (x := num(e)) is not None and x >= v
+            return lambda e: (x := get(e)) is not None and x > v
+        return lambda e: (x := get(e)) is not None and x >= v
     if op == "in":
         return lambda e: get(e) in v
     if op == "notin":

@@ -71,9 +71,13 @@ class BeneficiaryHistory:
         hist = self.accounts.get(account)
         if hist is None:
             hist = self.accounts[account] = _AccountHistory()
-        if h in hist:
-            return False
         recent = hist.recent
+        if recent is not None and h in recent:
+            return False
+        arr = hist.arr
+        i = bisect_left(arr, h)
+        if i < len(arr) and arr[i] == h:
+            return False
         if recent is None:
             recent = hist.recent = set()
         recent.add(h)

@@ -26,6 +26,8 @@ from rempart.ingest.service import IngestRequest
 
 @dataclass
 class HuntResult:
+    #: Events decoded from the inputs (``engine.events_seen`` counts only those offered to the
+    #: engine: the actions of ``Engine.relevant_actions``).
     events: int = 0
     lines: int = 0
     quarantined: int = 0
@@ -61,6 +63,11 @@ def make_engine(specs: list[RuleSpec], lateness: float, state_url: str | None) -
     return engine
 
 
+def disclosing_actions(request: IngestRequest) -> frozenset[str]:
+    """Actions of the profile's routes that disclose records (they feed first-seen history)."""
+    return frozenset(r.action for r in request.profile.spec.routes if r.discloses)
+
+
 def write_alerts(alerts: Iterable[Alert], out: IO[str]) -> int:
     n = 0
     for a in alerts:
@@ -88,6 +95,8 @@ def run_hunt(
     stats = IngestStats()
     quarantine = Quarantine(request.quarantine_dir)
     process = engine.process
+    # Events of other actions change no state (static assets, pages...): never offered.
+    keep = engine.relevant_actions(disclosing_actions(request))
     for batch in iter_batches(
         input_paths(request.paths),
         profile=request.profile,
@@ -99,14 +108,19 @@ def run_hunt(
         directory=request.directory,
         stats=stats,
     ):
-        for ev in batch.events():
-            process(ev)
+        if keep is None:
+            for ev in batch.events():
+                process(ev)
+        else:
+            for ev in batch.events():
+                if ev.action in keep:
+                    process(ev)
         if on_batch is not None:
             on_batch(stats.lines)
     engine.flush()
     quarantine.close()
     result = HuntResult(
-        events=engine.events_seen,
+        events=stats.events,
         lines=stats.lines,
         quarantined=sum(quarantine.counts.values()),
         late_events=engine.late_events,

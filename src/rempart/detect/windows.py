@@ -15,12 +15,14 @@ from operator import attrgetter
 from typing import Any
 
 from rempart.detect.expr import (
+    Const,
     Node,
     Predicate,
     compile_filter,
     compile_node,
     parse,
     resolve_field,
+    specialize,
 )
 from rempart.detect.spec import RuleSpec
 from rempart.events import Event
@@ -300,7 +302,7 @@ class TemporalOrderedRule(CompiledRule):
     step the rule keeps firing (the engine turns that into updates of one alert).
     """
 
-    __slots__ = ("steps",)
+    __slots__ = ("step_tests", "steps")
 
     def __init__(self, spec: RuleSpec):
         super().__init__(spec)
@@ -318,16 +320,32 @@ class TemporalOrderedRule(CompiledRule):
             self.actions = frozenset(acts)
         elif self.actions is not None and acts is not None:
             self.actions = self.actions & frozenset(acts)
+        #: (action, outcome) -> per step: True / False when decided by them, else a predicate.
+        self.step_tests: dict[tuple[str, str], tuple[bool | Predicate, ...]] = {}
+
+    def _step_tests(self, ev: Event) -> tuple[bool | Predicate, ...]:
+        known = {"action": ev.action, "outcome": ev.outcome}
+        tests: list[bool | Predicate] = []
+        for s in self.spec.steps:
+            node = specialize(parse(s.filter), known)
+            tests.append(node.value if isinstance(node, Const) else compile_node(node))
+        found = self.step_tests[(ev.action, ev.outcome)] = tuple(tests)
+        return found
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
         key = self.key_of(ev)
         if key is None:
             return None
+        tests = self.step_tests.get((ev.action, ev.outcome))
+        if tests is None:
+            tests = self._step_tests(ev)
         # state: [stage, chain_start, first-step times, count or distinct set]
         st = self.state.get(key)
         ts = ev.ts
         window = self.spec.window
         if st is None:
+            if tests[0] is False:
+                return None  # cannot start a chain: a fresh state would stay as it is
             st = self.state[key] = [0, 0.0, [], 0, []]
         if st[0] > 0 and ts - st[1] > window:
             st[0], st[1], st[2], st[3], st[4] = 0, 0.0, [], 0, []
@@ -335,7 +353,8 @@ class TemporalOrderedRule(CompiledRule):
         steps = self.steps
         if stage == 0:
             first = steps[0]
-            if first.matches(ev):
+            t0 = tests[0]
+            if t0 is True or (t0 is not False and t0(ev)):
                 times = st[2]
                 times.append(ts)
                 while times and times[0] < ts - window:
@@ -344,12 +363,13 @@ class TemporalOrderedRule(CompiledRule):
                     st[0], st[1], st[2] = 1, times[-first.count], []
             return None
         if stage >= len(steps):
-            last = steps[-1]
-            if last.matches(ev):
+            tl = tests[-1]
+            if tl is True or (tl is not False and tl(ev)):
                 return self._fire(key, st, ev)
             return None
         step = steps[stage]
-        if not step.matches(ev):
+        ts_ = tests[stage]
+        if not (ts_ is True or (ts_ is not False and ts_(ev))):
             return None
         if step.distinct_of is not None:
             value = step.distinct_of(ev)
