@@ -16,13 +16,14 @@ the reference path. ``Event`` objects are only built on demand, and only for the
 
 from __future__ import annotations
 
+import gc
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import repeat
 from operator import attrgetter
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,15 +31,18 @@ import pyarrow.compute as pc
 from rempart.errors import InputError
 from rempart.events import Event
 from rempart.ingest.archive import SCHEMA, events_to_table
-from rempart.ingest.normalise import Normalizer, RequestInfo
+from rempart.ingest.normalise import Normalizer
 from rempart.ingest.parsers import ClfTimeParser, Reject
+from rempart.ingest.profile import Route
 
-#: ``ip ident user [time] `` (what precedes the first quote of a line).
-_PREFIX = r"^(?P<ip>[^ ]+) [^ ]+ (?P<user>[^ ]+) \[(?P<time>[^\]]+)\] $"
 #: `` status bytes `` between the request and the referer (bytes small enough for int64).
 _STATUS_BYTES = r"^ [0-9]{3} (?:[0-9]{1,18}|-) $"
 _CATEGORIES = pa.list_(pa.string())
 _TS_TYPE = SCHEMA.field("ts").type
+_TIME = r"[0-9]{2}/[A-Za-z]{3}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4}"
+#: ``ip ident user [time] `` (what precedes the first quote of a line), the time in its strict
+#: 26-character form (any other form is left to the reference path).
+_PREFIX = r"^(?P<ip>[^ ]+) [^ ]+ (?P<user>[^ ]+) \[(?P<time>" + _TIME + r")\] $"
 _LINE = attrgetter("line")
 _ACTION = attrgetter("action")
 
@@ -69,70 +73,99 @@ def _ints(arr: pa.Array | pa.ChunkedArray) -> list[int]:
     return view[arr.offset : arr.offset + len(arr)].tolist()
 
 
-def _whole(block: bytes, kind: pa.DataType) -> pa.Array:
+def _floats(arr: pa.Array) -> list[float]:
+    """Python floats of a float64 array without nulls."""
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    buf = arr.buffers()[1]
+    if buf is None:
+        return []
+    floats: list[float] = memoryview(buf).cast("d")[arr.offset : arr.offset + len(arr)].tolist()  # type: ignore[assignment]
+    return floats
+
+
+def _int64s(arr: pa.Array) -> list[int]:
+    """Python ints of an int64 array without nulls."""
+    buf = arr.buffers()[1]
+    if buf is None:
+        return []
+    ints: list[int] = memoryview(buf).cast("q")[arr.offset : arr.offset + len(arr)].tolist()
+    return ints
+
+
+def _whole(block: memoryview, kind: pa.DataType) -> pa.Array:
     offsets = pa.py_buffer(struct.pack("<qq", 0, len(block)))
     return pa.Array.from_buffers(kind, 1, [None, offsets, pa.py_buffer(block)])
 
 
-def iter_blocks(
-    stream: BinaryIO, *, where: str, chunk_size: int
-) -> Iterator[tuple[bytes, int, bool]]:
-    """``(block, number of lines, complete)``: whole lines joined by ``\\n`` (no final newline).
+@dataclass(slots=True)
+class Block:
+    """Whole lines joined by ``\\n`` (no final newline), as a view into a reused buffer: valid
+    until the next block is read. ``complete`` is False when the last line had no newline."""
 
-    Same lines as :func:`rempart.ingest.sources.iter_line_chunks`; the last block may end with
-    a line that has no newline (``complete`` False).
-    """
-    pending = b""
+    data: memoryview
+    complete: bool
+    has_backslash: bool
+
+    def lines(self) -> list[bytes]:
+        return bytes(self.data).split(b"\n")
+
+
+def iter_blocks(stream: BinaryIO, *, where: str, chunk_size: int) -> Iterator[Block]:
+    """The same lines as :func:`rempart.ingest.sources.iter_line_chunks`, read into one
+    reused buffer (no new bytes object per chunk: on this path, copies and page faults of fresh
+    4 MiB objects cost more than the decoding of some kinds of lines)."""
+    buf = bytearray(max(chunk_size, 1))
+    start = 0  # pending bytes (an unfinished line) at buf[:start]
     while True:
+        if start == len(buf):  # a line longer than the buffer: grow it
+            bigger = bytearray(2 * len(buf))
+            bigger[:start] = buf
+            buf = bigger
         try:
-            data = stream.read(chunk_size)
+            got = stream.readinto(memoryview(buf)[start:])  # type: ignore[attr-defined]
         except (OSError, EOFError) as exc:
             raise InputError(
                 f"cannot read (corrupt or truncated archive?): {exc}", where=where
             ) from None
-        except Exception as exc:  # zstandard.ZstdError and friends
+        except Exception as exc:  # zstandard.ZstdError
             if type(exc).__module__.startswith("zstandard"):
                 raise InputError(
                     f"cannot read (corrupt or truncated archive?): {exc}", where=where
                 ) from None
             raise
-        if not data:
+        if not got:
             break
-        if pending:
-            data = pending + data
-        cut = data.rfind(b"\n")
+        end = start + got
+        cut = buf.rfind(b"\n", 0, end)
         if cut < 0:
-            pending = data
+            start = end
             continue
-        block, pending = data[:cut], data[cut + 1 :]
-        yield block, block.count(b"\n") + 1, True
-    if pending:
-        yield pending, 1, False
-
-
-@dataclass(slots=True)
-class _Distinct:
-    """Per distinct (request, status): what every row with that pair gets."""
-
-    action: list[str]
-    outcome: list[str]
-    method: list[str]
-    path: list[str]
-    query: list[str | None]
-    token: list[str | None]
-    categories: list[tuple[str, ...]]
+        yield Block(memoryview(buf)[:cut], True, buf.find(b"\\", 0, cut) >= 0)
+        start = end - cut - 1
+        buf[:start] = buf[cut + 1 : end]
+    if start:
+        yield Block(memoryview(buf)[:start], False, buf.find(b"\\", 0, start) >= 0)
 
 
 class ColumnarChunk:
-    """The decoded lines of one chunk: columns for the plain lines, events for the others."""
+    """The decoded lines of one chunk: columns for the plain lines, events for the others.
+
+    Columnar rows are described by ``ts`` (float seconds) and, per column, an index array into
+    a list of distinct values: ``req`` (action, method, path, query, token per distinct request),
+    ``code`` (outcome, categories per distinct route/status/token), ``p2`` (status, bytes),
+    ``user`` (account, kind, directory organisation), ``ip``, ``ua``, ``sid``, ``org``.
+    """
 
     def __init__(self, source: str, first_line: int):
         self.source = source
         self.first_line = first_line
+        self.lines = 0  # lines in the block (events, blank, quarantined)
         self.rows: pa.Array = pa.array([], pa.int64())  # row in chunk of each columnar event
+        self.ts: pa.Array = pa.array([], pa.float64())
+        self.status: pa.Array = pa.array([], pa.int64())
+        self.size: pa.Array = pa.array([], pa.int64())
         self.idx: dict[str, pa.Array] = {}
-        self.vals: dict[str, list[object]] = {}
-        self.keys: _Distinct | None = None
+        self.vals: dict[str, list[Any]] = {}
         self.slow_events: list[Event] = []
 
     def __len__(self) -> int:
@@ -147,33 +180,32 @@ class ColumnarChunk:
         beneficiaries: set[str],
     ) -> tuple[float, float] | None:
         """Add the columnar rows to the counters; (first, last) time or None when empty."""
-        if not len(self.rows) or self.keys is None:
+        if not len(self.rows):
             return None
-        keys = self.keys
-        counted = pc.value_counts(self.idx["key"])
-        for k, c in zip(
-            _ints(counted.field("values")), counted.field("counts").to_pylist(), strict=True
-        ):
-            actions[keys.action[k]] += c
-            outcomes[keys.outcome[k]] += c
-            token = keys.token[k]
-            if keys.categories[k] and token:
-                beneficiaries.add(token)
-        users = self.vals["user"]
-        accounts.update(
-            cast(str, users[i]) for i in _ints(pc.unique(self.idx["user"])) if users[i] is not None
-        )
-        times = self.vals["ts"]
-        used = [cast(float, times[i]) for i in _ints(pc.unique(self.idx["ts"]))]
-        return min(used), max(used)
+        vals = self.vals
+        for name, into in (("action", actions), ("outcome", outcomes)):
+            counted = pc.value_counts(self.idx["req" if name == "action" else "code"])
+            labels = vals[name]
+            for k, c in zip(
+                _ints(counted.field("values")), counted.field("counts").to_pylist(), strict=True
+            ):
+                into[labels[k]] += c
+        discloses = pa.array([bool(c) for c in vals["categories"]], pa.bool_())
+        read = self.idx["req"].filter(pc.take(discloses, self.idx["code"]))
+        tokens = vals["token"]
+        beneficiaries.update(tokens[i] for i in _ints(pc.unique(read)) if tokens[i])
+        users = vals["user"]
+        accounts.update(users[i] for i in _ints(pc.unique(self.idx["user"])) if users[i])
+        span = pc.min_max(self.ts)
+        return span["min"].as_py(), span["max"].as_py()
 
     # -- events -------------------------------------------------------------------------
     def _kept(self, keep: frozenset[str] | None) -> pa.Array | None:
         """Mask over the columnar rows of the actions kept (None: all rows)."""
-        if keep is None or self.keys is None:
+        if keep is None or not len(self.rows):
             return None
-        flags = pa.array([a in keep for a in self.keys.action], pa.bool_())
-        return pc.take(flags, self.idx["key"])
+        flags = pa.array([a in keep for a in self.vals["action"]], pa.bool_())
+        return pc.take(flags, self.idx["req"])
 
     def count_kept(self, keep: frozenset[str] | None) -> int:
         mask = self._kept(keep)
@@ -187,50 +219,54 @@ class ColumnarChunk:
         slow = self.slow_events
         if keep is not None:
             slow = [e for e in slow if e.action in keep]
-        if not len(self.rows) or self.keys is None:
+        if not len(self.rows):
             return slow
         mask = self._kept(keep)
         idx = self.idx if mask is None else {k: v.filter(mask) for k, v in self.idx.items()}
         rows = self.rows if mask is None else self.rows.filter(mask)
+        ts = self.ts if mask is None else self.ts.filter(mask)
+        status = self.status if mask is None else self.status.filter(mask)
+        size = self.size if mask is None else self.size.filter(mask)
         vals = self.vals
-        keys = self.keys
+        ints = {name: _ints(arr) for name, arr in idx.items()}
 
-        def column(name: str, values: list[object] | None = None) -> list[object]:
-            got = values if values is not None else vals[name]
-            return list(map(got.__getitem__, _ints(idx[name])))
+        def column(name: str, index: str) -> list[Any]:
+            return list(map(vals[name].__getitem__, ints[index]))
 
-        k = _ints(idx["key"])
-        u = _ints(idx["user"])
-        users = column("user", None) if u else []
-        kinds = list(map(vals["kind"].__getitem__, u))
-        orgs: list[object] = list(map(vals["dir_org"].__getitem__, u))
+        orgs = column("dir_org", "user")
         if "org" in idx:
-            orgs = [o or d for o, d in zip(column("org"), orgs, strict=True)]
-        sid = column("sid") if "sid" in idx else repeat(None)
+            orgs = [o or d for o, d in zip(column("org", "org"), orgs, strict=True)]
+        sid: Iterable[Any] = column("sid", "sid") if "sid" in idx else repeat(None)
         first = self.first_line
-        fast = list(
-            map(
-                Event,
-                column("ts"),
-                column("ip"),
-                map(keys.action.__getitem__, k),
-                map(keys.outcome.__getitem__, k),
-                users,
-                orgs,
-                column("ua"),
-                map(keys.method.__getitem__, k),
-                map(keys.path.__getitem__, k),
-                map(keys.query.__getitem__, k),
-                column("p2", vals["status"]),
-                column("p2", vals["bytes"]),
-                sid,
-                map(keys.token.__getitem__, k),
-                map(keys.categories.__getitem__, k),
-                kinds,
-                repeat(self.source),
-                map(first.__add__, _ints(rows)),
+        was_enabled = gc.isenabled()
+        gc.disable()  # many new objects, no cycles: collections here are pure overhead
+        try:
+            fast = list(
+                map(
+                    Event,
+                    _floats(ts),
+                    column("ip", "ip"),
+                    column("action", "req"),
+                    column("outcome", "code"),
+                    column("user", "user"),
+                    orgs,
+                    column("ua", "ua"),
+                    column("method", "req"),
+                    column("path", "req"),
+                    column("query", "req"),
+                    _ints(status),
+                    _int64s(size),
+                    sid,
+                    column("token", "req"),
+                    column("categories", "code"),
+                    column("kind", "user"),
+                    repeat(self.source),
+                    map(first.__add__, _ints(rows)),
+                )
             )
-        )
+        finally:
+            if was_enabled:
+                gc.enable()
         if slow:
             fast.extend(slow)
             fast.sort(key=_LINE)
@@ -239,38 +275,36 @@ class ColumnarChunk:
     def table(self) -> pa.Table:
         """Every event of the chunk (whatever ``keep``), with the archive schema, file order."""
         n = len(self.rows)
-        if not n or self.keys is None:
+        if not n:
             return events_to_table(self.slow_events)
         idx = self.idx
         vals = self.vals
-        keys = self.keys
 
-        def strings(values: list[object], index: pa.Array) -> pa.Array:
-            return pc.take(pa.array(values, pa.string()), index)
+        def strings(name: str, index: str) -> pa.Array:
+            return pc.take(pa.array(vals[name], pa.string()), idx[index])
 
-        micros = pa.array([round(t * 1_000_000) for t in vals["ts"]], pa.int64())  # type: ignore[operator]
-        orgs = strings(vals["dir_org"], idx["user"])
+        orgs = strings("dir_org", "user")
         if "org" in idx:
-            orgs = pc.coalesce(strings(vals["org"], idx["org"]), orgs)
+            orgs = pc.coalesce(strings("org", "org"), orgs)
+        # ts is whole seconds here (the combined format): micros are exact.
+        micros = pc.multiply(self.ts, 1_000_000.0).cast(pa.int64())
         cols = {
-            "ts": pc.take(micros.cast(_TS_TYPE), idx["ts"]),
-            "source_ip": strings(vals["ip"], idx["ip"]),
-            "action": strings(keys.action, idx["key"]),  # type: ignore[arg-type]
-            "outcome": strings(keys.outcome, idx["key"]),  # type: ignore[arg-type]
-            "user_name": strings(vals["user"], idx["user"]),
+            "ts": micros.cast(_TS_TYPE),
+            "source_ip": strings("ip", "ip"),
+            "action": strings("action", "req"),
+            "outcome": strings("outcome", "code"),
+            "user_name": strings("user", "user"),
             "organization_id": orgs,
-            "user_agent": strings(vals["ua"], idx["ua"]),
-            "method": strings(keys.method, idx["key"]),  # type: ignore[arg-type]
-            "path": strings(keys.path, idx["key"]),  # type: ignore[arg-type]
-            "query": strings(keys.query, idx["key"]),  # type: ignore[arg-type]
-            "status": pc.take(pa.array(vals["status"], pa.int32()), idx["p2"]),
-            "bytes": pc.take(pa.array(vals["bytes"], pa.int64()), idx["p2"]),
-            "session_id": (
-                strings(vals["sid"], idx["sid"]) if "sid" in idx else pa.nulls(n, pa.string())
-            ),
-            "beneficiary_token": strings(keys.token, idx["key"]),  # type: ignore[arg-type]
-            "categories": pc.take(pa.array(keys.categories, _CATEGORIES), idx["key"]),
-            "account_kind": strings(vals["kind"], idx["user"]),
+            "user_agent": strings("ua", "ua"),
+            "method": strings("method", "req"),
+            "path": strings("path", "req"),
+            "query": strings("query", "req"),
+            "status": self.status.cast(pa.int32()),
+            "bytes": self.size,
+            "session_id": strings("sid", "sid") if "sid" in idx else pa.nulls(n, pa.string()),
+            "beneficiary_token": strings("token", "req"),
+            "categories": pc.take(pa.array(vals["categories"], _CATEGORIES), idx["code"]),
+            "account_kind": strings("kind", "user"),
             "source": pa.repeat(pa.scalar(self.source, pa.string()), n),
             "line": pc.add(self.rows, pa.scalar(self.first_line, pa.int64())),
         }
@@ -290,35 +324,35 @@ class ColumnarDecoder:
         time_parser: ClfTimeParser,
         *,
         max_line_bytes: int,
-        requests: dict[str, RequestInfo],
     ):
         self.normalizer = normalizer
         self.parse_time = time_parser
         self.max_chars = max_line_bytes // 4
-        self._requests = requests
         trailing = normalizer.profile.trailing_fields
         self._session_at = trailing.index("session_id") if "session_id" in trailing else -1
         self._org_at = trailing.index("organization_id") if "organization_id" in trailing else -1
+        #: Routes met so far, numbered (a route and a status make the outcome).
+        self._routes: list[Route] = []
+        self._route_no: dict[int, int] = {}
 
     def decode(
         self,
         source: str,
         first_line: int,
-        block: bytes,
-        complete: bool,
+        block: Block,
         slow: SlowDecoder,
     ) -> ColumnarChunk:
+        """Decode one block (``len(chunk.lines)`` lines from ``first_line``)."""
         chunk = ColumnarChunk(source, first_line)
-        lines_bin = pc.split_pattern(_whole(block, pa.large_binary()), b"\n").flatten()
-        n = len(lines_bin)
+        complete = block.complete
         bad_utf8: pa.Array | None = None
         try:
-            lines = pc.split_pattern(_whole(block, pa.large_binary()).cast(pa.large_string()), "\n")
-            lines = lines.flatten()
+            whole = _whole(block.data, pa.large_binary()).cast(pa.large_string())
+            lines = pc.split_pattern(whole, "\n").flatten()
         except pa.ArrowInvalid:
             texts: list[str] = []
             bad: list[bool] = []
-            for raw in block.split(b"\n"):
+            for raw in block.lines():
                 try:
                     texts.append(raw.decode("utf-8"))
                     bad.append(False)
@@ -327,6 +361,8 @@ class ColumnarDecoder:
                     bad.append(True)
             lines = pa.array(texts, pa.large_string())
             bad_utf8 = pa.array(bad, pa.bool_())
+        n = chunk.lines = len(lines)
+        original = lines
         cr = pc.ends_with(lines, "\r")
         if pc.any(cr).as_py():
             lines = pc.if_else(cr, pc.utf8_slice_codeunits(lines, 0, -1), lines)
@@ -341,7 +377,7 @@ class ColumnarDecoder:
         cand = pc.and_(pc.equal(nparts, width), pc.less_equal(lengths, self.max_chars))
         if width < 7 or width % 2 == 0:
             cand = pc.and_(cand, pa.scalar(False))
-        if b"\\" in block:
+        if block.has_backslash:
             cand = pc.and_(cand, pc.invert(pc.match_substring(lines, "\\")))
         if bad_utf8 is not None:
             cand = pc.and_(cand, pc.invert(bad_utf8))
@@ -355,7 +391,12 @@ class ColumnarDecoder:
         taken = pa.array(marks, pa.bool_())
         others = _ints(pc.indices_nonzero(pc.invert(pc.or_(taken, blank))))
         if others:
-            raws = lines_bin.take(pa.array(others, pa.int64())).to_pylist()
+            if bad_utf8 is None:
+                picked = original.take(pa.array(others, pa.int64())).to_pylist()
+                raws = [text.encode("utf-8") for text in picked]
+            else:
+                pieces = block.lines()
+                raws = [pieces[r] for r in others]
             last = n - 1
             for r, raw in zip(others, raws, strict=True):
                 chunk.slow_events += slow(source, first_line + r, raw, complete or r != last)
@@ -374,102 +415,108 @@ class ColumnarDecoder:
         p2 = part(2)
         ok = pc.and_(ok, pc.and_(pc.is_valid(prefix), pc.match_substring_regex(p2, _STATUS_BYTES)))
         ok = pc.fill_null(ok, False)
-        cols = {
-            "ip": prefix.field("ip"),
-            "user": prefix.field("user"),
-            "ts": prefix.field("time"),
-            "request": part(1),
-            "p2": p2,
-            "ua": part(5),
+        # Low-cardinality columns are dictionary-encoded before rows are left out: filtering
+        # their int32 indices is cheaper than filtering the strings.
+        encoded = {
+            "ip": prefix.field("ip").dictionary_encode(),
+            "user": prefix.field("user").dictionary_encode(),
+            "ua": part(5).dictionary_encode(),
         }
         if self._session_at >= 0 and 7 + 2 * self._session_at < width:
-            cols["sid"] = part(7 + 2 * self._session_at)
+            encoded["sid"] = part(7 + 2 * self._session_at).dictionary_encode()
         if self._org_at >= 0 and 7 + 2 * self._org_at < width:
-            cols["org"] = part(7 + 2 * self._org_at)
+            encoded["org"] = part(7 + 2 * self._org_at).dictionary_encode()
+        cols = {k: v.indices for k, v in encoded.items()}
+        cols["time"] = prefix.field("time")
+        cols["request"] = part(1)
+        cols["p2"] = p2
         cols = {k: v.filter(ok) for k, v in cols.items()}
-        rows = rows.filter(ok)
-        # Time strings: one parse per distinct value; impossible ones go to the reference path.
-        enc = cols["ts"].dictionary_encode()
-        ts_vals: list[object] = []
-        ts_ok: list[bool] = []
-        parse = self.parse_time
-        for text in enc.dictionary.to_pylist():
-            try:
-                ts_vals.append(parse(text))
-                ts_ok.append(True)
-            except Reject:
-                ts_vals.append(0.0)
-                ts_ok.append(False)
-        ts_idx = enc.indices
-        if not all(ts_ok):
-            good = pc.take(pa.array(ts_ok, pa.bool_()), ts_idx)
-            cols = {k: v.filter(good) for k, v in cols.items()}
-            rows = rows.filter(good)
-            ts_idx = ts_idx.filter(good)
-        # Requests: one route match / tokenisation per distinct target.
-        enc = cols["request"].dictionary_encode()
-        infos: list[RequestInfo | None] = []
-        cache = self._requests
-        request_info = self.normalizer.request_info
-        for request in enc.dictionary.to_pylist():
-            info = cache.get(request)
-            if info is None:
-                words = request.split(" ")
-                if len(words) == 3 or len(words) == 2:
-                    info = request_info(words[0], words[1])
-                    if len(cache) >= 1_000_000:
-                        cache.clear()
-                    cache[request] = info
-            infos.append(info)
+        # Time: one parse per distinct minute (and offset), seconds added in a vector. The
+        # pattern made every time 26 ASCII characters; what ClfTimeParser refuses is left out.
+        times = cols.pop("time")
+        minutes = pc.utf8_replace_slice(times, 17, 20, "").dictionary_encode()
+        seconds = pc.utf8_slice_codeunits(times, 18, 20).cast(pa.int64())
+        cache = self.parse_time._minutes
+        bases: list[float | None] = []
+        for key in minutes.dictionary.to_pylist():
+            base = cache.get(key)
+            if base is None:
+                try:
+                    base = self.parse_time._parse_minute(key[:17] + ":00" + key[17:])
+                except Reject:
+                    bases.append(None)
+                    continue
+                if len(cache) > 100_000:
+                    cache.clear()
+                cache[key] = base
+            bases.append(base)
+        base_col = pc.take(pa.array(bases, pa.float64()), minutes.indices)
+        good = pc.and_(pc.is_valid(base_col), pc.less_equal(seconds, 60))
+        ts = pc.add(base_col, seconds.cast(pa.float64()))
+        cols = {k: v.filter(good) for k, v in cols.items()}
+        rows = rows.filter(good)
+        ts = ts.filter(good)
+        # Requests: route, token, stored path and query once per distinct request line.
+        enc = cols.pop("request").dictionary_encode()
+        infos = self.normalizer.request_infos(enc.dictionary.to_pylist())
         req_idx = enc.indices
         if any(i is None for i in infos):
             good = pc.take(pa.array([i is not None for i in infos], pa.bool_()), req_idx)
             cols = {k: v.filter(good) for k, v in cols.items()}
             rows = rows.filter(good)
-            ts_idx = ts_idx.filter(good)
+            ts = ts.filter(good)
             req_idx = req_idx.filter(good)
         if not len(rows):
             return
-        # Status and bytes, per distinct " status bytes " text.
-        enc = cols["p2"].dictionary_encode()
-        statuses: list[object] = []
-        sizes: list[object] = []
-        for text in enc.dictionary.to_pylist():
-            _, status, size, _ = text.split(" ")
-            statuses.append(int(status))
-            sizes.append(0 if size == "-" else int(size))
-        p2_idx = enc.indices
-        # (request, status) -> action, outcome, categories...
-        status_col = pc.take(pa.array(statuses, pa.int64()), p2_idx)
-        pair = pc.add(pc.multiply(req_idx.cast(pa.int64()), 1000), status_col)
-        enc = pair.dictionary_encode()
-        keys = _Distinct([], [], [], [], [], [], [])
-        for code in enc.dictionary.to_pylist():
-            info = infos[code // 1000]
-            assert info is not None
+        vals: dict[str, list[Any]] = {"action": [], "method": [], "path": [], "query": []}
+        vals["token"] = []
+        route_codes: list[int] = []
+        for info in infos:
+            if info is None:  # rows already left out; a placeholder keeps the indices
+                route_codes.append(0)
+                for name in ("action", "method", "path", "query", "token"):
+                    vals[name].append(None)
+                continue
             route = info.route
-            outcome = route.outcome(code % 1000)
-            keys.action.append(route.action)
-            keys.outcome.append(outcome)
-            keys.method.append(info.method)
-            keys.path.append(info.path)
-            keys.query.append(info.query)
-            keys.token.append(info.token)
-            keys.categories.append(
-                route.discloses if (info.token is not None and outcome == "success") else ()
-            )
-        chunk.keys = keys
-        chunk.rows = rows
-        idx: dict[str, pa.Array] = {"ts": ts_idx, "key": enc.indices, "p2": p2_idx}
-        vals: dict[str, list[object]] = {"ts": ts_vals, "status": statuses, "bytes": sizes}
+            number = self._route_no.get(id(route))
+            if number is None:
+                number = self._route_no[id(route)] = len(self._routes)
+                self._routes.append(route)
+            route_codes.append(number * 2 + (info.token is not None))
+            vals["action"].append(route.action)
+            vals["method"].append(info.method)
+            vals["path"].append(info.path)
+            vals["query"].append(info.query)
+            vals["token"].append(info.token)
+        # Status and bytes: fixed positions in " status bytes " (checked by _STATUS_BYTES).
+        p2 = cols.pop("p2")
+        status = pc.utf8_slice_codeunits(p2, 1, 4).cast(pa.int64())
+        size = pc.utf8_slice_codeunits(p2, 5, -1)
+        size = pc.if_else(pc.equal(size, "-"), "0", size).cast(pa.int64())
+        # Outcome and categories depend on (route, status, token or not): a few distinct codes.
+        code = pc.add(
+            pc.multiply(pc.take(pa.array(route_codes, pa.int64()), req_idx), 1000),
+            status,
+        )
+        enc = code.dictionary_encode()
+        outcomes: list[str] = []
+        categories: list[tuple[str, ...]] = []
+        for value in enc.dictionary.to_pylist():
+            route = self._routes[value // 2000]
+            outcome = route.outcome(value % 1000)
+            outcomes.append(outcome)
+            has_token = (value // 1000) % 2 == 1
+            categories.append(route.discloses if (has_token and outcome == "success") else ())
+        vals["outcome"] = outcomes
+        vals["categories"] = categories
+        idx: dict[str, pa.Array] = {"req": req_idx, "code": enc.indices}
         # Accounts: peer group and organisation from the profile or the directory.
-        enc = cols["user"].dictionary_encode()
-        users: list[object] = []
-        kinds: list[object] = []
-        dir_orgs: list[object] = []
+        users: list[str | None] = []
+        kinds: list[str | None] = []
+        dir_orgs: list[str | None] = []
         account_info = self.normalizer.account_info
-        for name in enc.dictionary.to_pylist():
-            if name == "-":
+        for name in encoded["user"].dictionary.to_pylist():
+            if name == "-" or name is None:
                 users.append(None)
                 kinds.append(None)
                 dir_orgs.append(None)
@@ -478,16 +525,18 @@ class ColumnarDecoder:
                 users.append(user)
                 kinds.append(kind)
                 dir_orgs.append(org)
-        idx["user"] = enc.indices
         vals.update(user=users, kind=kinds, dir_org=dir_orgs)
-        for name in ("ip", "ua", "sid", "org"):
-            if name not in cols:
+        for name, column in encoded.items():  # ip, ua, sid, org
+            idx[name] = cols[name]
+            if name == "user":
                 continue
-            enc = cols[name].dictionary_encode()
-            values: list[object] = enc.dictionary.to_pylist()
+            values: list[Any] = column.dictionary.to_pylist()
             if name != "ip":
                 values = [None if v == "-" or v == "" else v for v in values]
-            idx[name] = enc.indices
             vals[name] = values
+        chunk.rows = rows
+        chunk.ts = ts
+        chunk.status = status
+        chunk.size = size
         chunk.idx = idx
         chunk.vals = vals

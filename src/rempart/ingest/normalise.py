@@ -33,11 +33,16 @@ _SEPARATORS = str.maketrans("", "", " .-")
 
 def normalise_identifier(raw: str) -> str:
     """Canonical form of a beneficiary id before tokenisation: no separators, upper case."""
+    if raw.isascii() and raw.isalnum():
+        return raw.upper()  # nothing to remove (the common case; translate is slow)
     return raw.translate(_SEPARATORS).upper()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestInfo:
+    """What a request line means (shared by every line with the same request: do not mutate;
+    not frozen only because frozen dataclasses are several times slower to build)."""
+
     route: Route
     method: str
     path: str
@@ -71,6 +76,81 @@ def load_directory(path: Path) -> dict[str, DirectoryEntry]:
         raise InputError(f"cannot read directory: {exc}", where=str(path)) from None
 
 
+#: Route patterns that mean the same in Python ``re`` and in RE2 on a path (no newline): ASCII,
+#: escapes of punctuation only, groups ``(...)``, ``(?:...)`` and ``(?P<name>...)``, no POSIX
+#: classes, no ``{,n}``, no possessive quantifiers. Anything else is matched by Python.
+_RE2_SAFE = re.compile(
+    r"(?:[\x20-\x27\x2a-\x5a\x5e-\x7e]|\\[.\/\-?+*()\[\]{}^$|]"
+    r"|\((?:\?:|\?P<[A-Za-z_][A-Za-z0-9_]*>|(?!\?))|\)|\[(?!:)|\])*"
+)
+_RE2_UNSAFE_SEQ = ("{,", "*+", "++", "?+", "}+", "[:")
+
+
+class RoutePatterns:
+    """``RouteProfile.match`` for paths no exact route takes, many at once.
+
+    When every pattern route is RE2-safe, each pattern runs once over all the paths with
+    ``pyarrow.compute`` (vectorised RE2); otherwise each path goes through ``profile.match``.
+    """
+
+    def __init__(self, profile: RouteProfile):
+        self.profile = profile
+        self.vectorised = all(
+            r.pattern is not None
+            and _RE2_SAFE.fullmatch(r.pattern.pattern) is not None
+            and not any(seq in r.pattern.pattern for seq in _RE2_UNSAFE_SEQ)
+            and not r.pattern.flags & ~re.UNICODE
+            for _, r in profile._patterns
+        )
+
+    def match_many(self, requests: list[tuple[str, str]]) -> list[tuple[Route, str | None]]:
+        """``profile.match(method, path)`` of each (method, path); no path may be an exact route."""
+        if self.vectorised and len(requests) >= 8:
+            import pyarrow as pa
+
+            try:
+                return self._match_vectorised(requests)
+            except pa.ArrowInvalid:  # a pattern RE2 refuses (a repeat count over 1000...)
+                self.vectorised = False
+        return [self.profile.match(m, p) for m, p in requests]
+
+    def _match_vectorised(self, requests: list[tuple[str, str]]) -> list[tuple[Route, str | None]]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        out: list[tuple[Route, str | None] | None] = [None] * len(requests)
+        paths = pa.array([p for _, p in requests], pa.string())
+        methods = pa.array([m for m, _ in requests], pa.string())
+        rows = pa.array(range(len(requests)), pa.int64())
+        for method, route in self.profile._patterns:
+            if not len(rows):
+                break
+            assert route.pattern is not None
+            wants_id = route.extracts_beneficiary and route.beneficiary_param is None
+            same = pc.equal(methods, method)
+            if wants_id:
+                got = pc.extract_regex(paths, route.pattern.pattern).field("beneficiary")
+                hit = pc.and_(same, pc.is_valid(got))
+            else:
+                got = None
+                hit = pc.and_(same, pc.match_substring_regex(paths, route.pattern.pattern))
+            hit = pc.fill_null(hit, False)
+            taken = pc.filter(rows, hit).to_pylist()
+            if got is None:
+                for i in taken:
+                    out[i] = (route, None)
+            else:
+                for i, bid in zip(taken, pc.filter(got, hit).to_pylist(), strict=True):
+                    # An empty or non-participating group: Python says which it is.
+                    out[i] = (route, bid) if bid else self.profile.match(*requests[i])
+            keep = pc.invert(hit)
+            rows, paths, methods = rows.filter(keep), paths.filter(keep), methods.filter(keep)
+        return [
+            got if got is not None else self.profile.match(m, p)
+            for got, (m, p) in zip(out, requests, strict=True)
+        ]
+
+
 class Normalizer:
     """Profile + tokenizer (+ directory) applied to parsed requests."""
 
@@ -90,6 +170,7 @@ class Normalizer:
         self._intern: dict[str, str] = {}
         self._requests: dict[tuple[str, str], RequestInfo] = {}
         self._accounts: dict[str, tuple[str, str | None, str | None]] = {}
+        self._patterns = RoutePatterns(profile)
 
     def redact(self, text: str) -> str:
         """Replace NIR-shaped runs by their tokens."""
@@ -124,6 +205,12 @@ class Normalizer:
             return info
         path, _, query = target.partition("?")
         route, bid = self.profile.match(method, path)
+        return self.matched_request_info(method, target, path, query, route, bid)
+
+    def matched_request_info(
+        self, method: str, target: str, path: str, query: str, route: Route, bid: str | None
+    ) -> RequestInfo:
+        """:meth:`request_info` once the route is known (``profile.match(method, path)``)."""
         token: str | None = None
         if bid is not None:
             ident = normalise_identifier(bid)
@@ -155,8 +242,39 @@ class Normalizer:
         )
         if len(self._requests) >= 1_000_000:
             self._requests.clear()
-        self._requests[key] = info
+        self._requests[(method, target)] = info
         return info
+
+    def request_infos(self, requests: list[str]) -> list[RequestInfo | None]:
+        """:meth:`request_info` of many ``"METHOD target [protocol]"`` request lines at once
+        (None for a request line that is not 2 or 3 words). Route patterns are tried on all the
+        paths that no exact route takes in one vectorised pass (RE2) when the profile's patterns
+        mean the same in RE2 and in Python (see :class:`RoutePatterns`)."""
+        out: list[RequestInfo | None] = [None] * len(requests)
+        cached = self._requests.get
+        exact = self.profile._exact.get
+        pending: list[tuple[int, str, str, str, str]] = []
+        for i, request in enumerate(requests):
+            words = request.split(" ")
+            if len(words) != 3 and len(words) != 2:
+                continue
+            method, target = words[0], words[1]
+            info = cached((method, target))
+            if info is None:
+                path, _, query = target.partition("?")
+                route = exact((method, path))
+                if route is not None:
+                    info = self.matched_request_info(method, target, path, query, route, None)
+                else:
+                    pending.append((i, method, target, path, query))
+                    continue
+            out[i] = info
+        if not pending:
+            return out
+        matches = self._patterns.match_many([(m, p) for _, m, _, p, _ in pending])
+        for (i, method, target, path, query), (route, bid) in zip(pending, matches, strict=True):
+            out[i] = self.matched_request_info(method, target, path, query, route, bid)
+        return out
 
     def account_info(self, user: str) -> tuple[str, str | None, str | None]:
         """(interned account, peer group, organisation) of an account name (cached)."""

@@ -402,7 +402,6 @@ def iter_batches(
         normalizer,
         decoder._combined._time,
         max_line_bytes=max_line_bytes,
-        requests=decoder._by_request,
     )
     try:
         for p in paths:
@@ -411,22 +410,25 @@ def iter_batches(
             fmt_here: Format | None = None
             first = 1
             with stream:
-                for block, count, complete in iter_blocks(
-                    stream, where=source, chunk_size=chunk_size
-                ):
+                for block in iter_blocks(stream, where=source, chunk_size=chunk_size):
                     if fmt_here is None:
                         fmt_here = decoder.detect_format(
-                            next((ln for ln in block.split(b"\n") if ln.strip()), b"")
+                            next((ln for ln in block.lines() if ln.strip()), b"")
                         )
-                    stats.lines += count
                     if fmt_here == "combined" and columnar:
-                        chunk = fast.decode(source, first, block, complete, decoder.decode_one)
+                        chunk = fast.decode(source, first, block, decoder.decode_one)
+                        count = chunk.lines
+                        stats.lines += count
                         stats.observe_chunk(chunk)
                         if len(chunk):
                             yield EventBatch(source, chunk=chunk, keep_actions=keep_actions)
                     else:
-                        lines = block.split(b"\n")
-                        events = decoder.decode(source, first, lines, fmt_here, complete=complete)
+                        lines = block.lines()
+                        count = len(lines)
+                        stats.lines += count
+                        events = decoder.decode(
+                            source, first, lines, fmt_here, complete=block.complete
+                        )
                         stats.observe(events)
                         if events:
                             yield EventBatch(source, events, keep_actions=keep_actions)
