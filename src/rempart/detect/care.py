@@ -10,8 +10,9 @@ the books), in a proportion that is steady for an account. So, per account:
   within ``claim_window`` (a claim pairs with the latest pending read of its session, falling
   back to the account when events carry no session);
 - the account's orphan share ``p`` is learned from its own days before the tested span, shrunk
-  toward its peer group's share (empirical Bayes: a Beta prior worth ``prior_weight`` novel
-  reads at the peers' share), so a new or small account is judged mostly by its peers;
+  toward the share of the other accounts of its peer group over ``history_days`` (empirical
+  Bayes: a Beta prior worth ``prior_weight`` novel reads at the peers' share), so a new or
+  small account is judged mostly by its peers;
 - over each span of ``spans`` days ending on the orphan's day (e.g. 1, 3 and 7 days), with ``n``
   novel reads and ``x`` orphans in the span, the rule fires when ``x >= min_value`` and
   ``P(X >= x) < alpha / len(spans)`` for ``X ~ BetaBinomial(n, a, b)``, the posterior
@@ -23,8 +24,10 @@ the first days of a deployment (everything is novel) and a holiday are all the s
 
 State per account: pending reads of the last ``claim_window``, per-day counters (novel reads,
 orphans) for ``history_days`` days and the orphans' beneficiary hashes for the longest span
-(capped); per peer group: per-day totals. Everything is dumped for checkpoints; accounts idle
-for longer than ``history_days`` are evicted.
+(capped); per peer group: per-day totals. Days covered by an alert are *explained*: later tests
+leave them out of both the span and the history, so one episode raises one alert (not another
+each time the 7-day span still holds it) and is never learned as the account's usual. Everything
+is dumped for checkpoints; accounts idle for longer than ``history_days`` are evicted.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ def beta_binomial_tail(x: int, n: int, a: float, b: float) -> float:
 
 
 class _Account:
-    __slots__ = ("days", "group", "last", "orphans", "pending")
+    __slots__ = ("days", "explained", "group", "last", "orphans", "pending")
 
     def __init__(self, group: str | None):
         self.group = group
@@ -87,6 +90,8 @@ class _Account:
         self.days: dict[int, list[int]] = {}
         #: (day, time, beneficiary hash) of recent orphans (longest span, capped).
         self.orphans: list[tuple[int, float, int]] = []
+        #: Days already covered by an alert: neither evidence again later nor learned as usual.
+        self.explained: set[int] = set()
         self.last = 0.0
 
 
@@ -150,8 +155,9 @@ class SurpriseRule(CompiledRule):
             oldest = day - self.spec.history_days
             for d in [d for d in st.days if d < oldest]:
                 del st.days[d]
+            st.explained = {d for d in st.explained if d >= oldest}
         row[index] += 1
-        if st.group is not None:
+        if st.group is not None and day not in st.explained:
             pool = self.peers.get(st.group)
             if pool is None:
                 pool = self.peers[st.group] = {}
@@ -185,10 +191,12 @@ class SurpriseRule(CompiledRule):
         return fire
 
     # -- the test -------------------------------------------------------------------------
-    def _peer_share(self, group: str | None, day: int) -> float | None:
-        if group is None:
+    def _peer_share(self, st: _Account, day: int) -> float | None:
+        """The peers' orphan share over the history, the account's own counts left out (an
+        insider's days must not raise the bar it is judged against)."""
+        if st.group is None:
             return None
-        pool = self.peers.get(group)
+        pool = self.peers.get(st.group)
         if not pool:
             return None
         oldest = day - self.spec.history_days
@@ -197,17 +205,24 @@ class SurpriseRule(CompiledRule):
             if d >= oldest:
                 n += dn
                 x += dx
+        for d, (dn, dx) in st.days.items():
+            if d >= oldest and d not in st.explained:
+                n -= dn
+                x -= dx
         return x / n if n >= PEER_MIN_READS else None
 
     def _judge(self, key: str, st: _Account, day: int) -> Fire | None:
         spec = self.spec
-        peer = self._peer_share(st.group, day)
+        peer = self._peer_share(st, day)
         oldest = day - spec.history_days
         per_test = spec.alpha / len(spec.spans)
         for span in spec.spans:
             first = day - span + 1
             nw = xw = nh = xh = 0
+            explained = st.explained
             for d, (dn, dx) in st.days.items():
+                if d in explained and d != day:
+                    continue
                 if first <= d <= day:
                     nw += dn
                     xw += dx
@@ -241,6 +256,15 @@ class SurpriseRule(CompiledRule):
         p: float,
     ) -> Fire:
         first = day - span + 1
+        pool = self.peers.get(st.group) if st.group is not None else None
+        for d in range(first, day + 1):
+            if d in st.explained:
+                continue
+            st.explained.add(d)
+            row, prow = st.days.get(d), pool.get(d) if pool is not None else None
+            if row is not None and prow is not None:  # an explained day is no peer usual
+                prow[0] -= row[0]
+                prow[1] -= row[1]
         recent = [(t, bh) for d, t, bh in st.orphans if first <= d <= day]
         first_seen = min((t for t, _ in recent), default=st.last)
         exposed = {bh for _, bh in recent}
@@ -286,6 +310,7 @@ class SurpriseRule(CompiledRule):
                 [list(p) for p in st.pending],
                 [[d, n, x] for d, (n, x) in st.days.items()],
                 [list(o) for o in st.orphans],
+                sorted(st.explained),
             ]
             for k, st in self.state.items()
         }
@@ -294,8 +319,10 @@ class SurpriseRule(CompiledRule):
 
     def load(self, data: dict[str, Any]) -> None:
         self.state = {}
-        for k, (group, last, pending, days, orphans) in data.get("keys", {}).items():
+        for k, item in data.get("keys", {}).items():
+            group, last, pending, days, orphans = item[:5]
             st = _Account(group)
+            st.explained = {int(d) for d in (item[5] if len(item) > 5 else ())}
             st.last = float(last)
             st.pending = [
                 (float(t), bool(nv), str(s), int(h), int(d)) for t, nv, s, h, d in pending
