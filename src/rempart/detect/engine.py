@@ -85,10 +85,15 @@ class Engine:
         *,
         lateness: float = 0.0,
         record_signals: bool = False,
+        reference: bool = False,
     ):
+        """``reference``: no shared state between rules and full filters on every event (the
+        straightforward per-rule evaluation the optimised paths are tested against)."""
         self.specs = {s.id: s for s in rules}
         self.rules = [compile_rule(s) for s in rules if s.type in _RUNTIME]
-        share_read_days(self.rules)
+        self.reference = reference
+        if not reference:
+            share_read_days(self.rules)
         self.risks = [RiskRollup(s) for s in rules if s.type == "risk"]
         self.campaigns = [CampaignCorrelator(s) for s in rules if s.type == "campaign"]
         self.campaign_by_signal: dict[str, list[CampaignCorrelator]] = {}
@@ -198,6 +203,9 @@ class Engine:
         rules: list[tuple[CompiledRule, Predicate | None]] = []
         for rule in self.rules:
             if rule.actions is not None and action not in rule.actions:
+                continue
+            if self.reference:
+                rules.append((rule, rule.matches))
                 continue
             node = specialize(rule.filter_node(), known)
             if isinstance(node, Const):
