@@ -107,14 +107,10 @@ def run_hunt(
         time_format=request.time_format,
         directory=request.directory,
         stats=stats,
+        keep_actions=keep,
     ):
-        if keep is None:
-            for ev in batch.events():
-                process(ev)
-        else:
-            for ev in batch.events():
-                if ev.action in keep:
-                    process(ev)
+        for ev in batch.events():
+            process(ev)
         if on_batch is not None:
             on_batch(stats.lines)
     engine.flush()
