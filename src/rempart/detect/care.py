@@ -12,7 +12,9 @@ the books), in a proportion that is steady for an account. So, per account:
 - the account's orphan share ``p`` is learned from its own days before the tested span, shrunk
   toward the share of the other accounts of its peer group over ``history_days`` (empirical
   Bayes: a Beta prior worth ``prior_weight`` novel reads at the peers' share), so a new or
-  small account is judged mostly by its peers;
+  small account is judged mostly by its peers; past days that are themselves improbable
+  (``P < ODD_DAY_P`` against the account's other days) are left out of that share, so a slow
+  insider's first days do not raise the bar for the next ones;
 - over each span of ``spans`` days ending on the orphan's day (e.g. 1, 3 and 7 days), with ``n``
   novel reads and ``x`` orphans in the span, the rule fires when ``x >= min_value`` and
   ``P(X >= x) < alpha / len(spans)`` for ``X ~ BetaBinomial(n, a, b)``, the posterior
@@ -43,6 +45,8 @@ from rempart.events import Event
 
 #: Peer pools need this many novel reads before their share is used as a prior.
 PEER_MIN_READS = 200
+#: A past day this improbable against the account's other days is not learned as usual.
+ODD_DAY_P = 0.01
 #: Orphan hashes kept per account (evidence / records exposed of an alert).
 ORPHAN_CAP = 2000
 
@@ -80,7 +84,7 @@ def beta_binomial_tail(x: int, n: int, a: float, b: float) -> float:
 
 
 class _Account:
-    __slots__ = ("days", "explained", "group", "last", "orphans", "pending")
+    __slots__ = ("days", "explained", "group", "last", "odd", "orphans", "pending")
 
     def __init__(self, group: str | None):
         self.group = group
@@ -92,6 +96,8 @@ class _Account:
         self.orphans: list[tuple[int, float, int]] = []
         #: Days already covered by an alert: neither evidence again later nor learned as usual.
         self.explained: set[int] = set()
+        #: (day, days before it left out of the history as odd), computed once a day.
+        self.odd: tuple[int, frozenset[int]] = (-1, frozenset())
         self.last = 0.0
 
 
@@ -211,9 +217,42 @@ class SurpriseRule(CompiledRule):
                 x -= dx
         return x / n if n >= PEER_MIN_READS else None
 
+    def _prior(self, peer: float | None) -> tuple[float, float]:
+        """Beta pseudo-counts (orphans, claimed) of the peer prior, plus Jeffreys' half."""
+        if peer is None:
+            return 0.5, 0.5
+        w = self.spec.prior_weight
+        return w * peer + 0.5, w * (1.0 - peer) + 0.5
+
+    def _odd_days(self, st: _Account, day: int, peer: float | None) -> frozenset[int]:
+        """Past days whose orphan count is itself improbable (``P < ODD_DAY_P``) against the
+        account's other days: they are left out of its usual share, so the first days of a
+        slow insider do not raise the bar for the next ones. Computed once per day."""
+        if st.odd[0] == day:
+            return st.odd[1]
+        oldest = day - self.spec.history_days
+        hist = [
+            (d, n, x)
+            for d, (n, x) in st.days.items()
+            if oldest <= d < day and d not in st.explained and n > 0
+        ]
+        total_n = sum(n for _, n, _ in hist)
+        total_x = sum(x for _, _, x in hist)
+        pa, pb = self._prior(peer)
+        odd = set()
+        for d, n, x in hist:
+            a = total_x - x + pa
+            b = (total_n - n) - (total_x - x) + pb
+            if x > n * a / (a + b) and beta_binomial_tail(x, n, a, b) < ODD_DAY_P:
+                odd.add(d)
+        st.odd = (day, frozenset(odd))
+        return st.odd[1]
+
     def _judge(self, key: str, st: _Account, day: int) -> Fire | None:
         spec = self.spec
         peer = self._peer_share(st, day)
+        odd = self._odd_days(st, day, peer)
+        pa, pb = self._prior(peer)
         oldest = day - spec.history_days
         per_test = spec.alpha / len(spec.spans)
         for span in spec.spans:
@@ -226,15 +265,13 @@ class SurpriseRule(CompiledRule):
                 if first <= d <= day:
                     nw += dn
                     xw += dx
-                elif oldest <= d < first:
+                elif oldest <= d < first and d not in odd:
                     nh += dn
                     xh += dx
             if xw < spec.min_value or nh < spec.min_reads:
                 continue
-            weight = spec.prior_weight if peer is not None else 0.0
-            share = peer if peer is not None else 0.0
-            a = xh + weight * share + 0.5
-            b = (nh - xh) + weight * (1.0 - share) + 0.5
+            a = xh + pa
+            b = (nh - xh) + pb
             nw = max(nw, xw)
             if xw <= nw * a / (a + b):
                 continue  # not above expectation: nothing to test
@@ -311,6 +348,7 @@ class SurpriseRule(CompiledRule):
                 [[d, n, x] for d, (n, x) in st.days.items()],
                 [list(o) for o in st.orphans],
                 sorted(st.explained),
+                [st.odd[0], sorted(st.odd[1])],
             ]
             for k, st in self.state.items()
         }
@@ -323,6 +361,8 @@ class SurpriseRule(CompiledRule):
             group, last, pending, days, orphans = item[:5]
             st = _Account(group)
             st.explained = {int(d) for d in (item[5] if len(item) > 5 else ())}
+            if len(item) > 6:
+                st.odd = (int(item[6][0]), frozenset(int(d) for d in item[6][1]))
             st.last = float(last)
             st.pending = [
                 (float(t), bool(nv), str(s), int(h), int(d)) for t, nv, s, h, d in pending
