@@ -175,14 +175,7 @@ class _ReadDays:
                 st.orph_all += exp_all
                 st.orph_new += exp_new
                 # Orphans belong to the day of their read: judge that day before rolling.
-                early = [
-                    m._judge(key, st, st.hists[m.index], ts)
-                    if (exp_new if m.only_new else exp_all)
-                    else None
-                    for m in members
-                ]
-                if any(f is not None for f in early):
-                    self.out = early
+                self._judge_members(key, st, ts, exp_new)
         if day != st.day:
             for m in members:
                 m._roll(st, st.hists[m.index], day)
@@ -204,18 +197,39 @@ class _ReadDays:
                 st.new += 1
         if self.pairs_claims:
             st.pending.append((ts, ctx.novel))
+        self._judge_members(key, st, ts, -1)
+
+    def _judge_members(self, key: str, st: _Day, ts: float, exp_new: int) -> None:
+        """Judge every member (``exp_new`` < 0), or after orphans expired (``exp_new`` of them
+        never seen before) the members whose quantity they changed; fires go to ``out``."""
         hists = st.hists
-        for m in members:
+        n = len(st.today)
+        for m in self.members:
+            if exp_new == 0 and m.only_new:
+                continue
             h = hists[m.index]
             thr = h.thr
-            # Fast path: most reads leave the key under its (cached) threshold.
-            if thr is not None and m._value(st, h) <= thr[0]:
-                continue
+            if thr is not None:
+                # Fast path: most reads leave the key under its (cached) threshold.
+                q = m.qcode
+                v: float = (
+                    n
+                    if q == 0
+                    else st.new
+                    if q == 1
+                    else st.orph_new
+                    if q == 2
+                    else m._day_value(st)
+                )
+                if h.recent:
+                    v += h.recent_sum
+                if v <= thr[0]:
+                    continue
             fire = m._judge(key, st, h, ts)
             if fire is not None:
                 out = self.out
                 if out is None:
-                    out = self.out = [None] * len(members)
+                    out = self.out = [None] * len(self.members)
                 out[m.index] = fire
 
 
@@ -248,6 +262,7 @@ class BaselineRule(CompiledRule):
         "pairs_claims",
         "peer_cache",
         "peers",
+        "qcode",
         "quantity",
         "tracker",
     )
@@ -257,6 +272,10 @@ class BaselineRule(CompiledRule):
         self.quantity = spec.quantity or "distinct_beneficiaries"
         self.pairs_claims = self.quantity in ("reads_without_claim", "new_without_claim")
         self.only_new = self.quantity == "new_without_claim"
+        #: Quantity as a small int for the per-read fast path (3: any other, computed).
+        self.qcode = {"distinct_beneficiaries": 0, "new_beneficiaries": 1}.get(self.quantity, 3)
+        if self.only_new:
+            self.qcode = 2
         if self.pairs_claims:
             if self.actions is not None:
                 self.actions = self.actions | {"claim.create"}
