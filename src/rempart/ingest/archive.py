@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
+from itertools import pairwise
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rempart.errors import StoreError
@@ -47,6 +50,7 @@ SCHEMA = pa.schema(
     ]
 )
 _CATEGORIES = pa.list_(pa.string())
+_INT64_MAX = 2**63 - 1
 _STRING_COLUMNS = [f.name for f in SCHEMA if f.type == pa.string()]
 
 
@@ -58,7 +62,11 @@ def events_to_table(events: list[Event]) -> pa.Table:
     for name in _STRING_COLUMNS:
         cols[name] = pa.array(list(map(attrgetter(name), events)), pa.string())
     cols["status"] = pa.array(list(map(attrgetter("status"), events)), pa.int32())
-    cols["bytes"] = pa.array(list(map(attrgetter("bytes"), events)), pa.int64())
+    sizes: list[int] = list(map(attrgetter("bytes"), events))
+    if sizes and max(sizes) > _INT64_MAX:  # not storable as int64: stored as null
+        cols["bytes"] = pa.array([None if n > _INT64_MAX else n for n in sizes], pa.int64())
+    else:
+        cols["bytes"] = pa.array(sizes, pa.int64())
     cols["categories"] = pa.array(list(map(attrgetter("categories"), events)), _CATEGORIES)
     cols["line"] = pa.array(list(map(attrgetter("line"), events)), pa.int64())
     return pa.table([cols[f.name] for f in SCHEMA], schema=SCHEMA)
@@ -87,8 +95,10 @@ class ArchiveWriter:
         self.flush_rows = flush_rows
         self.run = run or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         self._seq = 0
-        self._buf: list[Event] = []
+        self._buf: list[pa.Table] = []
+        self._buf_rows = 0
         self._day_index: int | None = None
+        self._first_ts = 0.0
         self.rows_written = 0
         self.files: list[Path] = []
         try:
@@ -100,15 +110,56 @@ class ArchiveWriter:
 
     def add(self, events: list[Event]) -> None:
         """Buffer events; parts are cut at (UTC) day boundaries and every ``flush_rows`` rows."""
-        for e in events:
-            day = int(e.ts // 86400)
-            if self.split_days and day != self._day_index and self._buf:
+        if events:
+            days = [int(e.ts // 86400) for e in events]
+            self._add(events_to_table(events), days, lambda i: events[i].ts)
+
+    def add_table(self, table: pa.Table) -> None:
+        """Same as :meth:`add` for events already in columnar form (``SCHEMA``): no ``Event``
+        objects needed (the day of a row is that of its ``ts`` in microseconds)."""
+        if not table.num_rows:
+            return
+        micros = table.column("ts").cast(pa.int64()).combine_chunks()
+        days = pc.floor(pc.divide(micros.cast(pa.float64()), 86_400_000_000.0)).cast(pa.int64())
+        self._add(table, days, lambda i: micros[i].as_py() / 1_000_000)
+
+    def _add(
+        self, table: pa.Table, days: list[int] | pa.Array, ts_of: Callable[[int], float]
+    ) -> None:
+        n = table.num_rows
+        if not self.split_days:
+            if not self._buf:
+                self._first_ts = ts_of(0)
+                self._day_index = days[0] if isinstance(days, list) else days[0].as_py()
+            self._append(table)
+            return
+        # Runs of rows of the same day (rows stay in input order, as with events).
+        if isinstance(days, list):
+            cuts = [i for i in range(1, n) if days[i] != days[i - 1]]
+            day_at = days.__getitem__
+        else:
+            changed = pc.not_equal(days.slice(1), days.slice(0, n - 1))
+            cuts = [i + 1 for i in pc.indices_nonzero(changed).to_pylist()]
+            day_at = lambda i: days[i].as_py()  # noqa: E731
+        bounds = [0, *cuts, n]
+        for start, end in pairwise(bounds):
+            day = day_at(start)
+            if self._buf and day != self._day_index:
                 self._write(checkpoint=None)
             if not self._buf:
                 self._day_index = day
-            self._buf.append(e)
-            if self.split_days and len(self._buf) >= self.flush_rows:
-                self._write(checkpoint=None)
+            while start < end:
+                if not self._buf:
+                    self._first_ts = ts_of(start)
+                take = min(end - start, self.flush_rows - self._buf_rows)
+                self._append(table.slice(start, take))
+                start += take
+                if self._buf_rows >= self.flush_rows:
+                    self._write(checkpoint=None)
+
+    def _append(self, table: pa.Table) -> None:
+        self._buf.append(table)
+        self._buf_rows += table.num_rows
 
     def flush(self, checkpoint: dict[str, Any] | None = None) -> Path | None:
         """Write what is buffered (and, with a checkpoint, an empty part if nothing is)."""
@@ -117,9 +168,14 @@ class ArchiveWriter:
         return self._write(checkpoint=checkpoint)
 
     def _write(self, *, checkpoint: dict[str, Any] | None) -> Path:
-        events, self._buf = self._buf, []
-        day = _day(events[0].ts) if events else _day(86400.0 * (self._day_index or 0))
-        table = events_to_table(events)
+        tables, self._buf = self._buf, []
+        rows, self._buf_rows = self._buf_rows, 0
+        if tables:
+            table = pa.concat_tables(tables).combine_chunks()
+            day = _day(self._first_ts)
+        else:
+            table = events_to_table([])
+            day = _day(86400.0 * (self._day_index or 0))
         meta = {b"rempart.run": self.run.encode()}
         if checkpoint is not None:
             meta[CHECKPOINT_KEY] = json.dumps(checkpoint, sort_keys=True).encode()
@@ -139,7 +195,7 @@ class ArchiveWriter:
             raise StoreError(
                 f"cannot write archive part: {exc.strerror}", where=str(final)
             ) from None
-        self.rows_written += len(events)
+        self.rows_written += rows
         self.files.append(final)
         return final
 

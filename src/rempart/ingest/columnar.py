@@ -383,7 +383,7 @@ class ColumnarDecoder:
             cand = pc.and_(cand, pc.invert(bad_utf8))
         rows = pc.indices_nonzero(cand).cast(pa.int64())
         if len(rows):
-            self._columns(chunk, rows, parts.filter(cand).flatten(), width)
+            self._columns(chunk, rows, parts, width)
         # Everything else that is not blank: the reference path, in file order.
         marks = [False] * n
         for r in _ints(chunk.rows):
@@ -402,8 +402,10 @@ class ColumnarDecoder:
                 chunk.slow_events += slow(source, first_line + r, raw, complete or r != last)
         return chunk
 
-    def _columns(self, chunk: ColumnarChunk, rows: pa.Array, flat: pa.Array, width: int) -> None:
-        base = pc.multiply(_arange(len(rows)), width)
+    def _columns(self, chunk: ColumnarChunk, rows: pa.Array, parts: pa.Array, width: int) -> None:
+        """Columns of the candidate ``rows`` (each split in ``width`` parts on ``"``)."""
+        base = pc.take(parts.offsets, rows)
+        flat = parts.values
 
         def part(j: int) -> pa.Array:
             return flat.take(pc.add(base, j))
@@ -431,6 +433,9 @@ class ColumnarDecoder:
         cols["request"] = part(1)
         cols["p2"] = p2
         cols = {k: v.filter(ok) for k, v in cols.items()}
+        rows = rows.filter(ok)
+        if not len(rows):
+            return
         # Time: one parse per distinct minute (and offset), seconds added in a vector. The
         # pattern made every time 26 ASCII characters; what ClfTimeParser refuses is left out.
         times = cols.pop("time")
