@@ -125,12 +125,12 @@ def run_ingest(request: IngestRequest, *, progress: bool = False) -> IngestResul
             task = bar.add_task("reading", total=None)
             for batch in batches:
                 if writer is not None:
-                    writer.add(batch.events())
+                    writer.add_table(batch.table)
                 bar.update(task, description=f"reading {batch.source}: {stats.lines:,} lines")
     else:
         for batch in batches:
             if writer is not None:
-                writer.add(batch.events())
+                writer.add_table(batch.table)
     if writer is not None:
         writer.close()
     quarantine.close()
