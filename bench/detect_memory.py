@@ -2,8 +2,8 @@
 
 Builds the engine's real structures directly (running 360 M events through the engine would take
 hours): per account, a ``BeneficiaryHistory`` of distinct beneficiaries read over the period (a
-sorted array of 32-bit hashes), and per baseline rule of the tiers-payant pack a ``_Day`` state with
-its 30-day history; then reports the peak RSS of the process and the size of a checkpoint.
+sorted array of 32-bit hashes), and per group of baseline rules sharing their day state a ``_Day``
+with each member rule's 30-day history; then reports the peak RSS of the process.
 
     .venv/bin/python bench/detect_memory.py --accounts 100000 --days 90
 """
@@ -18,7 +18,7 @@ import resource
 import time
 from array import array
 
-from rempart.detect.baseline import BaselineRule, _Day
+from rempart.detect.baseline import BaselineRule, _Day, _ReadDays
 from rempart.detect.engine import Engine
 from rempart.detect.loader import load_pack
 
@@ -50,6 +50,7 @@ def main() -> None:
     t0 = time.perf_counter()
     engine = Engine(load_pack("tiers-payant"))
     baselines = [r for r in engine.rules if isinstance(r, BaselineRule)]
+    trackers: list[_ReadDays] = list({id(r.tracker): r.tracker for r in baselines}.values())
     total = 0
     for i in range(args.accounts):
         name = f"PH{i:06d}"
@@ -63,11 +64,11 @@ def main() -> None:
         hist.recent = None
         hist.arr = values
         total += len(values)
-        for rule in baselines:
-            st = _Day(20000, "pharmacie")
-            st.history = array("f", [max(0, round(rng.gauss(30, 5))) for _ in range(30)])
-            st.days = args.days
-            rule.state[name] = st
+        for tracker in trackers:
+            st = tracker.state[name] = _Day(20000, "pharmacie", len(tracker.members))
+            for h in st.hists:
+                h.history = array("f", [max(0, round(rng.gauss(30, 5))) for _ in range(30)])
+                h.days = args.days
     gc.collect()
     built = time.perf_counter() - t0
     peak = rss_mib()
@@ -75,7 +76,10 @@ def main() -> None:
         f"accounts: {args.accounts:,}  days: {args.days}  distinct beneficiaries per account "
         f"(mean): {total / args.accounts:,.0f}  total history entries: {total:,}"
     )
-    print(f"baseline rules with per-account state: {len(baselines)}")
+    print(
+        f"baseline rules with per-account state: {len(baselines)} "
+        f"(in {len(trackers)} groups sharing their day state)"
+    )
     print(
         f"peak RSS: {peak:,.0f} MiB (interpreter + pack before: {base:,.0f} MiB); "
         f"built in {built:.1f} s"

@@ -131,13 +131,15 @@ class Engine:
         """Offer one event; returns the alerts created as a result (possibly none)."""
         out: list[Alert] = []
         ts = ev.ts
-        if ts > self._max_ts:
-            self._max_ts = ts
         if self.lateness <= 0:
-            if ts < self._max_ts:
+            if ts >= self._max_ts:
+                self._max_ts = ts
+            else:
                 self.late_events += 1
             self._run(ev, out)
             return out
+        if ts > self._max_ts:
+            self._max_ts = ts
         if ts < self._max_ts - self.lateness:
             self.late_events += 1
             self._run(ev, out)
@@ -223,7 +225,11 @@ class Engine:
         ctx.seq += 1
         token = ev.beneficiary_token
         if token is not None:
-            bh = ctx.bh = beneficiary_hash(token)
+            try:  # beneficiary_hash, inlined: hex HMAC tokens end in 8 hex digits
+                bh = int(token[-8:], 16)
+            except ValueError:
+                bh = beneficiary_hash(token)
+            ctx.bh = bh
             user = ev.user_name
             if ev.categories and user is not None:
                 ctx.novel = self.history.observe(user, bh)

@@ -8,10 +8,12 @@ after, so a restart loses neither baselines nor lines.
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import IO, Any
@@ -76,6 +78,19 @@ def write_alerts(alerts: Iterable[Alert], out: IO[str]) -> int:
     return n
 
 
+@contextmanager
+def bulk_gc() -> Iterator[None]:
+    """Replay keeps millions of small long-lived containers (window entries, per-account day
+    state): collect the young generation every 100,000 allocations instead of 700, so the cyclic
+    collector stops rescanning them (about 7% of a hunt's CPU time). Restored on exit."""
+    old = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 def run_hunt(
     request: IngestRequest,
     specs: list[RuleSpec],
@@ -85,6 +100,18 @@ def run_hunt(
     on_batch: Callable[[int], None] | None = None,
 ) -> HuntResult:
     """Replay the request's inputs through the rules; alerts sorted by detection time."""
+    with bulk_gc():
+        return _run_hunt(request, specs, lateness=lateness, state_url=state_url, on_batch=on_batch)
+
+
+def _run_hunt(
+    request: IngestRequest,
+    specs: list[RuleSpec],
+    *,
+    lateness: float,
+    state_url: str | None,
+    on_batch: Callable[[int], None] | None,
+) -> HuntResult:
     from rempart.ingest.pipeline import IngestStats, iter_batches
     from rempart.ingest.quarantine import Quarantine
     from rempart.ingest.sources import input_paths

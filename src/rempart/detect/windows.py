@@ -215,11 +215,13 @@ class _Distinct:
 
 
 class ValueCountRule(CompiledRule):
-    __slots__ = ("is_beneficiary", "value_of")
+    __slots__ = ("is_beneficiary", "threshold", "value_of", "window")
 
     def __init__(self, spec: RuleSpec):
         super().__init__(spec)
         assert spec.field is not None
+        self.window = spec.window
+        self.threshold = spec.threshold
         self.is_beneficiary = spec.field == "beneficiary_token"
         resolved = resolve_field(spec.field)
         assert resolved is not None
@@ -239,14 +241,14 @@ class ValueCountRule(CompiledRule):
         st.last[value] = ts
         order = st.order
         order.append((ts, value))
-        limit = ts - self.spec.window
+        limit = ts - self.window
         last = st.last
         while order[0][0] < limit:
             t, v = order.popleft()
             if last.get(v) == t:
                 del last[v]
         n = len(last)
-        if n < self.spec.threshold:
+        if n < self.threshold:
             return None
         first = order[0][0]
         assert self.spec.field is not None
@@ -457,7 +459,11 @@ class NewValueRule(CompiledRule):
 class CadenceRule(CompiledRule):
     """Machine-regular access: the last ``min_events`` intervals are short and nearly equal."""
 
-    __slots__ = ()
+    __slots__ = ("n_max",)
+
+    def __init__(self, spec: RuleSpec):
+        super().__init__(spec)
+        self.n_max = spec.min_events - 1
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
         key = self.key_of(ev)
@@ -474,7 +480,7 @@ class CadenceRule(CompiledRule):
         gaps.append(gap)
         st[2] += gap
         st[3] += gap * gap
-        n_max = self.spec.min_events - 1
+        n_max = self.n_max
         if len(gaps) > n_max:
             old = gaps.popleft()
             st[2] -= old
