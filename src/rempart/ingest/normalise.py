@@ -272,8 +272,33 @@ class Normalizer:
         if not pending:
             return out
         matches = self._patterns.match_many([(m, p) for _, m, _, p, _ in pending])
+        # The common case inline (an id in the path, no query: a rights check); the same
+        # result as matched_request_info, without its general steps.
+        tokenizer = self.tokenizer
+        sealer = self.sealer
+        cache = self._requests
+        intern = self._intern
         for (i, method, target, path, query), (route, bid) in zip(pending, matches, strict=True):
-            out[i] = self.matched_request_info(method, target, path, query, route, bid)
+            if (
+                bid is None
+                or query
+                or route.name == "other"
+                or not (bid.isascii() and bid.isalnum())
+                or len(cache) >= 1_000_000
+                or len(intern) > 500_000
+            ):
+                out[i] = self.matched_request_info(method, target, path, query, route, bid)
+                continue
+            ident = bid.upper()
+            token = tokenizer(ident)
+            if sealer is not None:
+                sealer(token, ident)
+            path = path.replace(bid, BENEFICIARY_PLACEHOLDER, 1)
+            info = RequestInfo(
+                route, intern.setdefault(method, method), intern.setdefault(path, path), None, token
+            )
+            cache[(method, target)] = info
+            out[i] = info
         return out
 
     def account_info(self, user: str) -> tuple[str, str | None, str | None]:
