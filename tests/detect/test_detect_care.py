@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -132,10 +133,13 @@ def test_when_the_stranger_is_claimed_in_the_same_session_then_no_orphan() -> No
     assert not _run(events).alerts
 
 
-def test_when_the_engine_restarts_mid_stream_then_the_learned_share_is_kept() -> None:
+@pytest.mark.parametrize("cut_at", [9 * DAY, 10 * DAY + 6 * 3600])
+def test_when_the_engine_restarts_mid_stream_then_the_learned_share_is_kept(
+    cut_at: float,
+) -> None:
     events = pharmacy("PH0004", 12, strangers={10: 12}, seed=4)
     whole = _run(events)
-    cut = next(i for i, e in enumerate(events) if e.ts >= T0 + 9 * DAY)
+    cut = next(i for i, e in enumerate(events) if e.ts >= T0 + cut_at)
     first = Engine(RULE)
     for e in events[:cut]:
         first.process(e)
@@ -145,8 +149,8 @@ def test_when_the_engine_restarts_mid_stream_then_the_learned_share_is_kept() ->
     for e in events[cut:]:
         second.process(e)
     second.flush()
-    assert [(a.entity, a.detected_at) for a in second.alerts.values()] == [
-        (a.entity, a.detected_at) for a in whole.alerts.values()
+    assert [a.to_dict() for a in second.alerts.values()] == [
+        a.to_dict() for a in whole.alerts.values()
     ]
     assert whole.alerts
 

@@ -51,12 +51,13 @@ ODD_DAY_P = 0.01
 ORPHAN_CAP = 2000
 
 
-def beta_binomial_tail(x: int, n: int, a: float, b: float) -> float:
+def beta_binomial_tail(x: int, n: int, a: float, b: float, limit: float = 2.0) -> float:
     """``P(X >= x)`` for ``X ~ BetaBinomial(n, a, b)`` (``a``, ``b`` > 0).
 
     The first term is computed in log space, the next ones by their ratio; the sum stops once
     the terms no longer matter (they decrease past the mode, and ``x`` is above it when the
-    test matters)."""
+    test matters), or as soon as it reaches ``limit`` (then the result is only known to be at
+    least ``limit``: enough to say "not significant")."""
     if x <= 0:
         return 1.0
     if x > n:
@@ -78,13 +79,61 @@ def beta_binomial_tail(x: int, n: int, a: float, b: float) -> float:
         term *= (n - k) / (k + 1) * (k + a) / (n - k - 1 + b)
         k += 1
         total += term
-        if term < total * 1e-12:
+        if term < total * 1e-12 or total >= limit:
             break
     return min(1.0, total)
 
 
+class _Episode:
+    """Today's accusation of one account: what later orphans of the day extend."""
+
+    __slots__ = ("day", "exposed", "first_seen", "p", "peer", "share", "span")
+
+    def __init__(
+        self,
+        day: int,
+        span: int,
+        first_seen: float,
+        exposed: set[int],
+        share: float,
+        peer: float | None,
+        p: float,
+    ):
+        self.day = day
+        self.span = span
+        self.first_seen = first_seen
+        self.exposed = exposed
+        self.share = share
+        self.peer = peer
+        self.p = p
+
+    def dump(self) -> list[Any]:
+        return [
+            self.day,
+            self.span,
+            self.first_seen,
+            sorted(self.exposed),
+            self.share,
+            self.peer,
+            self.p,
+        ]
+
+    @classmethod
+    def load(cls, item: list[Any]) -> _Episode:
+        day, span, first_seen, exposed, share, peer, p = item
+        return cls(
+            int(day),
+            int(span),
+            float(first_seen),
+            {int(h) for h in exposed},
+            float(share),
+            None if peer is None else float(peer),
+            float(p),
+        )
+
+
 class _Account:
-    __slots__ = ("days", "explained", "group", "last", "odd", "orphans", "pending")
+    __slots__ = ("days", "episode", "explained", "group", "last", "odd", "orphans", "pending")
 
     def __init__(self, group: str | None):
         self.group = group
@@ -98,13 +147,16 @@ class _Account:
         self.explained: set[int] = set()
         #: (day, days before it left out of the history as odd), computed once a day.
         self.odd: tuple[int, frozenset[int]] = (-1, frozenset())
+        #: The alert being fed today, once the test fired: later orphans of the same day extend
+        #: it without a new test (the day is accused already).
+        self.episode: _Episode | None = None
         self.last = 0.0
 
 
 class SurpriseRule(CompiledRule):
     """Runtime of ``type: surprise`` (see the module docstring)."""
 
-    __slots__ = ("group_of", "peers", "span_max")
+    __slots__ = ("claim_window", "group_of", "peers", "span_max")
 
     def __init__(self, spec: RuleSpec):
         super().__init__(spec)
@@ -117,6 +169,7 @@ class SurpriseRule(CompiledRule):
         #: group -> day -> [novel reads, orphans]
         self.peers: dict[str, dict[int, list[int]]] = {}
         self.span_max = max(spec.spans)
+        self.claim_window = spec.claim_window
 
     def filter_node(self) -> Node:
         """The rule's filter, or a claim (claims pair with pending reads)."""
@@ -133,10 +186,13 @@ class SurpriseRule(CompiledRule):
             group = self.group_of(ev) if self.group_of is not None else None
             st = self.state[key] = _Account(None if group is None else str(group))
         st.last = ts
-        fire = self._expire(key, st, ts)
+        pending = st.pending
+        if pending and pending[0][0] < ts - self.claim_window:
+            fire = self._expire(key, st, ts)
+        else:
+            fire = None
         session = ev.session_id or ""
         if ev.action == "claim.create":
-            pending = st.pending
             for i in range(len(pending) - 1, -1, -1):
                 if pending[i][2] == session:
                     del pending[i]  # a claim follows its rights check: the latest of the session
@@ -151,7 +207,7 @@ class SurpriseRule(CompiledRule):
         day = ctx.day
         if ctx.novel:
             self._count(st, day, 0)
-        st.pending.append((ts, ctx.novel, session, bh, day))
+        pending.append((ts, ctx.novel, session, bh, day))
         return fire
 
     def _count(self, st: _Account, day: int, index: int) -> None:
@@ -187,7 +243,12 @@ class SurpriseRule(CompiledRule):
                 continue
             self._count(st, day, 1)
             st.orphans.append((day, t, bh))
-            f = self._judge(key, st, day)
+            ep = st.episode
+            if ep is not None and ep.day == day:
+                ep.exposed.add(bh)
+                f: Fire | None = self._episode_fire(key, st, ep)
+            else:
+                f = self._judge(key, st, day)
             if f is not None:
                 fire = f
         if expired:
@@ -243,7 +304,7 @@ class SurpriseRule(CompiledRule):
         for d, n, x in hist:
             a = total_x - x + pa
             b = (total_n - n) - (total_x - x) + pb
-            if x > n * a / (a + b) and beta_binomial_tail(x, n, a, b) < ODD_DAY_P:
+            if x > n * a / (a + b) and beta_binomial_tail(x, n, a, b, ODD_DAY_P) < ODD_DAY_P:
                 odd.add(d)
         st.odd = (day, frozenset(odd))
         return st.odd[1]
@@ -273,9 +334,15 @@ class SurpriseRule(CompiledRule):
             a = xh + pa
             b = (nh - xh) + pb
             nw = max(nw, xw)
-            if xw <= nw * a / (a + b):
+            mean = nw * a / (a + b)
+            if xw <= mean:
                 continue  # not above expectation: nothing to test
-            p = beta_binomial_tail(xw, nw, a, b)
+            # Normal approximation first: below 3 sd the exact tail is far above any usable
+            # alpha (the right tail of these skewed counts is heavier than the normal one).
+            var = mean * b / (a + b) * (a + b + nw) / (a + b + 1)
+            if (xw - mean) ** 2 < 9.0 * var:
+                continue
+            p = beta_binomial_tail(xw, nw, a, b, per_test)
             if p < per_test:
                 return self._fire(key, st, day, span, xw, nw, a / (a + b), peer, p)
         return None
@@ -304,7 +371,18 @@ class SurpriseRule(CompiledRule):
                 prow[1] -= row[1]
         recent = [(t, bh) for d, t, bh in st.orphans if first <= d <= day]
         first_seen = min((t for t, _ in recent), default=st.last)
-        exposed = {bh for _, bh in recent}
+        ep = st.episode = _Episode(day, span, first_seen, {bh for _, bh in recent}, share, peer, p)
+        return self._episode_fire(key, st, ep)
+
+    def _episode_fire(self, key: str, st: _Account, ep: _Episode) -> Fire:
+        x = n = 0
+        for d in range(ep.day - ep.span + 1, ep.day + 1):
+            row = st.days.get(d)
+            if row is not None:
+                n += row[0]
+                x += row[1]
+        n = max(n, x)
+        share, peer, p, span = ep.share, ep.peer, ep.p, ep.span
         when = "today" if span == 1 else f"over the last {span} days"
 
         def text() -> str:
@@ -314,12 +392,12 @@ class SurpriseRule(CompiledRule):
             ]
             if peer is not None:
                 parts.append(f", its peers' {peer:.1%}")
-            parts.append(f"); probability by chance {p:.1e}")
+            parts.append(f"); probability by chance {p:.1e} when it was first tested")
             return "".join(parts)
 
         return Fire(
             key,
-            first_seen,
+            ep.first_seen,
             text,
             {
                 "value": float(x),
@@ -328,7 +406,7 @@ class SurpriseRule(CompiledRule):
                 "p_value": p,
                 "span_days": float(span),
             },
-            exposed,
+            ep.exposed,
         )
 
     # -- state ----------------------------------------------------------------------------
@@ -349,6 +427,7 @@ class SurpriseRule(CompiledRule):
                 [list(o) for o in st.orphans],
                 sorted(st.explained),
                 [st.odd[0], sorted(st.odd[1])],
+                None if st.episode is None else st.episode.dump(),
             ]
             for k, st in self.state.items()
         }
@@ -363,6 +442,8 @@ class SurpriseRule(CompiledRule):
             st.explained = {int(d) for d in (item[5] if len(item) > 5 else ())}
             if len(item) > 6:
                 st.odd = (int(item[6][0]), frozenset(int(d) for d in item[6][1]))
+            if len(item) > 7 and item[7] is not None:
+                st.episode = _Episode.load(item[7])
             st.last = float(last)
             st.pending = [
                 (float(t), bool(nv), str(s), int(h), int(d)) for t, nv, s, h, d in pending
