@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 from rempart.errors import InputError
 from rempart.events import Event
 from rempart.ingest.archive import SCHEMA, events_to_table
-from rempart.ingest.normalise import Normalizer
+from rempart.ingest.normalise import Normalizer, RequestInfo
 from rempart.ingest.parsers import ClfTimeParser, Reject
 from rempart.ingest.profile import Route
 
@@ -45,6 +45,10 @@ _TIME = r"[0-9]{2}/[A-Za-z]{3}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4}"
 _PREFIX = r"^(?P<ip>[^ ]+) [^ ]+ (?P<user>[^ ]+) \[(?P<time>" + _TIME + r")\] $"
 _LINE = attrgetter("line")
 _ACTION = attrgetter("action")
+
+_NO_REQUEST = RequestInfo(
+    Route("none", "", None, None, frozenset(), frozenset(), (), False), "", "", None, None
+)
 
 #: Called for a line the columnar path does not take: (source, line number, raw, complete).
 SlowDecoder = Callable[[str, int, bytes, bool], list[Event]]
@@ -230,10 +234,10 @@ class ColumnarChunk:
         vals = self.vals
         ints = {name: _ints(arr) for name, arr in idx.items()}
 
-        def column(name: str, index: str) -> list[Any]:
-            return list(map(vals[name].__getitem__, ints[index]))
+        def column(name: str, index: str) -> Iterator[Any]:
+            return map(vals[name].__getitem__, ints[index])  # consumed once, by map(Event...)
 
-        orgs = column("dir_org", "user")
+        orgs: Iterable[Any] = column("dir_org", "user")
         if "org" in idx:
             orgs = [o or d for o, d in zip(column("org", "org"), orgs, strict=True)]
         sid: Iterable[Any] = column("sid", "sid") if "sid" in idx else repeat(None)
@@ -473,26 +477,20 @@ class ColumnarDecoder:
             req_idx = req_idx.filter(good)
         if not len(rows):
             return
-        vals: dict[str, list[Any]] = {"action": [], "method": [], "path": [], "query": []}
-        vals["token"] = []
-        route_codes: list[int] = []
-        for info in infos:
-            if info is None:  # rows already left out; a placeholder keeps the indices
-                route_codes.append(0)
-                for name in ("action", "method", "path", "query", "token"):
-                    vals[name].append(None)
-                continue
-            route = info.route
-            number = self._route_no.get(id(route))
-            if number is None:
-                number = self._route_no[id(route)] = len(self._routes)
+        known = [i if i is not None else _NO_REQUEST for i in infos]  # None rows: left out
+        for route in {id(i.route): i.route for i in known}.values():
+            if id(route) not in self._route_no:
+                self._route_no[id(route)] = len(self._routes)
                 self._routes.append(route)
-            route_codes.append(number * 2 + (info.token is not None))
-            vals["action"].append(route.action)
-            vals["method"].append(info.method)
-            vals["path"].append(info.path)
-            vals["query"].append(info.query)
-            vals["token"].append(info.token)
+        number = self._route_no
+        vals: dict[str, list[Any]] = {
+            "action": [i.route.action for i in known],
+            "method": [i.method for i in known],
+            "path": [i.path for i in known],
+            "query": [i.query for i in known],
+            "token": [i.token for i in known],
+        }
+        route_codes = [number[id(i.route)] * 2 + (i.token is not None) for i in known]
         # Status and bytes: fixed positions in " status bytes " (checked by _STATUS_BYTES).
         p2 = cols.pop("p2")
         status = pc.utf8_slice_codeunits(p2, 1, 4).cast(pa.int64())

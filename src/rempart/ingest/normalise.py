@@ -171,6 +171,8 @@ class Normalizer:
         self._requests: dict[tuple[str, str], RequestInfo] = {}
         self._accounts: dict[str, tuple[str, str | None, str | None]] = {}
         self._patterns = RoutePatterns(profile)
+        #: request line ("GET /path HTTP/1.1") -> its RequestInfo (see request_infos)
+        self._by_line: dict[str, RequestInfo] = {}
 
     def redact(self, text: str) -> str:
         """Replace NIR-shaped runs by their tokens."""
@@ -250,11 +252,16 @@ class Normalizer:
         (None for a request line that is not 2 or 3 words). Route patterns are tried on all the
         paths that no exact route takes in one vectorised pass (RE2) when the profile's patterns
         mean the same in RE2 and in Python (see :class:`RoutePatterns`)."""
-        out: list[RequestInfo | None] = [None] * len(requests)
+        by_line = self._by_line
+        if len(by_line) >= 1_000_000:
+            by_line.clear()
+        out: list[RequestInfo | None] = list(map(by_line.get, requests))
         cached = self._requests.get
         exact = self.profile._exact.get
         pending: list[tuple[int, str, str, str, str]] = []
         for i, request in enumerate(requests):
+            if out[i] is not None:
+                continue
             words = request.split(" ")
             if len(words) != 3 and len(words) != 2:
                 continue
@@ -268,7 +275,7 @@ class Normalizer:
                 else:
                     pending.append((i, method, target, path, query))
                     continue
-            out[i] = info
+            out[i] = by_line[request] = info
         if not pending:
             return out
         matches = self._patterns.match_many([(m, p) for _, m, _, p, _ in pending])
@@ -299,6 +306,8 @@ class Normalizer:
             )
             cache[(method, target)] = info
             out[i] = info
+        for i, *_ in pending:
+            by_line[requests[i]] = out[i]  # type: ignore[assignment]
         return out
 
     def account_info(self, user: str) -> tuple[str, str | None, str | None]:
