@@ -139,6 +139,12 @@ class _ReadDays:
         #: Each member's fire for the current event, by member index (None: none fires).
         self.out: list[Fire | None] | None = None
 
+    def observe(self, ev: Event, ctx: EventContext) -> list[Fire | None] | None:
+        """The engine's single entry for the whole group: fires by member index, or None."""
+        if self.seq != ctx.seq:
+            self.step(ev, ctx)
+        return self.out
+
     def add(self, rule: BaselineRule) -> None:
         rule.index = len(self.members)
         rule.tracker = self

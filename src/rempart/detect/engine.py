@@ -111,8 +111,11 @@ class Engine:
         #: (rule id, entity) of every fresh signal, when ``record_signals`` (sample tests).
         self.signals: list[tuple[str, str, float]] = []
         #: action -> outcome -> (rule, residual filter or None) in rule order.
-        self._dispatch: dict[str, dict[str, tuple[tuple[CompiledRule, Predicate | None], ...]]]
+        #: action -> outcome -> (rule position, observer, residual filter or None): a rule, or
+        #: one entry for a group of baseline rules sharing their day state (``_ReadDays``).
+        self._dispatch: dict[str, dict[str, tuple[tuple[int, Any, Predicate | None], ...]]]
         self._dispatch = {}
+        self._position = {id(r): i for i, r in enumerate(self.rules)}
         self._open: dict[tuple[str, str, str], Alert] = {}
         self._exposure: dict[str, set[int]] = {}
         self._watch_account: dict[str, list[str]] = {}
@@ -200,21 +203,27 @@ class Engine:
 
     def _rules_for(
         self, action: str, outcome: str
-    ) -> tuple[tuple[CompiledRule, Predicate | None], ...]:
+    ) -> tuple[tuple[int, Any, Predicate | None], ...]:
         known = {"action": action, "outcome": outcome}
-        rules: list[tuple[CompiledRule, Predicate | None]] = []
-        for rule in self.rules:
+        rules: list[tuple[int, Any, Predicate | None]] = []
+        groups: set[int] = set()
+        for pos, rule in enumerate(self.rules):
             if rule.actions is not None and action not in rule.actions:
                 continue
             if self.reference:
-                rules.append((rule, rule.matches))
+                rules.append((pos, rule, rule.matches))
                 continue
             node = specialize(rule.filter_node(), known)
-            if isinstance(node, Const):
-                if node.value:
-                    rules.append((rule, None))
-            else:
-                rules.append((rule, compile_node(node)))
+            if isinstance(node, Const) and not node.value:
+                continue
+            pred = None if isinstance(node, Const) else compile_node(node)
+            if isinstance(rule, BaselineRule) and len(rule.tracker.members) > 1:
+                # Members share filter and state: one entry, at the first member's position.
+                if id(rule.tracker) not in groups:
+                    groups.add(id(rule.tracker))
+                    rules.append((pos, rule.tracker, pred))
+                continue
+            rules.append((pos, rule, pred))
         found = tuple(rules)
         self._dispatch.setdefault(action, {})[outcome] = found
         return found
@@ -244,13 +253,34 @@ class Engine:
         rules = by_outcome.get(ev.outcome) if by_outcome is not None else None
         if rules is None:
             rules = self._rules_for(ev.action, ev.outcome)
-        for rule, pred in rules:
+        fired: list[tuple[int, Any, Any]] | None = None
+        for pos, rule, pred in rules:
             if pred is None or pred(ev):
                 fire = rule.observe(ev, ctx)
                 if fire is not None:
-                    self._on_fire(rule.spec, ev, fire, out)
+                    if fired is None:
+                        fired = []
+                    fired.append((pos, rule, fire))
+        if fired is not None:
+            self._emit(fired, ev, out)
         if ev.ts >= self._next_evict:
             self._evict(ev.ts)
+
+    def _emit(self, fired: list[tuple[int, Any, Any]], ev: Event, out: list[Alert]) -> None:
+        """Act on this event's fires in rule order (rules never read what firing changes, so
+        acting after every rule observed the event is the same as acting in between)."""
+        items: list[tuple[int, RuleSpec, Fire]] = []
+        for pos, rule, fire in fired:
+            if isinstance(fire, list):  # a group of baseline rules: fires by member index
+                for member, f in zip(rule.members, fire, strict=True):
+                    if f is not None:
+                        items.append((self._position[id(member)], member.spec, f))
+            else:
+                items.append((pos, rule.spec, fire))
+        if len(items) > 1:
+            items.sort(key=lambda item: item[0])
+        for _pos, spec, f in items:
+            self._on_fire(spec, ev, f, out)
 
     def _expose(self, ev: Event, bh: int) -> None:
         for index, key in ((self._watch_account, ev.user_name), (self._watch_ip, ev.source_ip)):
