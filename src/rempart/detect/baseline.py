@@ -34,7 +34,14 @@ from collections.abc import Sequence
 from statistics import median
 from typing import Any
 
-from rempart.detect.expr import BoolOp, Node, Test, resolve_field, utc_offset
+from rempart.detect.expr import (
+    BoolOp,
+    Node,
+    Test,
+    _utc_offset_for_hour,
+    resolve_field,
+    utc_offset,
+)
 from rempart.detect.spec import RuleSpec
 from rempart.detect.windows import CompiledRule, EventContext, Fire
 from rempart.events import Event
@@ -159,7 +166,8 @@ class _ReadDays:
             return
         ts = ev.ts
         if ctx.day_ts != ts:
-            ctx.day = local_day(ts)
+            t = int(ts)  # local_day(ts), inlined
+            ctx.day = (t + _utc_offset_for_hour(t // 3600)) // 86400
             ctx.day_ts = ts
         day = ctx.day
         st = self.state.get(key)
