@@ -500,7 +500,10 @@ class BaselineRule(CompiledRule):
             for k, st in self.tracker.state.items()
         }
         peers = {g: [[d, v] for d, v in pool] for g, pool in self.peers.items()}
-        return {"keys": keys, "peers": peers}
+        # Peer thresholds are fixed when first needed on a day: a restart must not recompute
+        # them from a pool that has grown since (it would move today's bar).
+        cache = [[g, d, v] for (g, d), v in self.peer_cache.items()]
+        return {"keys": keys, "peers": peers, "peer_cache": cache}
 
     def load(self, data: dict[str, Any]) -> None:
         """Restore this rule's keys (shared day state: the first member loaded sets it)."""
@@ -529,4 +532,4 @@ class BaselineRule(CompiledRule):
             g: deque(((d, v) for d, v in pool), maxlen=PEER_CAP)
             for g, pool in data["peers"].items()
         }
-        self.peer_cache = {}
+        self.peer_cache = {(g, d): v for g, d, v in data.get("peer_cache", [])}
