@@ -209,3 +209,13 @@ samples:
     messages = {p.where: str(p) for p in problems}
     assert any(w == "x.yaml:11" and "spans" in m for w, m in messages.items())
     assert any(w == "x.yaml:12" and "alpha" in m for w, m in messages.items())
+
+
+def test_when_an_account_works_for_forty_days_then_its_state_stays_bounded() -> None:
+    engine = _run(pharmacy("PH0006", 40, seed=6))
+    rule = engine.rules[0]
+    st = rule.state["PH0006"]
+    last_day = max(st.days)
+    assert len(st.days) <= 31
+    assert all(d > last_day - 7 for d, _t, _h in st.orphans)
+    assert all(len(pool) <= 31 for pool in rule.peers.values())

@@ -47,7 +47,7 @@ from rempart.events import Event
 PEER_MIN_READS = 200
 #: A past day this improbable against the account's other days is not learned as usual.
 ODD_DAY_P = 0.01
-#: Orphan hashes kept per account (evidence / records exposed of an alert).
+#: Orphan hashes kept per account at most (those of the longest span; evidence of an alert).
 ORPHAN_CAP = 2000
 
 
@@ -253,8 +253,16 @@ class SurpriseRule(CompiledRule):
                 fire = f
         if expired:
             del pending[:expired]
-            if len(st.orphans) > ORPHAN_CAP:
-                del st.orphans[: len(st.orphans) - ORPHAN_CAP]
+            orphans = st.orphans
+            if orphans:
+                # Only the longest span's orphans can be evidence of a new alert.
+                oldest = orphans[-1][0] - self.span_max
+                drop = 0
+                while drop < len(orphans) and orphans[drop][0] <= oldest:
+                    drop += 1
+                drop = max(drop, len(orphans) - ORPHAN_CAP)
+                if drop > 0:
+                    del orphans[:drop]
         return fire
 
     # -- the test -------------------------------------------------------------------------
