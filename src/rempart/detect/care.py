@@ -35,6 +35,8 @@ is dumped for checkpoints; accounts idle for longer than ``history_days`` are ev
 from __future__ import annotations
 
 import math
+from array import array
+from collections.abc import Iterator
 from typing import Any
 
 from rempart.detect.baseline import local_day
@@ -49,6 +51,7 @@ PEER_MIN_READS = 200
 ODD_DAY_P = 0.01
 #: Orphan hashes kept per account at most (those of the longest span; evidence of an alert).
 ORPHAN_CAP = 2000
+_NONE: frozenset[int] = frozenset()
 
 
 def beta_binomial_tail(x: int, n: int, a: float, b: float, limit: float = 2.0) -> float:
@@ -132,19 +135,107 @@ class _Episode:
         )
 
 
+class _DayCounts:
+    """Novel reads and orphans per local day over the last ``size`` days: two small arrays
+    used as rings (about 250 bytes an account for 31 days, instead of kilobytes of dicts)."""
+
+    __slots__ = ("last", "n", "x")
+
+    def __init__(self, size: int):
+        #: Newest day held (-1: none yet).
+        self.last = -1
+        self.n = array("I", bytes(4 * size))
+        self.x = array("I", bytes(4 * size))
+
+    def add(self, day: int, index: int) -> None:
+        """Count one novel read (``index`` 0) or orphan (1) on ``day`` (ignored when older
+        than the ring)."""
+        n, x = self.n, self.x
+        size = len(n)
+        if day > self.last:
+            start = max(self.last + 1, day - size + 1)
+            for d in range(start, day + 1):
+                n[d % size] = 0
+                x[d % size] = 0
+            self.last = day
+        elif day <= self.last - size:
+            return
+        (n if index == 0 else x)[day % size] += 1
+
+    def put(self, day: int, n: int, x: int) -> None:
+        """Set a day's counts (restoring a checkpoint, oldest day first)."""
+        self.add(day, 0)
+        i = day % len(self.n)
+        if self.get(day) is not None:
+            self.n[i], self.x[i] = n, x
+
+    def get(self, day: int) -> tuple[int, int] | None:
+        size = len(self.n)
+        if day > self.last or day <= self.last - size or self.last < 0:
+            return None
+        return self.n[day % size], self.x[day % size]
+
+    def items(self) -> Iterator[tuple[int, tuple[int, int]]]:
+        if self.last < 0:
+            return
+        n, x = self.n, self.x
+        size = len(n)
+        for d in range(max(0, self.last - size + 1), self.last + 1):
+            i = d % size
+            if n[i] or x[i]:
+                yield d, (n[i], x[i])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.items())
+
+
+class _Orphans:
+    """Recent orphans (day, time, beneficiary hash) as three parallel arrays."""
+
+    __slots__ = ("days", "hashes", "times")
+
+    def __init__(self) -> None:
+        self.days = array("i")
+        self.times = array("d")
+        self.hashes = array("I")
+
+    def append(self, day: int, t: float, bh: int) -> None:
+        self.days.append(day)
+        self.times.append(t)
+        self.hashes.append(bh)
+
+    def trim(self, keep_after: int, cap: int) -> None:
+        """Drop orphans of days up to ``keep_after``, and the oldest beyond ``cap``."""
+        days = self.days
+        drop = 0
+        while drop < len(days) and days[drop] <= keep_after:
+            drop += 1
+        drop = max(drop, len(days) - cap)
+        if drop > 0:
+            del self.days[:drop]
+            del self.times[:drop]
+            del self.hashes[:drop]
+
+    def __iter__(self) -> Iterator[tuple[int, float, int]]:
+        return zip(self.days, self.times, self.hashes, strict=True)
+
+    def __len__(self) -> int:
+        return len(self.days)
+
+
 class _Account:
     __slots__ = ("days", "episode", "explained", "group", "last", "odd", "orphans", "pending")
 
-    def __init__(self, group: str | None):
+    def __init__(self, group: str | None, history_days: int):
         self.group = group
         #: Reads awaiting a claim: [time, novel, session, beneficiary hash, day].
         self.pending: list[tuple[float, bool, str, int, int]] = []
         #: day -> [novel reads, orphans]
-        self.days: dict[int, list[int]] = {}
+        self.days = _DayCounts(history_days + 1)
         #: (day, time, beneficiary hash) of recent orphans (longest span, capped).
-        self.orphans: list[tuple[int, float, int]] = []
+        self.orphans = _Orphans()
         #: Days already covered by an alert: neither evidence again later nor learned as usual.
-        self.explained: set[int] = set()
+        self.explained: set[int] | frozenset[int] = _NONE
         #: (day, days before it left out of the history as odd), computed once a day.
         self.odd: tuple[int, frozenset[int]] = (-1, frozenset())
         #: The alert being fed today, once the test fired: later orphans of the same day extend
@@ -184,7 +275,9 @@ class SurpriseRule(CompiledRule):
         st = self.state.get(key)
         if st is None:
             group = self.group_of(ev) if self.group_of is not None else None
-            st = self.state[key] = _Account(None if group is None else str(group))
+            st = self.state[key] = _Account(
+                None if group is None else str(group), self.spec.history_days
+            )
         st.last = ts
         pending = st.pending
         if pending and pending[0][0] < ts - self.claim_window:
@@ -211,14 +304,10 @@ class SurpriseRule(CompiledRule):
         return fire
 
     def _count(self, st: _Account, day: int, index: int) -> None:
-        row = st.days.get(day)
-        if row is None:
-            row = st.days[day] = [0, 0]
+        if day > st.days.last and st.explained:
             oldest = day - self.spec.history_days
-            for d in [d for d in st.days if d < oldest]:
-                del st.days[d]
-            st.explained = {d for d in st.explained if d >= oldest}
-        row[index] += 1
+            st.explained = {d for d in st.explained if d >= oldest} or _NONE
+        st.days.add(day, index)
         if st.group is not None and day not in st.explained:
             pool = self.peers.get(st.group)
             if pool is None:
@@ -242,7 +331,7 @@ class SurpriseRule(CompiledRule):
             if not novel:
                 continue
             self._count(st, day, 1)
-            st.orphans.append((day, t, bh))
+            st.orphans.append(day, t, bh)
             ep = st.episode
             if ep is not None and ep.day == day:
                 ep.exposed.add(bh)
@@ -256,13 +345,7 @@ class SurpriseRule(CompiledRule):
             orphans = st.orphans
             if orphans:
                 # Only the longest span's orphans can be evidence of a new alert.
-                oldest = orphans[-1][0] - self.span_max
-                drop = 0
-                while drop < len(orphans) and orphans[drop][0] <= oldest:
-                    drop += 1
-                drop = max(drop, len(orphans) - ORPHAN_CAP)
-                if drop > 0:
-                    del orphans[:drop]
+                orphans.trim(orphans.days[-1] - self.span_max, ORPHAN_CAP)
         return fire
 
     # -- the test -------------------------------------------------------------------------
@@ -372,6 +455,8 @@ class SurpriseRule(CompiledRule):
         for d in range(first, day + 1):
             if d in st.explained:
                 continue
+            if not isinstance(st.explained, set):
+                st.explained = set()
             st.explained.add(d)
             row, prow = st.days.get(d), pool.get(d) if pool is not None else None
             if row is not None and prow is not None:  # an explained day is no peer usual
@@ -446,8 +531,8 @@ class SurpriseRule(CompiledRule):
         self.state = {}
         for k, item in data.get("keys", {}).items():
             group, last, pending, days, orphans = item[:5]
-            st = _Account(group)
-            st.explained = {int(d) for d in (item[5] if len(item) > 5 else ())}
+            st = _Account(group, self.spec.history_days)
+            st.explained = {int(d) for d in (item[5] if len(item) > 5 else ())} or _NONE
             if len(item) > 6:
                 st.odd = (int(item[6][0]), frozenset(int(d) for d in item[6][1]))
             if len(item) > 7 and item[7] is not None:
@@ -456,8 +541,10 @@ class SurpriseRule(CompiledRule):
             st.pending = [
                 (float(t), bool(nv), str(s), int(h), int(d)) for t, nv, s, h, d in pending
             ]
-            st.days = {int(d): [int(n), int(x)] for d, n, x in days}
-            st.orphans = [(int(d), float(t), int(h)) for d, t, h in orphans]
+            for d, n, x in sorted(days):
+                st.days.put(int(d), int(n), int(x))
+            for d, t, h in orphans:
+                st.orphans.append(int(d), float(t), int(h))
             self.state[k] = st
         self.peers = {
             g: {int(d): [int(n), int(x)] for d, n, x in pool}
