@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rempart.detect.care import beta_binomial_tail
+from rempart.detect.care_state import beta_binomial_tail
 from rempart.detect.engine import Engine
 from rempart.detect.loader import load_pack
 from rempart.detect.spec import parse_rule_text

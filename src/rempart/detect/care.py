@@ -34,12 +34,10 @@ is dumped for checkpoints; accounts idle for longer than ``history_days`` are ev
 
 from __future__ import annotations
 
-import math
-from array import array
-from collections.abc import Iterator
 from typing import Any
 
 from rempart.detect.baseline import local_day
+from rempart.detect.care_state import DayCounts, Episode, Orphans, beta_binomial_tail
 from rempart.detect.expr import BoolOp, Node, Test, resolve_field
 from rempart.detect.spec import RuleSpec
 from rempart.detect.windows import CompiledRule, EventContext, Fire
@@ -54,175 +52,6 @@ ORPHAN_CAP = 2000
 _NONE: frozenset[int] = frozenset()
 
 
-def beta_binomial_tail(x: int, n: int, a: float, b: float, limit: float = 2.0) -> float:
-    """``P(X >= x)`` for ``X ~ BetaBinomial(n, a, b)`` (``a``, ``b`` > 0).
-
-    The first term is computed in log space, the next ones by their ratio; the sum stops once
-    the terms no longer matter (they decrease past the mode, and ``x`` is above it when the
-    test matters), or as soon as it reaches ``limit`` (then the result is only known to be at
-    least ``limit``: enough to say "not significant")."""
-    if x <= 0:
-        return 1.0
-    if x > n:
-        return 0.0
-    lg = math.lgamma
-    log_first = (
-        lg(n + 1)
-        - lg(x + 1)
-        - lg(n - x + 1)
-        + lg(x + a)
-        + lg(n - x + b)
-        - lg(n + a + b)
-        - (lg(a) + lg(b) - lg(a + b))
-    )
-    term = math.exp(log_first)
-    total = term
-    k = x
-    while k < n:
-        term *= (n - k) / (k + 1) * (k + a) / (n - k - 1 + b)
-        k += 1
-        total += term
-        if term < total * 1e-12 or total >= limit:
-            break
-    return min(1.0, total)
-
-
-class _Episode:
-    """Today's accusation of one account: what later orphans of the day extend."""
-
-    __slots__ = ("day", "exposed", "first_seen", "p", "peer", "share", "span")
-
-    def __init__(
-        self,
-        day: int,
-        span: int,
-        first_seen: float,
-        exposed: set[int],
-        share: float,
-        peer: float | None,
-        p: float,
-    ):
-        self.day = day
-        self.span = span
-        self.first_seen = first_seen
-        self.exposed = exposed
-        self.share = share
-        self.peer = peer
-        self.p = p
-
-    def dump(self) -> list[Any]:
-        return [
-            self.day,
-            self.span,
-            self.first_seen,
-            sorted(self.exposed),
-            self.share,
-            self.peer,
-            self.p,
-        ]
-
-    @classmethod
-    def load(cls, item: list[Any]) -> _Episode:
-        day, span, first_seen, exposed, share, peer, p = item
-        return cls(
-            int(day),
-            int(span),
-            float(first_seen),
-            {int(h) for h in exposed},
-            float(share),
-            None if peer is None else float(peer),
-            float(p),
-        )
-
-
-class _DayCounts:
-    """Novel reads and orphans per local day over the last ``size`` days: two small arrays
-    used as rings (about 250 bytes an account for 31 days, instead of kilobytes of dicts)."""
-
-    __slots__ = ("last", "n", "x")
-
-    def __init__(self, size: int):
-        #: Newest day held (-1: none yet).
-        self.last = -1
-        self.n = array("I", bytes(4 * size))
-        self.x = array("I", bytes(4 * size))
-
-    def add(self, day: int, index: int) -> None:
-        """Count one novel read (``index`` 0) or orphan (1) on ``day`` (ignored when older
-        than the ring)."""
-        n, x = self.n, self.x
-        size = len(n)
-        if day > self.last:
-            start = max(self.last + 1, day - size + 1)
-            for d in range(start, day + 1):
-                n[d % size] = 0
-                x[d % size] = 0
-            self.last = day
-        elif day <= self.last - size:
-            return
-        (n if index == 0 else x)[day % size] += 1
-
-    def put(self, day: int, n: int, x: int) -> None:
-        """Set a day's counts (restoring a checkpoint, oldest day first)."""
-        self.add(day, 0)
-        i = day % len(self.n)
-        if self.get(day) is not None:
-            self.n[i], self.x[i] = n, x
-
-    def get(self, day: int) -> tuple[int, int] | None:
-        size = len(self.n)
-        if day > self.last or day <= self.last - size or self.last < 0:
-            return None
-        return self.n[day % size], self.x[day % size]
-
-    def items(self) -> Iterator[tuple[int, tuple[int, int]]]:
-        if self.last < 0:
-            return
-        n, x = self.n, self.x
-        size = len(n)
-        for d in range(max(0, self.last - size + 1), self.last + 1):
-            i = d % size
-            if n[i] or x[i]:
-                yield d, (n[i], x[i])
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self.items())
-
-
-class _Orphans:
-    """Recent orphans (day, time, beneficiary hash) as three parallel arrays."""
-
-    __slots__ = ("days", "hashes", "times")
-
-    def __init__(self) -> None:
-        self.days = array("i")
-        self.times = array("d")
-        self.hashes = array("I")
-
-    def append(self, day: int, t: float, bh: int) -> None:
-        self.days.append(day)
-        self.times.append(t)
-        self.hashes.append(bh)
-
-    def trim(self, keep_after: int, cap: int) -> None:
-        """Drop orphans of days up to ``keep_after``, and the oldest beyond ``cap``."""
-        days = self.days
-        drop = 0
-        while drop < len(days) and days[drop] <= keep_after:
-            drop += 1
-        drop = max(drop, len(days) - cap)
-        if drop > 0:
-            del self.days[:drop]
-            del self.times[:drop]
-            del self.hashes[:drop]
-
-    def __iter__(self) -> Iterator[tuple[int, float, int]]:
-        return zip(self.days, self.times, self.hashes, strict=True)
-
-    def __len__(self) -> int:
-        return len(self.days)
-
-
 class _Account:
     __slots__ = ("days", "episode", "explained", "group", "last", "odd", "orphans", "pending")
 
@@ -231,16 +60,16 @@ class _Account:
         #: Reads awaiting a claim: [time, novel, session, beneficiary hash, day].
         self.pending: list[tuple[float, bool, str, int, int]] = []
         #: day -> [novel reads, orphans]
-        self.days = _DayCounts(history_days + 1)
+        self.days = DayCounts(history_days + 1)
         #: (day, time, beneficiary hash) of recent orphans (longest span, capped).
-        self.orphans = _Orphans()
+        self.orphans = Orphans()
         #: Days already covered by an alert: neither evidence again later nor learned as usual.
         self.explained: set[int] | frozenset[int] = _NONE
         #: (day, days before it left out of the history as odd), computed once a day.
         self.odd: tuple[int, frozenset[int]] = (-1, frozenset())
         #: The alert being fed today, once the test fired: later orphans of the same day extend
         #: it without a new test (the day is accused already).
-        self.episode: _Episode | None = None
+        self.episode: Episode | None = None
         self.last = 0.0
 
 
@@ -464,10 +293,10 @@ class SurpriseRule(CompiledRule):
                 prow[1] -= row[1]
         recent = [(t, bh) for d, t, bh in st.orphans if first <= d <= day]
         first_seen = min((t for t, _ in recent), default=st.last)
-        ep = st.episode = _Episode(day, span, first_seen, {bh for _, bh in recent}, share, peer, p)
+        ep = st.episode = Episode(day, span, first_seen, {bh for _, bh in recent}, share, peer, p)
         return self._episode_fire(key, st, ep)
 
-    def _episode_fire(self, key: str, st: _Account, ep: _Episode) -> Fire:
+    def _episode_fire(self, key: str, st: _Account, ep: Episode) -> Fire:
         x = n = 0
         for d in range(ep.day - ep.span + 1, ep.day + 1):
             row = st.days.get(d)
@@ -536,7 +365,7 @@ class SurpriseRule(CompiledRule):
             if len(item) > 6:
                 st.odd = (int(item[6][0]), frozenset(int(d) for d in item[6][1]))
             if len(item) > 7 and item[7] is not None:
-                st.episode = _Episode.load(item[7])
+                st.episode = Episode.load(item[7])
             st.last = float(last)
             st.pending = [
                 (float(t), bool(nv), str(s), int(h), int(d)) for t, nv, s, h, d in pending
