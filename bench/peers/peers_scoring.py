@@ -188,7 +188,9 @@ def rempart_detection(alert: dict[str, Any]) -> Detection:
     """One line of ``rempart hunt --out alerts.jsonl`` (``Alert.to_dict()``)."""
     kind = str(alert["entity_type"])
     entity = str(alert["entity"])
-    names = set(map(str, alert.get("accounts", []))) | set(map(str, alert.get("ips", [])))
+    # Accounts accused, addresses, and accounts tried from the attacker (``targets``): an alert
+    # naming the accounts a stuffing run tried tells their owners to change passwords.
+    names = {str(v) for key in ("accounts", "ips", "targets") for v in alert.get(key, [])}
     if kind in ("account", "ip"):
         names.add(entity)
     return Detection(

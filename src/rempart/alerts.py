@@ -72,8 +72,13 @@ class Alert:
     detected_at: float
     #: Event time of the latest contributing event (moves on updates).
     last_seen: float
+    #: Accounts the alert accuses: the entity's own, a campaign's, or an account that logged
+    #: in successfully from an attacking address or client (compromised).
     accounts: list[str] = field(default_factory=list)
     ips: list[str] = field(default_factory=list)
+    #: Accounts *tried* by the entity (spraying, stuffing): victims, not accused, until one of
+    #: them logs in successfully from the attacker (then it is also in ``accounts``).
+    targets: list[str] = field(default_factory=list)
     #: Events that contributed so far.
     events: int = 0
     #: Distinct beneficiaries disclosed to the entity's accounts so far (when relevant).
@@ -97,6 +102,7 @@ class Alert:
             "entity": self.entity,
             "accounts": list(self.accounts),
             "ips": list(self.ips),
+            "targets": list(self.targets),
             "first_seen": _iso(self.first_seen),
             "detected_at": _iso(self.detected_at),
             "last_seen": _iso(self.last_seen),
@@ -128,6 +134,7 @@ class Alert:
             last_seen=ts(data.get("last_seen", data["detected_at"])),
             accounts=list(data.get("accounts", [])),
             ips=list(data.get("ips", [])),
+            targets=list(data.get("targets", [])),
             events=int(data.get("events", 0)),
             records_exposed=int(data.get("records_exposed", 0)),
             explanation=data.get("explanation", ""),

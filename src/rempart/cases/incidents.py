@@ -94,12 +94,13 @@ class OpenResult:
 def alert_keys(alert: Alert, settings: CasesSettings) -> set[str]:
     """Keys that join alerts into one incident.
 
-    An alert on an IP names the accounts *tried* from it (spraying, stuffing): they are victims,
-    not actors, and joining on them would merge every later alert of thousands of accounts into
-    one incident. IP alerts therefore join on their network only; account and campaign alerts
-    join on the accounts they accuse.
+    Alerts join on the accounts they accuse (``accounts``: for an IP or a client campaign, only
+    the accounts that logged in successfully from the attacker). The accounts merely *tried*
+    (``targets``: spraying, stuffing) are victims, not actors: joining on them would merge every
+    later alert of thousands of accounts into one incident and count their legitimate reads as
+    exposed. IP and campaign alerts also join on their network.
     """
-    accounts = set(alert.accounts) if alert.entity_type != EntityType.IP else set()
+    accounts = set(alert.accounts)
     if alert.entity_type == EntityType.ACCOUNT:
         accounts.add(alert.entity)
     keys = {f"account:{a}" for a in accounts}

@@ -120,6 +120,8 @@ class Engine:
         self._exposure: dict[str, set[int]] = {}
         self._watch_account: dict[str, list[str]] = {}
         self._watch_ip: dict[str, list[str]] = {}
+        #: Address -> open alerts with targets tried from it (a success there = compromised).
+        self._watch_targets: dict[str, list[str]] = {}
         self._signal_seen: dict[tuple[str, str], float] = {}
         self._novelty: dict[str, dict[str, float]] = {}
         self._updated: set[str] = set()
@@ -263,6 +265,12 @@ class Engine:
                     fired.append((pos, rule, fire))
         if fired is not None:
             self._emit(fired, ev, out)
+        if (
+            ev.source_ip in self._watch_targets
+            and ev.outcome == "success"
+            and ev.action == "auth.login"
+        ):
+            self._compromised(ev)
         if ev.ts >= self._next_evict:
             self._evict(ev.ts)
 
@@ -331,9 +339,17 @@ class Engine:
                 if f is not None:
                     self._alert(camp.spec, ev, f, out)
 
-    def _add_accounts(self, alert: Alert, accounts: list[str]) -> None:
-        # Accounts tried from an address are victims: only a campaign's accounts are watched
-        # for exposure (an IP alert counts what is read from that IP).
+    def _add_accounts(self, alert: Alert, accounts: list[str], tried: bool) -> None:
+        """Accounts tried by the entity go to ``targets`` (victims, not watched); accused ones to
+        ``accounts``, and a campaign's accused accounts are watched for exposure."""
+        if tried:
+            for acc in accounts:
+                if len(alert.targets) >= 200:
+                    break
+                if acc not in alert.targets:
+                    alert.targets.append(acc)
+            self._watch_tried(alert)
+            return
         watch = alert.entity_type == EntityType.CAMPAIGN and "=" in alert.entity
         for acc in accounts:
             if len(alert.accounts) >= 200:
@@ -341,6 +357,40 @@ class Engine:
             alert.accounts.append(acc)
             if watch:
                 self._watch_account.setdefault(acc, []).append(alert.id)
+
+    def _watch_tried(self, alert: Alert) -> None:
+        """Watch the addresses an alert with targets came from for successful logins."""
+        if not alert.targets:
+            return
+        ips = [alert.entity] if alert.entity_type == EntityType.IP else alert.ips
+        for ip in ips:
+            ids = self._watch_targets.setdefault(ip, [])
+            if alert.id not in ids:
+                ids.append(alert.id)
+
+    def _compromised(self, ev: Event) -> None:
+        """A tried account logged in successfully from an attacking address (and client, for a
+        client campaign): it is compromised, so the alert now accuses it and counts its reads."""
+        user = ev.user_name
+        ids = self._watch_targets.get(ev.source_ip)
+        if not ids or user is None:
+            return
+        for aid in list(ids):
+            alert = self._alerts[aid]
+            if ev.ts - alert.last_seen > max(self.specs[alert.rule_id].dedupe, 86400.0):
+                ids.remove(aid)
+                continue
+            if user not in alert.targets or user in alert.accounts:
+                continue
+            if alert.entity_type == EntityType.CAMPAIGN and "=" in alert.entity:
+                name, value = alert.entity.split("=", 1)
+                if str(getattr(ev, name, None)) != value:
+                    continue
+            alert.accounts.append(user)
+            alert.metrics = {**alert.metrics, "compromised": float(len(alert.accounts))}
+            self._exposure.setdefault(aid, set())
+            self._watch_account.setdefault(user, []).append(aid)
+            self._updated.add(aid)
 
     def _context(self, account: str, ts: float, etype: EntityType) -> str:
         if etype != EntityType.ACCOUNT:
@@ -376,13 +426,19 @@ class Engine:
                 alert.evidence.append(EvidenceRef(ev.source, ev.line))
             if ev.source_ip not in alert.ips and len(alert.ips) < 50:
                 alert.ips.append(ev.source_ip)
+                if alert.targets:
+                    self._watch_tried(alert)
+            tried = spec.field == "user_name"
             if spec.type == "campaign" and fire.related:
                 new = [a for a in fire.related if a not in alert.accounts]
-                self._add_accounts(alert, new)
+                self._add_accounts(alert, new, False)
+            elif tried and fire.related:
+                self._add_accounts(alert, sorted(fire.related), True)
             elif etype == EntityType.IP and ev.user_name and ev.user_name not in alert.accounts:
-                self._add_accounts(alert, [ev.user_name])
+                self._add_accounts(alert, [ev.user_name], tried)
             self._updated.add(alert.id)
             return
+        targets: list[str] = []
         if etype == EntityType.ACCOUNT:
             accounts = [fire.key]
         elif fire.related:
@@ -391,6 +447,9 @@ class Engine:
             accounts = [ev.user_name]
         else:
             accounts = []
+        if spec.field == "user_name" and etype != EntityType.ACCOUNT:
+            # The rule counts accounts tried from its entity (spraying, stuffing): victims.
+            targets, accounts = accounts, []
         ips = [fire.key] if etype == EntityType.IP else [ev.source_ip]
         exposed = set(fire.exposed or ())
         alert = Alert(
@@ -406,6 +465,7 @@ class Engine:
             last_seen=ts,
             accounts=accounts,
             ips=ips,
+            targets=targets,
             events=int(fire.metrics.get("count", fire.metrics.get("distinct", 1))),
             records_exposed=len(exposed),
             explanation=fire.render() + self._context(fire.key, ts, etype),
@@ -422,6 +482,7 @@ class Engine:
         elif etype == EntityType.ACCOUNT or "=" in fire.key:
             for acc in accounts:
                 self._watch_account.setdefault(acc, []).append(aid)
+        self._watch_tried(alert)
         out.append(alert)
 
     def _evict(self, now: float) -> None:
@@ -446,6 +507,13 @@ class Engine:
                     index[k] = live
                 else:
                     del index[k]
+        still_open = {a.id for a in self._open.values()}
+        for k, ids in list(self._watch_targets.items()):
+            live = [i for i in ids if i in still_open]
+            if live:
+                self._watch_targets[k] = live
+            else:
+                del self._watch_targets[k]
 
     # -- state ---------------------------------------------------------------------------
     def dump_state(self) -> dict[str, Any]:
@@ -495,9 +563,13 @@ class Engine:
                 continue
             if alert.entity_type == EntityType.IP:
                 self._watch_ip.setdefault(alert.entity, []).append(aid)
-            elif alert.entity_type == EntityType.ACCOUNT or "=" in alert.entity:
+            # An IP alert's accounts are the compromised ones (its tried ones are targets).
+            if alert.entity_type != EntityType.CAMPAIGN or "=" in alert.entity:
                 for acc in alert.accounts:
                     self._watch_account.setdefault(acc, []).append(aid)
+        self._watch_targets = {}
+        for alert in self._open.values():
+            self._watch_tried(alert)
         self._signal_seen = {(r, e): t for r, e, t in state.get("signal_seen", [])}
         self._novelty = {k: dict(v) for k, v in state.get("novelty", {}).items()}
         self._heap = []

@@ -82,13 +82,13 @@ def _identity(attack: dict[str, Any]) -> set[str]:
 
 
 def _names(alert: Alert) -> set[str]:
-    """What an alert accuses: its entity, and for a campaign (``field=value``) its accounts.
+    """What an alert accuses: its entity, a campaign's value, and its accused accounts.
 
-    The accounts *tried* from an address (spraying, stuffing) are victims, not accused."""
-    names = {alert.entity}
+    The accounts *tried* from an address (spraying, stuffing: ``targets``) are victims, not
+    accused; a tried account that then logged in from the attacker is in ``accounts``."""
+    names = {alert.entity, *alert.accounts}
     if alert.entity_type == EntityType.CAMPAIGN and "=" in alert.entity:
         names.add(alert.entity.split("=", 1)[1])
-        names.update(alert.accounts)
     return names
 
 

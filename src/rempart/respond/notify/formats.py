@@ -126,6 +126,11 @@ def email(
         f"Rule: {alert.rule_id} (v{alert.rule_version})",
         f"Entity: {alert.entity_type.value} {alert.entity}",
         f"Accounts: {', '.join(alert.accounts) or '-'}",
+        *(
+            [f"Accounts tried (targets): {len(alert.targets)}: {', '.join(alert.targets[:20])}"]
+            if alert.targets
+            else []
+        ),
         f"IPs: {', '.join(alert.ips) or '-'}",
         f"First seen: {_iso(alert.first_seen)}  detected: {_iso(alert.detected_at)}",
         f"Records exposed so far: {alert.records_exposed}",
