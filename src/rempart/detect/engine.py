@@ -33,6 +33,7 @@ from typing import Any
 from rempart.alerts import Alert, EntityType, EvidenceRef, alert_id
 from rempart.detect.baseline import BaselineRule, share_read_days
 from rempart.detect.care import SurpriseRule
+from rempart.detect.exposure import ExposureWatch
 from rempart.detect.expr import Const, Predicate, compile_node, specialize, utc_offset
 from rempart.detect.history import BeneficiaryHistory, beneficiary_hash
 from rempart.detect.rollup import CampaignCorrelator, RiskRollup
@@ -117,11 +118,11 @@ class Engine:
         self._dispatch = {}
         self._position = {id(r): i for i, r in enumerate(self.rules)}
         self._open: dict[tuple[str, str, str], Alert] = {}
-        self._exposure: dict[str, set[int]] = {}
-        self._watch_account: dict[str, list[str]] = {}
-        self._watch_ip: dict[str, list[str]] = {}
-        #: Address -> open alerts with targets tried from it (a success there = compromised).
-        self._watch_targets: dict[str, list[str]] = {}
+        self.watch = ExposureWatch(self.specs, self._alerts)
+        # Direct references for the per-event path (the watch mutates them in place).
+        self._watch_account = self.watch.accounts
+        self._watch_ip = self.watch.ips
+        self._watch_targets = self.watch.targets
         self._signal_seen: dict[tuple[str, str], float] = {}
         self._novelty: dict[str, dict[str, float]] = {}
         self._updated: set[str] = set()
@@ -245,7 +246,7 @@ class Engine:
             if ev.categories and user is not None:
                 ctx.novel = self.history.observe(user, bh)
                 if user in self._watch_account or ev.source_ip in self._watch_ip:
-                    self._expose(ev, bh)
+                    self.watch.expose(ev, bh)
             else:
                 ctx.novel = False
         else:
@@ -270,7 +271,7 @@ class Engine:
             and ev.outcome == "success"
             and ev.action == "auth.login"
         ):
-            self._compromised(ev)
+            self._updated.update(self.watch.compromised(ev))
         if ev.ts >= self._next_evict:
             self._evict(ev.ts)
 
@@ -289,22 +290,6 @@ class Engine:
             items.sort(key=lambda item: item[0])
         for _pos, spec, f in items:
             self._on_fire(spec, ev, f, out)
-
-    def _expose(self, ev: Event, bh: int) -> None:
-        for index, key in ((self._watch_account, ev.user_name), (self._watch_ip, ev.source_ip)):
-            ids = index.get(key) if key is not None else None
-            if not ids:
-                continue
-            for aid in list(ids):
-                alert = self._alerts[aid]
-                spec = self.specs[alert.rule_id]
-                if ev.ts - alert.last_seen > max(spec.dedupe, 86400.0):
-                    ids.remove(aid)
-                    self._exposure.pop(aid, None)
-                    continue
-                exposed = self._exposure.setdefault(aid, set())
-                exposed.add(bh)
-                alert.records_exposed = len(exposed)
 
     def _on_fire(self, spec: RuleSpec, ev: Event, fire: Fire, out: list[Alert]) -> None:
         entity = fire.key
@@ -338,59 +323,6 @@ class Engine:
                 f = camp.add(entity, ev)
                 if f is not None:
                     self._alert(camp.spec, ev, f, out)
-
-    def _add_accounts(self, alert: Alert, accounts: list[str], tried: bool) -> None:
-        """Accounts tried by the entity go to ``targets`` (victims, not watched); accused ones to
-        ``accounts``, and a campaign's accused accounts are watched for exposure."""
-        if tried:
-            for acc in accounts:
-                if len(alert.targets) >= 200:
-                    break
-                if acc not in alert.targets:
-                    alert.targets.append(acc)
-            self._watch_tried(alert)
-            return
-        watch = alert.entity_type == EntityType.CAMPAIGN and "=" in alert.entity
-        for acc in accounts:
-            if len(alert.accounts) >= 200:
-                return
-            alert.accounts.append(acc)
-            if watch:
-                self._watch_account.setdefault(acc, []).append(alert.id)
-
-    def _watch_tried(self, alert: Alert) -> None:
-        """Watch the addresses an alert with targets came from for successful logins."""
-        if not alert.targets:
-            return
-        ips = [alert.entity] if alert.entity_type == EntityType.IP else alert.ips
-        for ip in ips:
-            ids = self._watch_targets.setdefault(ip, [])
-            if alert.id not in ids:
-                ids.append(alert.id)
-
-    def _compromised(self, ev: Event) -> None:
-        """A tried account logged in successfully from an attacking address (and client, for a
-        client campaign): it is compromised, so the alert now accuses it and counts its reads."""
-        user = ev.user_name
-        ids = self._watch_targets.get(ev.source_ip)
-        if not ids or user is None:
-            return
-        for aid in list(ids):
-            alert = self._alerts[aid]
-            if ev.ts - alert.last_seen > max(self.specs[alert.rule_id].dedupe, 86400.0):
-                ids.remove(aid)
-                continue
-            if user not in alert.targets or user in alert.accounts:
-                continue
-            if alert.entity_type == EntityType.CAMPAIGN and "=" in alert.entity:
-                name, value = alert.entity.split("=", 1)
-                if str(getattr(ev, name, None)) != value:
-                    continue
-            alert.accounts.append(user)
-            alert.metrics = {**alert.metrics, "compromised": float(len(alert.accounts))}
-            self._exposure.setdefault(aid, set())
-            self._watch_account.setdefault(user, []).append(aid)
-            self._updated.add(aid)
 
     def _context(self, account: str, ts: float, etype: EntityType) -> str:
         if etype != EntityType.ACCOUNT:
@@ -427,15 +359,15 @@ class Engine:
             if ev.source_ip not in alert.ips and len(alert.ips) < 50:
                 alert.ips.append(ev.source_ip)
                 if alert.targets:
-                    self._watch_tried(alert)
+                    self.watch.watch_tried(alert)
             tried = spec.field == "user_name"
             if spec.type == "campaign" and fire.related:
                 new = [a for a in fire.related if a not in alert.accounts]
-                self._add_accounts(alert, new, False)
+                self.watch.add_accounts(alert, new, False)
             elif tried and fire.related:
-                self._add_accounts(alert, sorted(fire.related), True)
+                self.watch.add_accounts(alert, sorted(fire.related), True)
             elif etype == EntityType.IP and ev.user_name and ev.user_name not in alert.accounts:
-                self._add_accounts(alert, [ev.user_name], tried)
+                self.watch.add_accounts(alert, [ev.user_name], tried)
             self._updated.add(alert.id)
             return
         targets: list[str] = []
@@ -476,13 +408,7 @@ class Engine:
         )
         self._open[key] = alert
         self._alerts[aid] = alert
-        self._exposure[aid] = exposed
-        if etype == EntityType.IP:
-            self._watch_ip.setdefault(fire.key, []).append(aid)
-        elif etype == EntityType.ACCOUNT or "=" in fire.key:
-            for acc in accounts:
-                self._watch_account.setdefault(acc, []).append(aid)
-        self._watch_tried(alert)
+        self.watch.start(alert, exposed)
         out.append(alert)
 
     def _evict(self, now: float) -> None:
@@ -496,24 +422,11 @@ class Engine:
         for key, alert in list(self._open.items()):
             if now - alert.last_seen > max(self.specs[alert.rule_id].dedupe, 86400.0):
                 del self._open[key]
-                self._exposure.pop(alert.id, None)
+                self.watch.close(alert.id)
         for sk, t in list(self._signal_seen.items()):
             if now - t > max(self.specs[sk[0]].dedupe, 86400.0):
                 del self._signal_seen[sk]
-        for index in (self._watch_account, self._watch_ip):
-            for k, ids in list(index.items()):
-                live = [i for i in ids if i in self._exposure]
-                if live:
-                    index[k] = live
-                else:
-                    del index[k]
-        still_open = {a.id for a in self._open.values()}
-        for k, ids in list(self._watch_targets.items()):
-            live = [i for i in ids if i in still_open]
-            if live:
-                self._watch_targets[k] = live
-            else:
-                del self._watch_targets[k]
+        self.watch.evict({a.id for a in self._open.values()})
 
     # -- state ---------------------------------------------------------------------------
     def dump_state(self) -> dict[str, Any]:
@@ -526,7 +439,7 @@ class Engine:
             "history": self.history.dump(),
             "alerts": [a.to_dict() for a in self._alerts.values()],
             "open": [[k[0], k[1], k[2], a.id] for k, a in self._open.items()],
-            "exposure": {aid: sorted(s) for aid, s in self._exposure.items()},
+            "exposure": self.watch.dump(),
             "signal_seen": [[k[0], k[1], t] for k, t in self._signal_seen.items()],
             "novelty": {k: dict(v) for k, v in self._novelty.items()},
             "pending": [_event_dict(item[4]) for item in sorted(self._heap)],
@@ -555,21 +468,7 @@ class Engine:
             for r, e, k, aid in state.get("open", [])
             if aid in self._alerts
         }
-        self._exposure = {aid: set(v) for aid, v in state.get("exposure", {}).items()}
-        self._watch_account, self._watch_ip = {}, {}
-        for aid in self._exposure:
-            alert = self._alerts.get(aid)
-            if alert is None:
-                continue
-            if alert.entity_type == EntityType.IP:
-                self._watch_ip.setdefault(alert.entity, []).append(aid)
-            # An IP alert's accounts are the compromised ones (its tried ones are targets).
-            if alert.entity_type != EntityType.CAMPAIGN or "=" in alert.entity:
-                for acc in alert.accounts:
-                    self._watch_account.setdefault(acc, []).append(aid)
-        self._watch_targets = {}
-        for alert in self._open.values():
-            self._watch_tried(alert)
+        self.watch.load(state.get("exposure", {}), self._alerts, self._open.values())
         self._signal_seen = {(r, e): t for r, e, t in state.get("signal_seen", [])}
         self._novelty = {k: dict(v) for k, v in state.get("novelty", {}).items()}
         self._heap = []
