@@ -109,17 +109,21 @@ class SurpriseRule(CompiledRule):
             )
         st.last = ts
         pending = st.pending
-        if pending and pending[0][0] < ts - self.claim_window:
-            fire = self._expire(key, st, ts)
-        else:
-            fire = None
-        session = ev.session_id or ""
         if ev.action == "claim.create":
+            if not pending:
+                return None  # nothing awaits a claim: nothing to expire nor to pair
+            expired = pending[0][0] < ts - self.claim_window
+            fire = self._expire(key, st, ts) if expired else None
+            session = ev.session_id or ""
             for i in range(len(pending) - 1, -1, -1):
                 if pending[i][2] == session:
                     del pending[i]  # a claim follows its rights check: the latest of the session
                     break
             return fire
+        if pending and pending[0][0] < ts - self.claim_window:
+            fire = self._expire(key, st, ts)
+        else:
+            fire = None
         bh = ctx.bh
         if bh is None or not ev.categories:
             return fire
@@ -127,9 +131,22 @@ class SurpriseRule(CompiledRule):
             ctx.day = local_day(ts)
             ctx.day_ts = ts
         day = ctx.day
-        if ctx.novel:
-            self._count(st, day, 0)
-        pending.append((ts, ctx.novel, session, bh, day))
+        novel = ctx.novel
+        if novel:
+            days = st.days
+            if day == days.last and st.group is not None and day not in st.explained:
+                # Common case, _count inlined: today's counter and the peers' row exist.
+                counts = days.n
+                counts[day % len(counts)] += 1
+                pool = self.peers.get(st.group)
+                prow = pool.get(day) if pool is not None else None
+                if prow is not None:
+                    prow[0] += 1
+                else:
+                    self._count_peers(st.group, day, 0)
+            else:
+                self._count(st, day, 0)
+        pending.append((ts, novel, ev.session_id or "", bh, day))
         return fire
 
     def _count(self, st: _Account, day: int, index: int) -> None:
@@ -138,16 +155,19 @@ class SurpriseRule(CompiledRule):
             st.explained = {d for d in st.explained if d >= oldest} or _NONE
         st.days.add(day, index)
         if st.group is not None and day not in st.explained:
-            pool = self.peers.get(st.group)
-            if pool is None:
-                pool = self.peers[st.group] = {}
-            prow = pool.get(day)
-            if prow is None:
-                prow = pool[day] = [0, 0]
-                oldest = day - self.spec.history_days
-                for d in [d for d in pool if d < oldest]:
-                    del pool[d]
-            prow[index] += 1
+            self._count_peers(st.group, day, index)
+
+    def _count_peers(self, group: str, day: int, index: int) -> None:
+        pool = self.peers.get(group)
+        if pool is None:
+            pool = self.peers[group] = {}
+        prow = pool.get(day)
+        if prow is None:
+            prow = pool[day] = [0, 0]
+            oldest = day - self.spec.history_days
+            for d in [d for d in pool if d < oldest]:
+                del pool[d]
+        prow[index] += 1
 
     def _expire(self, key: str, st: _Account, now: float) -> Fire | None:
         pending = st.pending
@@ -236,13 +256,12 @@ class SurpriseRule(CompiledRule):
         pa, pb = self._prior(peer)
         oldest = day - spec.history_days
         per_test = spec.alpha / len(spec.spans)
+        explained = st.explained
+        rows = [(d, dn, dx) for d, (dn, dx) in st.days.items() if d == day or d not in explained]
         for span in spec.spans:
             first = day - span + 1
             nw = xw = nh = xh = 0
-            explained = st.explained
-            for d, (dn, dx) in st.days.items():
-                if d in explained and d != day:
-                    continue
+            for d, dn, dx in rows:
                 if first <= d <= day:
                     nw += dn
                     xw += dx
