@@ -208,10 +208,16 @@ def hunt(
     directory: Path = typer.Option(None, "--directory", help="Account directory CSV."),
     lateness: float = typer.Option(None, "--lateness", help="Seconds of out-of-order tolerance."),
     as_json: bool = typer.Option(False, "--json", help="Alerts as JSON lines on stdout."),
+    workers: int = typer.Option(
+        None,
+        "--workers",
+        min=1,
+        help="2: decode in a child process while detecting (default when files and 2+ cores).",
+    ),
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Replay logs through the detection rules; summary table, alerts as JSON lines."""
-    from rempart.detect.hunt import run_hunt, write_alerts
+    from rempart.detect.hunt import default_workers, run_hunt, write_alerts
     from rempart.ingest.service import IngestRequest
 
     cfg = get_config(config)
@@ -222,6 +228,7 @@ def hunt(
         specs,
         state_url=state,
         lateness=cfg.detection.lateness_seconds if lateness is None else lateness,
+        workers=default_workers(request.paths) if workers is None else workers,
     )
     if out is not None:
         with out.open("w", encoding="utf-8") as fh:

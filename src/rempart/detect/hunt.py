@@ -98,10 +98,75 @@ def run_hunt(
     lateness: float = 0.0,
     state_url: str | None = None,
     on_batch: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> HuntResult:
-    """Replay the request's inputs through the rules; alerts sorted by detection time."""
+    """Replay the request's inputs through the rules; alerts sorted by detection time.
+
+    ``workers >= 2``: decode in a forked child process while the engine runs in this one
+    (:mod:`rempart.detect.hunt_pipe`); same alerts and counts as ``workers=1``.
+    """
     with bulk_gc():
+        if workers >= 2:
+            return _run_hunt_piped(
+                request, specs, lateness=lateness, state_url=state_url, on_batch=on_batch
+            )
         return _run_hunt(request, specs, lateness=lateness, state_url=state_url, on_batch=on_batch)
+
+
+def default_workers(paths: Iterable[str]) -> int:
+    """2 when the machine has a second core and every input is a file (not stdin), else 1."""
+    import os
+
+    files = all(p not in ("-", "/dev/stdin") for p in paths)
+    return 2 if files and (os.cpu_count() or 1) >= 2 else 1
+
+
+def _finish(
+    engine: Engine,
+    known: set[str],
+    result: HuntResult,
+    state_url: str | None,
+    started: float,
+) -> HuntResult:
+    result.late_events = engine.late_events
+    result.alerts = sorted(
+        (a for a in engine.alerts.values() if a.id not in known), key=lambda a: a.detected_at
+    )
+    if state_url:
+        result.state_bytes = StateStore(state_url).save(engine.dump_state())
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _run_hunt_piped(
+    request: IngestRequest,
+    specs: list[RuleSpec],
+    *,
+    lateness: float,
+    state_url: str | None,
+    on_batch: Callable[[int], None] | None,
+) -> HuntResult:
+    from contextlib import closing
+
+    from rempart.detect.hunt_pipe import DecodeTotals, piped_events
+
+    started = time.perf_counter()
+    engine = make_engine(specs, lateness, state_url)
+    known = set(engine.alerts)
+    process = engine.process
+    totals = DecodeTotals()
+    keep = engine.relevant_actions(disclosing_actions(request))
+    with closing(piped_events(request, keep, totals, on_batch)) as batches:
+        for events in batches:
+            for ev in events:
+                process(ev)
+    engine.flush()
+    result = HuntResult(
+        events=totals.events,
+        lines=totals.lines,
+        quarantined=sum(totals.quarantined.values()),
+    )
+    return _finish(engine, known, result, state_url, started)
 
 
 def _run_hunt(
@@ -146,15 +211,8 @@ def _run_hunt(
         events=stats.events,
         lines=stats.lines,
         quarantined=sum(quarantine.counts.values()),
-        late_events=engine.late_events,
     )
-    result.alerts = sorted(
-        (a for a in engine.alerts.values() if a.id not in known), key=lambda a: a.detected_at
-    )
-    if state_url:
-        result.state_bytes = StateStore(state_url).save(engine.dump_state())
-    result.seconds = time.perf_counter() - started
-    return result
+    return _finish(engine, known, result, state_url, started)
 
 
 def hunt_events(

@@ -1,0 +1,327 @@
+"""Decode in a child process while the engine runs in the parent (``rempart hunt --workers 2``).
+
+The child is forked (no re-import, no pickling): it runs the same ``iter_batches`` as the serial
+hunt, writes the quarantine exactly as the serial path does, and sends, per batch, only the
+events the engine will be offered (``keep_actions``) as an Arrow IPC stream of record batches
+over a pipe. Strings travel dictionary-encoded (nulls inside the dictionary), so the parent
+rebuilds ``Event`` objects by indexing small Python lists; ``ts`` travels as float64, bit for
+bit. When the stream ends the child writes a JSON status (counts, or the one-line error) on a
+second pipe and exits; the parent reaps it in every case (no zombie) and kills it when
+interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rempart import errors
+from rempart.events import Event
+from rempart.ingest.columnar import _floats, _int64s, _ints
+from rempart.ingest.service import IngestRequest
+
+if TYPE_CHECKING:
+    from rempart.ingest.pipeline import EventBatch
+
+#: Event attributes (in constructor order) and how each one travels.
+_STRINGS = (
+    "source_ip",
+    "action",
+    "outcome",
+    "user_name",
+    "organization_id",
+    "user_agent",
+    "method",
+    "path",
+    "query",
+    "session_id",
+    "beneficiary_token",
+    "categories",
+    "account_kind",
+    "source",
+)
+_INTS = ("status", "bytes", "line")
+_FIELDS = tuple(Event.__slots__)
+_DICT = pa.dictionary(pa.int32(), pa.string())
+SCHEMA = pa.schema(
+    [pa.field("ts", pa.float64())]
+    + [pa.field(n, _DICT) for n in _STRINGS]
+    + [pa.field(n, pa.int64()) for n in _INTS]
+)
+#: Categories travel as one string (DataCategory values hold no such character).
+_SEP = "\x1f"
+_STATUS_LIMIT = 16_000
+
+
+@dataclass
+class DecodeTotals:
+    """What the child read: the serial hunt's ``IngestStats`` figures the result needs."""
+
+    lines: int = 0
+    events: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+
+
+def _dict_column(values: list[Any]) -> pa.DictionaryArray:
+    seen: dict[Any, int] = {}
+    put = seen.setdefault
+    indices = [put(v, len(seen)) for v in values]
+    return pa.DictionaryArray.from_arrays(
+        pa.array(indices, pa.int32()), pa.array(list(seen), pa.string())
+    )
+
+
+def encode_events(events: list[Event]) -> pa.RecordBatch:
+    """Kept events of one batch -> one record batch of ``SCHEMA`` (file order)."""
+    columns: list[pa.Array] = [pa.array([e.ts for e in events], pa.float64())]
+    for name in _STRINGS:
+        if name == "categories":
+            values: list[Any] = [_SEP.join(e.categories) for e in events]
+        else:
+            values = [getattr(e, name) for e in events]
+        columns.append(_dict_column(values))
+    for name in _INTS:
+        columns.append(pa.array([getattr(e, name) for e in events], pa.int64()))
+    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+
+
+def encode_batch(batch: EventBatch) -> pa.RecordBatch:
+    """Kept events of one ``iter_batches`` batch -> one record batch of ``SCHEMA``.
+
+    A chunk decoded column-wise (the combined format, no line needing the slow path) is sent
+    from its columns (index arrays into lists of distinct values: already a dictionary
+    encoding) without building an ``Event``; anything else goes through :func:`encode_events`.
+    Same rows, same values, same order either way.
+    """
+    chunk = batch._chunk
+    if chunk is None or chunk.slow_events or not len(chunk.rows):
+        return encode_events(batch.events())
+    mask = chunk._kept(batch.keep_actions)
+    idx = chunk.idx if mask is None else {k: v.filter(mask) for k, v in chunk.idx.items()}
+
+    def kept(arr: pa.Array) -> pa.Array:
+        return arr if mask is None else arr.filter(mask)
+
+    rows = kept(chunk.rows)
+    n = len(rows)
+    vals = chunk.vals
+
+    def column(name: str, index: str) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(
+            idx[index].cast(pa.int32()), pa.array(vals[name], pa.string())
+        )
+
+    def constant(value: str | None) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(
+            pa.array([0] * n, pa.int32()), pa.array([value], pa.string())
+        )
+
+    if "org" in idx:  # the line's organisation, else the directory's (as ``chunk.events``)
+        org, dir_org = vals["org"], vals["dir_org"]
+        orgs = _dict_column(
+            [
+                org[o] or dir_org[d]
+                for o, d in zip(_ints(idx["org"]), _ints(idx["user"]), strict=True)
+            ]
+        )
+    else:
+        orgs = column("dir_org", "user")
+    categories = [_SEP.join(c) for c in vals["categories"]]
+    by_name = {
+        "ts": kept(chunk.ts),
+        "source_ip": column("ip", "ip"),
+        "action": column("action", "req"),
+        "outcome": column("outcome", "code"),
+        "user_name": column("user", "user"),
+        "organization_id": orgs,
+        "user_agent": column("ua", "ua"),
+        "method": column("method", "req"),
+        "path": column("path", "req"),
+        "query": column("query", "req"),
+        "session_id": column("sid", "sid") if "sid" in idx else constant(None),
+        "beneficiary_token": column("token", "req"),
+        "categories": pa.DictionaryArray.from_arrays(
+            idx["code"].cast(pa.int32()), pa.array(categories, pa.string())
+        ),
+        "account_kind": column("kind", "user"),
+        "source": constant(chunk.source),
+        "status": kept(chunk.status).cast(pa.int64()),
+        "bytes": kept(chunk.size).cast(pa.int64()),
+        "line": pc.add(rows, pa.scalar(chunk.first_line, pa.int64())),
+    }
+    return pa.RecordBatch.from_arrays([by_name[f.name] for f in SCHEMA], schema=SCHEMA)
+
+
+def decode_events(batch: pa.RecordBatch) -> list[Event]:
+    """Inverse of :func:`encode_events`: the same events, same values, same order."""
+    cols: dict[str, list[Any]] = {"ts": _floats(batch.column("ts"))}
+    for name in _STRINGS:
+        col = batch.column(name)
+        vals = col.dictionary.to_pylist()
+        if name == "categories":
+            vals = [tuple(v.split(_SEP)) if v else () for v in vals]
+        cols[name] = list(map(vals.__getitem__, _ints(col.indices)))
+    for name in _INTS:
+        cols[name] = _int64s(batch.column(name))
+    return list(map(Event, *(cols[n] for n in _FIELDS)))
+
+
+def _child(
+    request: IngestRequest, keep: frozenset[str] | None, data_fd: int, status_fd: int
+) -> int:
+    """Body of the forked child: decode, stream the kept events, then report; exit status."""
+    from rempart.ingest.pipeline import IngestStats, iter_batches
+    from rempart.ingest.quarantine import Quarantine
+    from rempart.ingest.sources import input_paths
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    status: dict[str, Any]
+    code = 0
+    stats = IngestStats()
+    try:
+        with (
+            os.fdopen(data_fd, "wb", buffering=1 << 20) as sink,
+            pa.ipc.new_stream(sink, SCHEMA) as writer,
+        ):
+            quarantine = Quarantine(request.quarantine_dir)
+            try:
+                for batch in iter_batches(
+                    input_paths(request.paths),
+                    profile=request.profile,
+                    tokenizer=request.tokenizer,
+                    quarantine=quarantine,
+                    fmt=request.fmt,
+                    json_mapping=request.json_mapping,
+                    time_format=request.time_format,
+                    directory=request.directory,
+                    stats=stats,
+                    keep_actions=keep,
+                ):
+                    writer.write_batch(
+                        encode_batch(batch),
+                        custom_metadata={"lines": str(stats.lines)},
+                    )
+            finally:
+                quarantine.close()
+        status = {
+            "lines": stats.lines,
+            "events": stats.events,
+            "quarantined": dict(quarantine.counts),
+        }
+    except errors.RempartError as exc:
+        status = {"error": type(exc).__name__, "message": exc.message}
+        status.update(where=exc.where, hint=exc.hint)
+        code = 2
+    except BaseException as exc:  # reported to the parent, which raises it as one line
+        status = {"crash": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
+        code = 1
+    data = json.dumps(status).encode()[:_STATUS_LIMIT]
+    with os.fdopen(status_fd, "wb") as out:
+        out.write(data)
+    return code
+
+
+def _raise_child_failure(status: dict[str, Any], exit_status: int) -> None:
+    if "error" in status:
+        cls = getattr(errors, str(status["error"]), errors.RempartError)
+        if not (isinstance(cls, type) and issubclass(cls, errors.RempartError)):
+            cls = errors.RempartError
+        raise cls(status["message"], where=status.get("where"), hint=status.get("hint"))
+    if "crash" in status:
+        raise errors.RempartError(f"hunt: the decoding process failed: {status['crash']}")
+    if os.WIFSIGNALED(exit_status):
+        how = f"was killed by signal {os.WTERMSIG(exit_status)}"
+    else:
+        how = f"exited with status {os.waitstatus_to_exitcode(exit_status)}"
+    raise errors.RempartError(f"hunt: the decoding process {how} before finishing")
+
+
+def _on_sigterm(_sig: int, _frame: FrameType | None) -> None:
+    # Unwinds the parent wherever it is; closing this generator then kills the child.
+    raise SystemExit(128 + signal.SIGTERM)
+
+
+def piped_events(
+    request: IngestRequest,
+    keep: frozenset[str] | None,
+    totals: DecodeTotals,
+    on_batch: Callable[[int], None] | None = None,
+) -> Generator[list[Event], None, None]:
+    """The kept events of the request's inputs, batch by batch, decoded in a forked child.
+
+    ``totals`` is filled when the iteration completes. A child error is raised here as the same
+    ``RempartError`` the serial path raises; the child is always reaped, and killed if the
+    consumer stops early or the process is interrupted (SIGINT, SIGTERM).
+    """
+    data_r, data_w = os.pipe()
+    status_r, status_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        code = 1
+        try:
+            os.close(data_r)
+            os.close(status_r)
+            code = _child(request, keep, data_w, status_w)
+        finally:
+            os._exit(code)
+    os.close(data_w)
+    os.close(status_w)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main else None
+    reaped = False
+    status_open = True
+    try:
+        with os.fdopen(data_r, "rb", buffering=1 << 20) as source:
+            stream_error: Exception | None = None
+            try:
+                reader = pa.ipc.open_stream(source)
+                while True:
+                    try:
+                        batch, meta = reader.read_next_batch_with_custom_metadata()
+                    except StopIteration:
+                        break
+                    was_enabled = gc.isenabled()
+                    gc.disable()  # many new objects, no cycles
+                    try:
+                        events = decode_events(batch)
+                    finally:
+                        if was_enabled:
+                            gc.enable()
+                    yield events
+                    if on_batch is not None and meta is not None:
+                        on_batch(int(meta[b"lines"]))
+            except (pa.ArrowInvalid, OSError) as exc:  # truncated stream: the child died
+                stream_error = exc
+        status_open = False
+        with os.fdopen(status_r, "rb") as status_in:
+            raw = status_in.read()
+        _, exit_status = os.waitpid(pid, 0)
+        reaped = True
+        status: dict[str, Any] = json.loads(raw) if raw else {}
+        if "lines" not in status or stream_error is not None:
+            _raise_child_failure(status, exit_status)
+        totals.lines = int(status["lines"])
+        totals.events = int(status["events"])
+        totals.quarantined = {str(k): int(v) for k, v in status["quarantined"].items()}
+    finally:
+        if not reaped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        if status_open:
+            os.close(status_r)
+        if main:
+            signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,162 @@
+"""``run_hunt(workers=2)`` (decoding in a forked child, events over an Arrow IPC pipe) gives the
+serial hunt's alerts, counts and quarantine files, byte for byte; child errors surface as the
+serial path's one-line error."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rempart.detect import hunt_pipe
+from rempart.detect.hunt import HuntResult, run_hunt
+from rempart.detect.hunt_pipe import decode_events, encode_batch, encode_events
+from rempart.detect.loader import load_pack
+from rempart.detect.spec import RuleSpec
+from rempart.events import Event
+from rempart.ingest import read_events
+from rempart.ingest.pipeline import iter_batches
+from rempart.ingest.profile import load_profile
+from rempart.ingest.service import IngestRequest
+from rempart.protect.tokens import Tokenizer, generate_key
+from rempart.sim import SimOptions, simulate
+
+KEY = generate_key()
+
+
+@pytest.fixture(scope="module")
+def specs() -> list[RuleSpec]:
+    return load_pack("tiers-payant")
+
+
+@pytest.fixture(scope="module")
+def all_scenarios_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ten days of 40 accounts with every attack scenario (the default scenario set)."""
+    out = tmp_path_factory.mktemp("workers")
+    simulate(SimOptions(seed=5, accounts=40, days=10), out, events=False)
+    return out / "access.log"
+
+
+def _request(paths: list[Path], quarantine_dir: Path | None = None) -> IngestRequest:
+    return IngestRequest(
+        paths=[str(p) for p in paths],
+        profile=load_profile("tiers-payant"),
+        tokenizer=Tokenizer(KEY),
+        quarantine_dir=quarantine_dir,
+    )
+
+
+def _comparable(result: HuntResult) -> tuple[list[str], dict[str, Any]]:
+    summary = result.summary()
+    summary.pop("seconds")
+    summary.pop("events_per_second")
+    alerts = [json.dumps(a.to_dict(), sort_keys=True, ensure_ascii=False) for a in result.alerts]
+    return alerts, summary
+
+
+def test_when_hunting_with_two_workers_then_alerts_and_summary_equal_the_serial_hunt(
+    all_scenarios_log: Path, specs: list[RuleSpec]
+) -> None:
+    serial = run_hunt(_request([all_scenarios_log]), specs, lateness=60, workers=1)
+    piped = run_hunt(_request([all_scenarios_log]), specs, lateness=60, workers=2)
+    assert len(serial.alerts) >= 7  # the scenarios are detected, so the comparison means something
+    assert len({a.rule_id for a in serial.alerts}) >= 5
+    assert _comparable(piped) == _comparable(serial)
+
+
+def test_when_lines_are_malformed_then_both_paths_quarantine_the_same_lines_and_files(
+    all_scenarios_log: Path, specs: list[RuleSpec], tmp_path: Path
+) -> None:
+    lines = all_scenarios_log.read_bytes().splitlines(keepends=True)[:20_000]
+    bad = [b"garbage line\n", b'1.2.3.4 - - [bad date] "GET / HTTP/1.1" 200 1 "-" "x"\n']
+    mixed = [
+        ln for i, ln in enumerate(lines) for ln in ([ln, bad[i % 2]] if i % 997 == 0 else [ln])
+    ]
+    log = tmp_path / "mixed.log"
+    log.write_bytes(b"".join(mixed))
+    results = {}
+    for workers in (1, 2):
+        qdir = tmp_path / f"q{workers}"
+        results[workers] = run_hunt(_request([log], qdir), specs, lateness=60, workers=workers)
+        # File names carry the run's time: the contents must match.
+        files = sorted(p.read_bytes() for p in qdir.rglob("*") if p.is_file())
+        results[workers].files = files  # type: ignore[attr-defined]
+    assert results[1].quarantined > 0
+    assert results[2].quarantined == results[1].quarantined
+    assert results[2].files == results[1].files  # type: ignore[attr-defined]
+    assert results[1].files  # type: ignore[attr-defined]
+    assert _comparable(results[2]) == _comparable(results[1])
+
+
+def test_when_events_cross_the_pipe_then_every_attribute_comes_back_identical(
+    all_scenarios_log: Path,
+) -> None:
+    events = list(read_events([all_scenarios_log], tokenizer=Tokenizer(KEY)))[:5000]
+    events.append(Event(ts=1.25e9 + 0.1, source_ip="::1", action="x", outcome="unknown"))
+    back = decode_events(encode_events(events))
+    assert back == events
+    assert [e.ts.hex() for e in back] == [e.ts.hex() for e in events]
+    assert all(isinstance(e.categories, tuple) for e in back)
+
+
+@pytest.mark.parametrize("keep", [None, frozenset({"auth.login", "beneficiary.read"})])
+def test_when_chunks_are_sent_from_their_columns_then_the_parent_gets_the_serial_events(
+    all_scenarios_log: Path, tmp_path: Path, keep: frozenset[str] | None
+) -> None:
+    lines = all_scenarios_log.read_bytes().splitlines(keepends=True)
+    log = tmp_path / "two.log"  # a chunk decoded column-wise, then one with a malformed line
+    log.write_bytes(b"".join(lines[:30_000]) + b"garbage\n" + b"".join(lines[30_000:40_000]))
+    batches = list(
+        iter_batches([log], tokenizer=Tokenizer(KEY), keep_actions=keep, chunk_size=1 << 20)
+    )
+    assert len(batches) >= 3
+    columnar = 0
+    for batch in batches:
+        columnar += batch._chunk is not None and not batch._chunk.slow_events
+        assert decode_events(encode_batch(batch)) == batch.events()
+    assert columnar >= 2  # the column path was exercised
+
+
+def test_when_an_input_is_missing_then_hunt_with_workers_prints_one_line_and_exits_2(
+    config_file: Path, all_scenarios_log: Path, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nope.log"
+    rempart = Path(sys.executable).parent / "rempart"
+    args = [str(all_scenarios_log), str(missing), "--workers", "2", "--config", str(config_file)]
+    res = subprocess.run([rempart, "hunt", *args], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr == f"rempart: error: {missing}: file not found\n"
+    assert _children() == []  # no child (nor zombie) left behind
+
+
+def test_when_the_child_is_killed_then_the_parent_reports_it_and_reaps_it(
+    all_scenarios_log: Path, specs: list[RuleSpec], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rempart.errors import RempartError
+
+    def die(batch: Any) -> Any:  # runs in the forked child, on its first batch
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(hunt_pipe, "encode_batch", die)
+    with pytest.raises(RempartError, match="decoding process was killed by signal 9"):
+        run_hunt(_request([all_scenarios_log]), specs, workers=2)
+    assert _children() == []
+
+
+def _children() -> list[int]:
+    me = os.getpid()
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == me:
+            out.append(int(stat.parent.name))
+    return out
