@@ -146,24 +146,20 @@ class _ReadDays:
         #: Each member's fire for the current event, by member index (None: none fires).
         self.out: list[Fire | None] | None = None
 
-    def observe(self, ev: Event, ctx: EventContext) -> list[Fire | None] | None:
-        """The engine's single entry for the whole group: fires by member index, or None."""
-        if self.seq != ctx.seq:
-            self.step(ev, ctx)
-        return self.out
-
     def add(self, rule: BaselineRule) -> None:
         rule.index = len(self.members)
         rule.tracker = self
         self.members.append(rule)
 
-    def step(self, ev: Event, ctx: EventContext) -> None:
-        """Update the key's day state once for this event and judge every member."""
+    def step(self, ev: Event, ctx: EventContext) -> list[Fire | None] | None:
+        """Update the key's day state once for this event and judge every member; the
+        engine's single entry for the whole group (``observe``): fires by member index, or
+        None."""
         self.seq = ctx.seq
         self.out = None
         key = self.key_of(ev)
         if key is None:
-            return
+            return self.out
         ts = ev.ts
         if ctx.day_ts != ts:
             t = int(ts)  # local_day(ts), inlined
@@ -200,10 +196,10 @@ class _ReadDays:
         if self.pairs_claims and ev.action == "claim.create":
             if st.pending:
                 st.pending.pop()  # a claim follows its rights check: pair with the latest
-            return
+            return self.out
         bh = ctx.bh
         if bh is None or not ev.categories:
-            return
+            return self.out
         today = st.today
         if bh not in today:
             today.add(bh)
@@ -212,6 +208,9 @@ class _ReadDays:
         if self.pairs_claims:
             st.pending.append((ts, ctx.novel))
         self._judge_members(key, st, ts, -1)
+        return self.out
+
+    observe = step
 
     def _judge_members(self, key: str, st: _Day, ts: float, exp_new: int) -> None:
         """Judge every member (``exp_new`` < 0), or after orphans expired (``exp_new`` of them

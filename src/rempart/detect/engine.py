@@ -26,7 +26,7 @@ drop them before ``process`` (``relevant_actions``). ``events_seen`` counts the 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,6 +66,10 @@ _RUNTIME: dict[str, type[CompiledRule]] = {
     "surprise": SurpriseRule,
 }
 _NOVELTY_LABEL = {"ip24": "IP", "ip16": "network", "source_ip": "IP", "user_agent": "client"}
+
+
+#: A dispatch entry: (rule position, observer, residual filter or None, bound ``observe``).
+_Entry = tuple[int, Any, Predicate | None, Callable[[Event, EventContext], Any]]
 
 
 def compile_rule(spec: RuleSpec) -> CompiledRule:
@@ -111,10 +115,10 @@ class Engine:
         self.record_signals = record_signals
         #: (rule id, entity) of every fresh signal, when ``record_signals`` (sample tests).
         self.signals: list[tuple[str, str, float]] = []
-        #: action -> outcome -> (rule, residual filter or None) in rule order.
-        #: action -> outcome -> (rule position, observer, residual filter or None): a rule, or
-        #: one entry for a group of baseline rules sharing their day state (``_ReadDays``).
-        self._dispatch: dict[str, dict[str, tuple[tuple[int, Any, Predicate | None], ...]]]
+        #: action -> outcome -> (rule position, observer, residual filter or None, the
+        #: observer's bound ``observe``) in rule order: a rule, or one entry for a group of
+        #: baseline rules sharing their day state (``_ReadDays``).
+        self._dispatch: dict[str, dict[str, tuple[_Entry, ...]]]
         self._dispatch = {}
         self._position = {id(r): i for i, r in enumerate(self.rules)}
         self._open: dict[tuple[str, str, str], Alert] = {}
@@ -204,17 +208,15 @@ class Engine:
             out |= rule.actions
         return frozenset(out)
 
-    def _rules_for(
-        self, action: str, outcome: str
-    ) -> tuple[tuple[int, Any, Predicate | None], ...]:
+    def _rules_for(self, action: str, outcome: str) -> tuple[_Entry, ...]:
         known = {"action": action, "outcome": outcome}
-        rules: list[tuple[int, Any, Predicate | None]] = []
+        rules: list[_Entry] = []
         groups: set[int] = set()
         for pos, rule in enumerate(self.rules):
             if rule.actions is not None and action not in rule.actions:
                 continue
             if self.reference:
-                rules.append((pos, rule, rule.matches))
+                rules.append((pos, rule, rule.matches, rule.observe))
                 continue
             node = specialize(rule.filter_node(), known)
             if isinstance(node, Const) and not node.value:
@@ -224,9 +226,9 @@ class Engine:
                 # Members share filter and state: one entry, at the first member's position.
                 if id(rule.tracker) not in groups:
                     groups.add(id(rule.tracker))
-                    rules.append((pos, rule.tracker, pred))
+                    rules.append((pos, rule.tracker, pred, rule.tracker.observe))
                 continue
-            rules.append((pos, rule, pred))
+            rules.append((pos, rule, pred, rule.observe))
         found = tuple(rules)
         self._dispatch.setdefault(action, {})[outcome] = found
         return found
@@ -257,9 +259,9 @@ class Engine:
         if rules is None:
             rules = self._rules_for(ev.action, ev.outcome)
         fired: list[tuple[int, Any, Any]] | None = None
-        for pos, rule, pred in rules:
+        for pos, rule, pred, observe in rules:
             if pred is None or pred(ev):
-                fire = rule.observe(ev, ctx)
+                fire = observe(ev, ctx)
                 if fire is not None:
                     if fired is None:
                         fired = []
