@@ -23,6 +23,7 @@ expression, so each event is only offered to the rules that may match it.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -425,9 +426,34 @@ def compile_node(node: Node) -> Predicate:
         inner = compile_node(node.inner)
         return lambda e: not inner(e)
     if isinstance(node, BoolOp):
+        ranged = _compile_range(node)
+        if ranged is not None:
+            return ranged
         parts = [compile_node(n) for n in node.items]
         return _fold(node.op, parts)
     return _compile_test(node)
+
+
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def _compile_range(node: BoolOp) -> Predicate | None:
+    """Two comparisons of one field (``hour >= 22 or hour < 6``): the field read once. Each
+    comparison is false on a missing value, as in ``_compile_test``."""
+    if len(node.items) != 2:
+        return None
+    t1, t2 = node.items
+    if not (isinstance(t1, Test) and isinstance(t2, Test)) or t1.field != t2.field:
+        return None
+    if t1.op not in _COMPARE or t2.op not in _COMPARE:
+        return None
+    resolved = resolve_field(t1.field)
+    assert resolved is not None
+    get = resolved[1]
+    f1, v1, f2, v2 = _COMPARE[t1.op], t1.value, _COMPARE[t2.op], t2.value
+    if node.op == "and":
+        return lambda e: (x := get(e)) is not None and f1(x, v1) and f2(x, v2)
+    return lambda e: (x := get(e)) is not None and (f1(x, v1) or f2(x, v2))
 
 
 def _fold(op: str, parts: list[Predicate]) -> Predicate:

@@ -1,0 +1,53 @@
+"""Two comparisons of one field compile to a single read of the field: same truth as the
+comparisons compiled one by one, including on a missing value."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rempart.detect.expr import BoolOp, _compile_test, _fold, compile_node, parse
+from rempart.events import Event
+
+OPS = ["<", "<=", ">", ">="]
+
+
+def _one_by_one(node: BoolOp):  # type: ignore[no-untyped-def]
+    return _fold(node.op, [_compile_test(t) for t in node.items])  # type: ignore[arg-type]
+
+
+@given(
+    st.floats(min_value=0, max_value=4e9),
+    st.sampled_from(OPS),
+    st.integers(0, 23),
+    st.sampled_from(OPS),
+    st.integers(0, 23),
+    st.sampled_from(["and", "or"]),
+)
+def test_when_hour_range_compiled_then_same_truth_as_each_comparison(
+    ts: float, op1: str, v1: int, op2: str, v2: int, join: str
+) -> None:
+    node = parse(f"hour {op1} {v1} {join} hour {op2} {v2}")
+    assert isinstance(node, BoolOp)
+    ev = Event(ts=ts, source_ip="10.0.0.1", action="beneficiary.read", outcome="success")
+    assert compile_node(node)(ev) == _one_by_one(node)(ev)
+
+
+@given(st.one_of(st.none(), st.integers(0, 600)), st.sampled_from(["and", "or"]))
+def test_when_field_missing_or_present_then_range_matches_comparisons(
+    status: int | None, join: str
+) -> None:
+    node = parse(f"bytes >= 400 {join} bytes < 500")
+    assert isinstance(node, BoolOp)
+    ev = Event(ts=0.0, source_ip="10.0.0.1", action="a", outcome="success")
+    object.__setattr__(ev, "bytes", status)  # a missing value, as a decoder may leave it
+    assert compile_node(node)(ev) == _one_by_one(node)(ev)
+
+
+def test_when_night_hours_then_or_range_is_true_only_at_night() -> None:
+    pred = compile_node(parse("hour >= 22 or hour < 6"))
+    # 2024-01-15 in Paris (UTC+1): 23:30 local is 22:30 UTC, 12:00 local is 11:00 UTC.
+    night = Event(ts=1705357800.0, source_ip="1.1.1.1", action="a", outcome="success")
+    noon = Event(ts=1705316400.0, source_ip="1.1.1.1", action="a", outcome="success")
+    assert pred(night) is True
+    assert pred(noon) is False
