@@ -126,6 +126,7 @@ class _ReadDays:
 
     __slots__ = (
         "claim_window",
+        "fast",
         "group_of",
         "key_of",
         "members",
@@ -137,6 +138,8 @@ class _ReadDays:
 
     def __init__(self, first: BaselineRule):
         self.members: list[BaselineRule] = []
+        #: (member, index, only_new, qcode) per member, for the per-read fast path.
+        self.fast: tuple[tuple[BaselineRule, int, bool, int], ...] = ()
         self.state: dict[str, _Day] = {}
         self.key_of = first.key_of
         self.group_of = first.group_of
@@ -150,6 +153,7 @@ class _ReadDays:
         rule.index = len(self.members)
         rule.tracker = self
         self.members.append(rule)
+        self.fast = tuple((m, m.index, m.only_new, m.qcode) for m in self.members)
 
     def step(self, ev: Event, ctx: EventContext) -> list[Fire | None] | None:
         """Update the key's day state once for this event and judge every member; the
@@ -217,14 +221,13 @@ class _ReadDays:
         never seen before) the members whose quantity they changed; fires go to ``out``."""
         hists = st.hists
         n = len(st.today)
-        for m in self.members:
-            if exp_new == 0 and m.only_new:
+        for m, index, only_new, q in self.fast:
+            if exp_new == 0 and only_new:
                 continue
-            h = hists[m.index]
+            h = hists[index]
             thr = h.thr
             if thr is not None:
                 # Fast path: most reads leave the key under its (cached) threshold.
-                q = m.qcode
                 v: float = (
                     n
                     if q == 0
@@ -243,7 +246,7 @@ class _ReadDays:
                 out = self.out
                 if out is None:
                     out = self.out = [None] * len(self.members)
-                out[m.index] = fire
+                out[index] = fire
 
 
 def share_read_days(rules: Sequence[CompiledRule]) -> None:
