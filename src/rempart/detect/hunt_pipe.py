@@ -13,14 +13,16 @@ interrupted.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import json
 import os
 import signal
 import threading
 import traceback
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +65,8 @@ SCHEMA = pa.schema(
 #: Categories travel as one string (DataCategory values hold no such character).
 _SEP = "\x1f"
 _STATUS_LIMIT = 16_000
+#: Pipe buffer asked for (the unprivileged maximum by default): about two batches in flight.
+_PIPE_BYTES = 1 << 20
 
 
 @dataclass
@@ -166,13 +170,16 @@ def encode_batch(batch: EventBatch) -> pa.RecordBatch:
 
 def decode_events(batch: pa.RecordBatch) -> list[Event]:
     """Inverse of :func:`encode_events`: the same events, same values, same order."""
-    cols: dict[str, list[Any]] = {"ts": _floats(batch.column("ts"))}
+    cols: dict[str, Iterable[Any]] = {"ts": _floats(batch.column("ts"))}
     for name in _STRINGS:
         col = batch.column(name)
         vals = col.dictionary.to_pylist()
         if name == "categories":
             vals = [tuple(v.split(_SEP)) if v else () for v in vals]
-        cols[name] = list(map(vals.__getitem__, _ints(col.indices)))
+        if len(vals) == 1:  # one value (the source, a missing column): no per-row lookup
+            cols[name] = repeat(vals[0], len(batch))
+        else:  # consumed once, by map(Event, ...)
+            cols[name] = map(vals.__getitem__, _ints(col.indices))
     for name in _INTS:
         cols[name] = _int64s(batch.column(name))
     return list(map(Event, *(cols[n] for n in _FIELDS)))
@@ -268,6 +275,8 @@ def piped_events(
     """
     data_r, data_w = os.pipe()
     status_r, status_w = os.pipe()
+    with contextlib.suppress(OSError, AttributeError):  # let the child run ahead (Linux)
+        fcntl.fcntl(data_w, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child's coverage is not collected
         code = 1
