@@ -14,6 +14,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = [
     ["ingest_throughput.py"],
     ["detect_hunt.py"],
+    ["detect_hunt.py", "--workers", "2", "--no-engine-only"],
     ["detect_hunt.py", "--lines", "10000000", "--runs", "1", "--no-engine-only"],
     ["detect_memory.py"],
     ["respond_check.py"],
