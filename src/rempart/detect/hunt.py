@@ -177,9 +177,8 @@ def _run_hunt(
     state_url: str | None,
     on_batch: Callable[[int], None] | None,
 ) -> HuntResult:
-    from rempart.ingest.pipeline import IngestStats, iter_batches
+    from rempart.ingest.pipeline import IngestStats
     from rempart.ingest.quarantine import Quarantine
-    from rempart.ingest.sources import input_paths
 
     started = time.perf_counter()
     engine = make_engine(specs, lateness, state_url)
@@ -189,18 +188,7 @@ def _run_hunt(
     process = engine.process
     # Events of other actions change no state (static assets, pages...): never offered.
     keep = engine.relevant_actions(disclosing_actions(request))
-    for batch in iter_batches(
-        input_paths(request.paths),
-        profile=request.profile,
-        tokenizer=request.tokenizer,
-        quarantine=quarantine,
-        fmt=request.fmt,
-        json_mapping=request.json_mapping,
-        time_format=request.time_format,
-        directory=request.directory,
-        stats=stats,
-        keep_actions=keep,
-    ):
+    for batch in request.batches(quarantine, stats, keep_actions=keep):
         for ev in batch.events():
             process(ev)
         if on_batch is not None:

@@ -189,9 +189,8 @@ def _child(
     request: IngestRequest, keep: frozenset[str] | None, data_fd: int, status_fd: int
 ) -> int:
     """Body of the forked child: decode, stream the kept events, then report; exit status."""
-    from rempart.ingest.pipeline import IngestStats, iter_batches
+    from rempart.ingest.pipeline import IngestStats
     from rempart.ingest.quarantine import Quarantine
-    from rempart.ingest.sources import input_paths
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -205,18 +204,7 @@ def _child(
         ):
             quarantine = Quarantine(request.quarantine_dir)
             try:
-                for batch in iter_batches(
-                    input_paths(request.paths),
-                    profile=request.profile,
-                    tokenizer=request.tokenizer,
-                    quarantine=quarantine,
-                    fmt=request.fmt,
-                    json_mapping=request.json_mapping,
-                    time_format=request.time_format,
-                    directory=request.directory,
-                    stats=stats,
-                    keep_actions=keep,
-                ):
+                for batch in request.batches(quarantine, stats, keep_actions=keep):
                     writer.write_batch(
                         encode_batch(batch),
                         custom_metadata={"lines": str(stats.lines)},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -16,7 +16,13 @@ from rempart.events import Event
 from rempart.ingest.archive import ArchiveWriter, latest_checkpoint
 from rempart.ingest.follow import Follower
 from rempart.ingest.normalise import DirectoryEntry, load_directory
-from rempart.ingest.pipeline import IngestStats, LineDecoder, iter_batches, make_normalizer
+from rempart.ingest.pipeline import (
+    EventBatch,
+    IngestStats,
+    LineDecoder,
+    iter_batches,
+    make_normalizer,
+)
 from rempart.ingest.profile import RouteProfile, load_profile
 from rempart.ingest.quarantine import Quarantine
 from rempart.ingest.sources import input_paths
@@ -86,6 +92,30 @@ class IngestRequest:
     def sealer(self) -> Callable[[str, str], None] | None:
         return self.vault.add if self.vault is not None else None
 
+    def batches(
+        self,
+        quarantine: Quarantine,
+        stats: IngestStats,
+        *,
+        keep_actions: frozenset[str] | None = None,
+        seal: bool = False,
+    ) -> Iterator[EventBatch]:
+        """``iter_batches`` over this request's inputs and options (``seal``: give each
+        beneficiary id met to the DPO vault, as ingestion does)."""
+        return iter_batches(
+            input_paths(self.paths),
+            profile=self.profile,
+            tokenizer=self.tokenizer,
+            quarantine=quarantine,
+            fmt=self.fmt,
+            json_mapping=self.json_mapping,
+            time_format=self.time_format,
+            directory=self.directory,
+            stats=stats,
+            keep_actions=keep_actions,
+            sealer=self.sealer if seal else None,
+        )
+
     def close(self) -> None:
         if self.vault is not None:
             self.vault.close()
@@ -100,22 +130,10 @@ class IngestResult:
 
 def run_ingest(request: IngestRequest, *, progress: bool = False) -> IngestResult:
     """Read every input once; archive events if asked; quarantine bad lines."""
-    paths = input_paths(request.paths)
     quarantine = Quarantine(request.quarantine_dir)
     stats = IngestStats()
     writer = ArchiveWriter(request.archive) if request.archive else None
-    batches = iter_batches(
-        paths,
-        profile=request.profile,
-        tokenizer=request.tokenizer,
-        quarantine=quarantine,
-        fmt=request.fmt,
-        json_mapping=request.json_mapping,
-        time_format=request.time_format,
-        directory=request.directory,
-        stats=stats,
-        sealer=request.sealer,
-    )
+    batches = request.batches(quarantine, stats, seal=True)
     if progress:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
