@@ -12,11 +12,11 @@ import gc
 import json
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rempart.alerts import Alert
 from rempart.detect.engine import Engine
@@ -24,6 +24,9 @@ from rempart.detect.spec import RuleSpec
 from rempart.detect.store import StateStore
 from rempart.events import Event
 from rempart.ingest.service import IngestRequest
+
+if TYPE_CHECKING:
+    from rempart.detect.hunt_pipe import DecodeTotals
 
 
 @dataclass
@@ -105,12 +108,58 @@ def run_hunt(
     ``workers >= 2``: decode in a forked child process while the engine runs in this one
     (:mod:`rempart.detect.hunt_pipe`); same alerts and counts as ``workers=1``.
     """
+    from contextlib import closing
+
+    from rempart.detect.hunt_pipe import DecodeTotals, piped_events
+
     with bulk_gc():
-        if workers >= 2:
-            return _run_hunt_piped(
-                request, specs, lateness=lateness, state_url=state_url, on_batch=on_batch
-            )
-        return _run_hunt(request, specs, lateness=lateness, state_url=state_url, on_batch=on_batch)
+        started = time.perf_counter()
+        engine = make_engine(specs, lateness, state_url)
+        known = set(engine.alerts)
+        process = engine.process
+        # Events of other actions change no state (static assets, pages...): never offered.
+        keep = engine.relevant_actions(disclosing_actions(request))
+        totals = DecodeTotals()
+        source = piped_events if workers >= 2 else _serial_events
+        with closing(source(request, keep, totals, on_batch)) as batches:
+            for events in batches:
+                for ev in events:
+                    process(ev)
+        engine.flush()
+        result = HuntResult(
+            events=totals.events,
+            lines=totals.lines,
+            quarantined=sum(totals.quarantined.values()),
+            late_events=engine.late_events,
+        )
+        result.alerts = sorted(
+            (a for a in engine.alerts.values() if a.id not in known), key=lambda a: a.detected_at
+        )
+        if state_url:
+            result.state_bytes = StateStore(state_url).save(engine.dump_state())
+        result.seconds = time.perf_counter() - started
+        return result
+
+
+def _serial_events(
+    request: IngestRequest,
+    keep: frozenset[str] | None,
+    totals: DecodeTotals,
+    on_batch: Callable[[int], None] | None = None,
+) -> Generator[list[Event], None, None]:
+    """The kept events of the request's inputs, batch by batch, decoded in this process."""
+    from rempart.ingest.pipeline import IngestStats
+    from rempart.ingest.quarantine import Quarantine
+
+    stats = IngestStats()
+    quarantine = Quarantine(request.quarantine_dir)
+    for batch in request.batches(quarantine, stats, keep_actions=keep):
+        yield batch.events()
+        if on_batch is not None:
+            on_batch(stats.lines)
+    quarantine.close()
+    totals.lines, totals.events = stats.lines, stats.events
+    totals.quarantined = dict(quarantine.counts)
 
 
 def default_workers(paths: Iterable[str]) -> int:
@@ -119,88 +168,6 @@ def default_workers(paths: Iterable[str]) -> int:
 
     files = all(p not in ("-", "/dev/stdin") for p in paths)
     return 2 if files and (os.cpu_count() or 1) >= 2 else 1
-
-
-def _finish(
-    engine: Engine,
-    known: set[str],
-    result: HuntResult,
-    state_url: str | None,
-    started: float,
-) -> HuntResult:
-    result.late_events = engine.late_events
-    result.alerts = sorted(
-        (a for a in engine.alerts.values() if a.id not in known), key=lambda a: a.detected_at
-    )
-    if state_url:
-        result.state_bytes = StateStore(state_url).save(engine.dump_state())
-    result.seconds = time.perf_counter() - started
-    return result
-
-
-def _run_hunt_piped(
-    request: IngestRequest,
-    specs: list[RuleSpec],
-    *,
-    lateness: float,
-    state_url: str | None,
-    on_batch: Callable[[int], None] | None,
-) -> HuntResult:
-    from contextlib import closing
-
-    from rempart.detect.hunt_pipe import DecodeTotals, piped_events
-
-    started = time.perf_counter()
-    engine = make_engine(specs, lateness, state_url)
-    known = set(engine.alerts)
-    process = engine.process
-    totals = DecodeTotals()
-    keep = engine.relevant_actions(disclosing_actions(request))
-    with closing(piped_events(request, keep, totals, on_batch)) as batches:
-        for events in batches:
-            for ev in events:
-                process(ev)
-    engine.flush()
-    result = HuntResult(
-        events=totals.events,
-        lines=totals.lines,
-        quarantined=sum(totals.quarantined.values()),
-    )
-    return _finish(engine, known, result, state_url, started)
-
-
-def _run_hunt(
-    request: IngestRequest,
-    specs: list[RuleSpec],
-    *,
-    lateness: float,
-    state_url: str | None,
-    on_batch: Callable[[int], None] | None,
-) -> HuntResult:
-    from rempart.ingest.pipeline import IngestStats
-    from rempart.ingest.quarantine import Quarantine
-
-    started = time.perf_counter()
-    engine = make_engine(specs, lateness, state_url)
-    known = set(engine.alerts)
-    stats = IngestStats()
-    quarantine = Quarantine(request.quarantine_dir)
-    process = engine.process
-    # Events of other actions change no state (static assets, pages...): never offered.
-    keep = engine.relevant_actions(disclosing_actions(request))
-    for batch in request.batches(quarantine, stats, keep_actions=keep):
-        for ev in batch.events():
-            process(ev)
-        if on_batch is not None:
-            on_batch(stats.lines)
-    engine.flush()
-    quarantine.close()
-    result = HuntResult(
-        events=stats.events,
-        lines=stats.lines,
-        quarantined=sum(quarantine.counts.values()),
-    )
-    return _finish(engine, known, result, state_url, started)
 
 
 def hunt_events(
