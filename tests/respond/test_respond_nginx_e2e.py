@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -48,9 +50,12 @@ def start_rempart(tmp: Path, access_log: Path) -> tuple[ResponseService, str]:
     return service, token
 
 
-def test_when_phished_account_harvests_through_nginx_then_it_is_cut_off_and_others_keep_working(
-    tmp_path: Path, population: Population, record_property
-) -> None:
+@contextmanager
+def portal_behind_nginx(
+    tmp_path: Path, population: Population
+) -> Iterator[tuple[ResponseService, str]]:
+    """The reference portal behind a real nginx enforcing Rempart's decisions (both running);
+    yields the response service and nginx's base URL."""
     prefix = tmp_path / "nginx"
     access_log = prefix / "logs" / "access.log"
     (prefix / "logs").mkdir(parents=True)
@@ -58,12 +63,18 @@ def test_when_phished_account_harvests_through_nginx_then_it_is_cut_off_and_othe
     service, token = start_rempart(tmp_path, access_log)
     ports = {"listen": free_port(), "portal": free_port(), "rempart": free_port()}
     conf = render_site(prefix, token=token, **ports)
-    base = f"http://127.0.0.1:{ports['listen']}"
     with (
         UvicornThread(create_app(service), ports["rempart"]),
         UvicornThread(create_portal(population, PASSWORDS, MFA), ports["portal"]),
         Nginx(prefix, conf, ports["listen"]),
     ):
+        yield service, f"http://127.0.0.1:{ports['listen']}"
+
+
+def test_when_phished_account_harvests_through_nginx_then_it_is_cut_off_and_others_keep_working(
+    tmp_path: Path, population: Population, record_property
+) -> None:
+    with portal_behind_nginx(tmp_path, population) as (service, base):
         harvester = httpx.Client(base_url=base, auth=("PH0042", PASSWORDS["PH0042"]), timeout=5)
         honest = httpx.Client(base_url=base, auth=("PH0007", PASSWORDS["PH0007"]), timeout=5)
         assert harvester.post("/auth/login").status_code == 200
@@ -139,19 +150,7 @@ def test_throttle_and_fail_modes_through_nginx(tmp_path: Path, population: Popul
 def test_step_up_through_nginx_is_satisfied_by_mfa_in_that_session(
     tmp_path: Path, population: Population
 ) -> None:
-    prefix = tmp_path / "nginx"
-    access_log = prefix / "logs" / "access.log"
-    (prefix / "logs").mkdir(parents=True)
-    access_log.touch()
-    service, token = start_rempart(tmp_path, access_log)
-    ports = {"listen": free_port(), "portal": free_port(), "rempart": free_port()}
-    conf = render_site(prefix, token=token, **ports)
-    base = f"http://127.0.0.1:{ports['listen']}"
-    with (
-        UvicornThread(create_app(service), ports["rempart"]),
-        UvicornThread(create_portal(population, PASSWORDS, MFA), ports["portal"]),
-        Nginx(prefix, conf, ports["listen"]),
-    ):
+    with portal_behind_nginx(tmp_path, population) as (service, base):
         user = httpx.Client(base_url=base, auth=("PH0007", PASSWORDS["PH0007"]), timeout=5)
         assert user.post("/auth/login").status_code == 200  # session cookie
         service.add_manual_decision(
