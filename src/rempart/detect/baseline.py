@@ -35,9 +35,6 @@ from statistics import median
 from typing import Any
 
 from rempart.detect.expr import (
-    BoolOp,
-    Node,
-    Test,
     _utc_offset_for_hour,
     resolve_field,
     utc_offset,
@@ -293,10 +290,7 @@ class BaselineRule(CompiledRule):
         if self.only_new:
             self.qcode = 2
         if self.pairs_claims:
-            if self.actions is not None:
-                self.actions = self.actions | {"claim.create"}
-            reads = self.matches
-            self.matches = lambda e: e.action == "claim.create" or reads(e)
+            self.offer_also("claim.create")
         resolved = resolve_field(spec.peer_group) if spec.peer_group else None
         self.group_of = resolved[1] if resolved else None
         self.peers: dict[str, deque[tuple[int, float]]] = {}
@@ -304,12 +298,6 @@ class BaselineRule(CompiledRule):
         self.index = 0
         self.tracker = _ReadDays(self)
         self.tracker.add(self)
-
-    def filter_node(self) -> Node:
-        node = super().filter_node()
-        if self.pairs_claims:
-            return BoolOp("or", (Test("action", "==", "claim.create"), node))
-        return node
 
     # -- day handling ---------------------------------------------------------------------
     def _value(self, st: _Day, h: _Hist) -> float:

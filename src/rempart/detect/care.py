@@ -38,7 +38,7 @@ from typing import Any
 
 from rempart.detect.baseline import local_day
 from rempart.detect.care_state import DayCounts, Episode, Orphans, beta_binomial_tail
-from rempart.detect.expr import BoolOp, Node, Test, resolve_field
+from rempart.detect.expr import resolve_field
 from rempart.detect.spec import RuleSpec
 from rempart.detect.windows import CompiledRule, EventContext, Fire
 from rempart.events import Event
@@ -80,20 +80,13 @@ class SurpriseRule(CompiledRule):
 
     def __init__(self, spec: RuleSpec):
         super().__init__(spec)
-        if self.actions is not None:
-            self.actions = self.actions | {"claim.create"}
-        reads = self.matches
-        self.matches = lambda e: e.action == "claim.create" or reads(e)
+        self.offer_also("claim.create")  # claims pair with pending reads
         resolved = resolve_field(spec.peer_group) if spec.peer_group else None
         self.group_of = resolved[1] if resolved else None
         #: group -> day -> [novel reads, orphans]
         self.peers: dict[str, dict[int, list[int]]] = {}
         self.span_max = max(spec.spans)
         self.claim_window = spec.claim_window
-
-    def filter_node(self) -> Node:
-        """The rule's filter, or a claim (claims pair with pending reads)."""
-        return BoolOp("or", (Test("action", "==", "claim.create"), super().filter_node()))
 
     # -- events ---------------------------------------------------------------------------
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:

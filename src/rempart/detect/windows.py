@@ -15,9 +15,11 @@ from operator import attrgetter
 from typing import Any
 
 from rempart.detect.expr import (
+    BoolOp,
     Const,
     Node,
     Predicate,
+    Test,
     compile_filter,
     compile_node,
     parse,
@@ -128,7 +130,7 @@ _FIELD_WORDS = {
 class CompiledRule:
     """Base of every runtime rule: filter, key, state per key."""
 
-    __slots__ = ("actions", "key_of", "matches", "spec", "state")
+    __slots__ = ("actions", "also", "key_of", "matches", "spec", "state")
 
     def __init__(self, spec: RuleSpec):
         self.spec = spec
@@ -137,10 +139,23 @@ class CompiledRule:
         self.matches, self.actions = compile_filter(spec.filter)
         self.key_of = key_getter(spec.group_by)
         self.state: dict[str, Any] = {}
+        #: An action the rule is offered besides its filter's (claims, for claim pairing).
+        self.also: str | None = None
+
+    def offer_also(self, action: str) -> None:
+        """Offer this rule every event of ``action`` too, whatever its filter says."""
+        self.also = action
+        if self.actions is not None:
+            self.actions = self.actions | {action}
+        matches = self.matches
+        self.matches = lambda e: e.action == action or matches(e)
 
     def filter_node(self) -> Node:
         """The full filter (action tests included) the engine specialises per action."""
-        return parse(self.spec.filter)
+        node = parse(self.spec.filter)
+        if self.also is not None:
+            return BoolOp("or", (Test("action", "==", self.also), node))
+        return node
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
         raise NotImplementedError
