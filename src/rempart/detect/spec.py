@@ -374,16 +374,20 @@ def _samples(c: _Checker) -> tuple[SampleSpec, ...]:
     return tuple(out)
 
 
+def _peer_group(c: _Checker, doc: LMap) -> str | None:
+    """``peer_group``: ``account_kind`` (the default) or ``null`` for no peer group."""
+    if "peer_group" in doc and doc["peer_group"] is None:
+        c.used.add("peer_group")
+        return None
+    pg = c.fields("peer_group", ("account_kind",))
+    return pg[0] if pg else None
+
+
 def _surprise_fields(c: _Checker, doc: LMap, kw: dict[str, Any]) -> None:
     kw["history_days"] = c.get(
         "history_days", int, 30, check=lambda v: None if 2 <= v <= 90 else "must be 2..90"
     )
-    if "peer_group" in doc and doc["peer_group"] is None:
-        c.used.add("peer_group")
-        kw["peer_group"] = None
-    else:
-        pg = c.fields("peer_group", ("account_kind",))
-        kw["peer_group"] = pg[0] if pg else None
+    kw["peer_group"] = _peer_group(c, doc)
     kw["claim_window"] = c.duration("claim_window", 3600.0)
     spans = c.get("spans", list, [1, 3, 7])
     if spans is not None:
@@ -505,12 +509,7 @@ def check_rule(doc: Any, path: str, line: int) -> tuple[RuleSpec | None, list[Ru
         )
         kw["history_days"] = c.get("history_days", int, 30, check=_positive)
         kw["min_history"] = c.get("min_history", int, 7, check=_positive)
-        if "peer_group" in doc and doc["peer_group"] is None:
-            c.used.add("peer_group")
-            kw["peer_group"] = None
-        else:
-            pg = c.fields("peer_group", ("account_kind",))
-            kw["peer_group"] = pg[0] if pg else None
+        kw["peer_group"] = _peer_group(c, doc)
         kw["peer_quantile"] = float(c.get("peer_quantile", (int, float), 0.95, check=_fraction))
         kw["own_factor"] = float(c.get("own_factor", (int, float), 3.0, check=_positive))
         kw["peer_factor"] = float(c.get("peer_factor", (int, float), 1.5, check=_positive))
