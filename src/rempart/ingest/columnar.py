@@ -53,16 +53,6 @@ _NO_REQUEST = RequestInfo(
 #: Called for a line the columnar path does not take: (source, line number, raw, complete).
 SlowDecoder = Callable[[str, int, bytes, bool], list[Event]]
 
-_arange_cache: list[pa.Array] = [pa.array([], pa.int64())]
-
-
-def _arange(n: int) -> pa.Array:
-    cached = _arange_cache[0]
-    if len(cached) < n:
-        cached = pa.array(range(max(n, 2 * len(cached))), pa.int64())
-        _arange_cache[0] = cached
-    return cached.slice(0, n)
-
 
 def _ints(arr: pa.Array | pa.ChunkedArray) -> list[int]:
     """Python ints of an integer array without nulls (through the buffer protocol: fast)."""
