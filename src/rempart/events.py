@@ -1,8 +1,10 @@
 """The one ``Event`` that flows through Rempart, and its vocabulary.
 
 Field names follow the Elastic Common Schema (ECS) where one exists; see ``ECS_FIELDS`` for the
-mapping from attribute to ECS name. The in-memory form is a slotted dataclass: millions of them
-pass through detection, so no validation framework sits on this path (parsers validate).
+mapping from attribute to ECS name. The in-memory form is a ``msgspec.Struct`` (C-level slots,
+not tracked by the garbage collector: an event holds only strings, numbers and a tuple of
+strings): millions of them pass through detection, and one is built in about a quarter of a
+slotted dataclass's time. No validation runs on construction (parsers validate).
 
 Time is kept as ``ts``, float seconds since the Unix epoch in UTC: unambiguous, cheap to compare
 and to window over. ``timestamp`` gives the timezone-aware ``datetime`` (ECS ``@timestamp``).
@@ -14,10 +16,11 @@ ingestion by :mod:`rempart.protect.tokens`, and ``path`` has the identifier repl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+import msgspec
 
 
 class Action(StrEnum):
@@ -82,8 +85,7 @@ ECS_FIELDS: dict[str, str] = {
 FIELD_BY_ECS: dict[str, str] = {v: k for k, v in ECS_FIELDS.items()}
 
 
-@dataclass(slots=True)
-class Event:
+class Event(msgspec.Struct, gc=False):
     """One normalised portal access event."""
 
     ts: float
@@ -101,7 +103,7 @@ class Event:
     session_id: str | None = None
     beneficiary_token: str | None = None
     #: Data categories disclosed by this event (empty unless a successful disclosure).
-    categories: tuple[str, ...] = field(default=())
+    categories: tuple[str, ...] = ()
     #: Peer group of the account (pharmacie, medecin, labo...), from the profile or directory.
     account_kind: str | None = None
     #: Origin for evidence: source name (file path, "stdin", "http") and line number (1-based).
@@ -131,3 +133,7 @@ class Event:
                 continue
             out[name] = value
         return out
+
+
+#: ``Event``'s attribute names in constructor (positional) order.
+EVENT_FIELDS: tuple[str, ...] = Event.__struct_fields__

@@ -26,6 +26,7 @@ drop them before ``process`` (``relevant_actions``). ``events_seen`` counts the 
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,7 +50,7 @@ from rempart.detect.windows import (
     TemporalOrderedRule,
     ValueCountRule,
 )
-from rempart.events import Event
+from rempart.events import EVENT_FIELDS, Event
 
 EVIDENCE_CAP = 25
 EVICT_EVERY = 3600.0
@@ -130,7 +131,10 @@ class Engine:
         self._signal_seen: dict[tuple[str, str], float] = {}
         self._novelty: dict[str, dict[str, float]] = {}
         self._updated: set[str] = set()
+        #: Held events (lateness > 0): ``_fifo`` while they arrive in ``(ts, source, line)``
+        #: order (the usual case: a sorted log), else ``_heap``; never both non-empty.
         self._heap: list[tuple[float, str, int, int, Event]] = []
+        self._fifo: deque[Event] = deque()
         self._seq = 0
         self._max_ts = float("-inf")
         self._next_evict = float("-inf")
@@ -150,17 +154,39 @@ class Engine:
             return out
         if ts > self._max_ts:
             self._max_ts = ts
-        if ts < self._max_ts - self.lateness:
+        limit = self._max_ts - self.lateness
+        if ts < limit:
             self.late_events += 1
             self._run(ev, out)
             return out
-        self._seq += 1
-        heapq.heappush(self._heap, (ts, ev.source, ev.line, self._seq, ev))
-        limit = self._max_ts - self.lateness
         heap = self._heap
+        fifo = self._fifo
+        if not heap:
+            if fifo:
+                last = fifo[-1]
+                if ts < last.ts or (
+                    ts == last.ts and (ev.source, ev.line) < (last.source, last.line)
+                ):
+                    self._hold_in_heap()
+            if not heap:
+                # In order: a FIFO releases in the same order as the heap would (ties by arrival).
+                fifo.append(ev)
+                while fifo and fifo[0].ts <= limit:
+                    self._run(fifo.popleft(), out)
+                return out
+        self._seq += 1
+        heapq.heappush(heap, (ts, ev.source, ev.line, self._seq, ev))
         while heap and heap[0][0] <= limit:
             self._run(heapq.heappop(heap)[4], out)
         return out
+
+    def _hold_in_heap(self) -> None:
+        """An event arrived out of order: move the held FIFO (sorted, so already a heap)."""
+        heap = self._heap
+        for ev in self._fifo:
+            self._seq += 1
+            heap.append((ev.ts, ev.source, ev.line, self._seq, ev))
+        self._fifo.clear()
 
     def process_many(self, events: Iterable[Event]) -> list[Alert]:
         out: list[Alert] = []
@@ -173,6 +199,8 @@ class Engine:
         out: list[Alert] = []
         while self._heap:
             self._run(heapq.heappop(self._heap)[4], out)
+        while self._fifo:
+            self._run(self._fifo.popleft(), out)
         return out
 
     @property
@@ -444,7 +472,8 @@ class Engine:
             "exposure": self.watch.dump(),
             "signal_seen": [[k[0], k[1], t] for k, t in self._signal_seen.items()],
             "novelty": {k: dict(v) for k, v in self._novelty.items()},
-            "pending": [_event_dict(item[4]) for item in sorted(self._heap)],
+            "pending": [_event_dict(item[4]) for item in sorted(self._heap)]
+            + [_event_dict(ev) for ev in self._fifo],
             "max_ts": self._max_ts if self._max_ts != float("-inf") else None,
             "events_seen": self.events_seen,
         }
@@ -474,6 +503,7 @@ class Engine:
         self._signal_seen = {(r, e): t for r, e, t in state.get("signal_seen", [])}
         self._novelty = {k: dict(v) for k, v in state.get("novelty", {}).items()}
         self._heap = []
+        self._fifo.clear()
         for i, d in enumerate(state.get("pending", [])):
             ev = Event(**{**d, "categories": tuple(d.get("categories", ()))})
             self._heap.append((ev.ts, ev.source, ev.line, i, ev))
@@ -487,5 +517,5 @@ class Engine:
 def _event_dict(ev: Event) -> dict[str, Any]:
     return {
         name: (list(getattr(ev, name)) if name == "categories" else getattr(ev, name))
-        for name in Event.__slots__
+        for name in EVENT_FIELDS
     }

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rempart import errors
-from rempart.events import Event
+from rempart.events import EVENT_FIELDS, Event
 from rempart.ingest.columnar import _floats, _int64s, _ints
 from rempart.ingest.service import IngestRequest
 
@@ -55,7 +55,7 @@ _STRINGS = (
     "source",
 )
 _INTS = ("status", "bytes", "line")
-_FIELDS = tuple(Event.__slots__)
+_FIELDS = EVENT_FIELDS
 _DICT = pa.dictionary(pa.int32(), pa.string())
 SCHEMA = pa.schema(
     [pa.field("ts", pa.float64())]

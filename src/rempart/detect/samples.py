@@ -30,7 +30,7 @@ from typing import Any
 from rempart.detect.engine import Engine
 from rempart.detect.spec import RuleSpec, SampleSpec, parse_duration
 from rempart.errors import RuleError
-from rempart.events import Event
+from rempart.events import EVENT_FIELDS, Event
 
 KINDS = {
     "PH": "pharmacie",
@@ -51,7 +51,7 @@ READ_CATEGORIES = (
     "organisme_complementaire",
     "garanties",
 )
-_EVENT_FIELDS = set(Event.__slots__) - {"ts"}
+_EVENT_FIELDS = set(EVENT_FIELDS) - {"ts"}
 
 
 @dataclass
