@@ -13,11 +13,11 @@ from typing import Any
 
 import msgspec
 from detect_engine_reference import ReferenceBaselineRule
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rempart.alerts import Severity
-from rempart.detect.baseline import BaselineRule, _ReadDays
+from rempart.detect.baseline import BaselineRule, _ReadDays, local_day
 from rempart.detect.engine import Engine
 from rempart.detect.loader import load_pack
 from rempart.detect.spec import RuleSpec
@@ -301,3 +301,25 @@ def test_the_tracker_type_is_the_one_the_engine_dispatches_to() -> None:
     entries = engine._rules_for("claim.create", "success")
     assert [type(e[1]) for e in entries] == [_ReadDays]
     assert [type(e[1]) for e in engine._rules_for("beneficiary.read", "success")] == [_ReadDays]
+
+
+_DST = [1711846800.0, 1729990800.0]  # 2024-03-31 and 2024-10-27 01:00Z: Paris changes offset
+_AROUND = st.builds(
+    lambda base, hours, sec: base + hours * 3600 + sec,
+    st.sampled_from([*_DST, T0]),
+    st.integers(-30, 30),
+    st.floats(0, 3599.9),
+)
+
+
+@settings(max_examples=60, deadline=None)
+# Spring forward: the day that began at +1 ends at +2, an hour earlier in UTC.
+@example(times=[_DST[0] - 1800, _DST[0] + 21.5 * 3600], in_order=True)
+@given(times=st.lists(_AROUND, min_size=1, max_size=40), in_order=st.booleans())
+def test_each_read_is_counted_on_its_local_calendar_day(times: list[float], in_order: bool) -> None:
+    # Hours around local midnights and daylight-saving changes, in order or not.
+    if in_order:
+        times = sorted(times)
+    engine = _run([read(ts, f"U{i}", "p1") for i, ts in enumerate(times)], "shared")
+    keys = _keys(engine, "T-DIST")
+    assert [keys[f"U{i}"][0] for i in range(len(times))] == [local_day(ts) for ts in times]

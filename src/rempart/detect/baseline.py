@@ -147,6 +147,9 @@ class _ReadDays:
         "barred",
         "claim_action",
         "claim_window",
+        "day",
+        "day_from",
+        "day_to",
         "fast",
         "fast_by_side",
         "group_of",
@@ -179,6 +182,10 @@ class _ReadDays:
         self.barred = True
         #: With two sides, the keys in the order each side first saw them (for ``dump``).
         self.orders: list[dict[str, None]] | None = None
+        #: Local day of the times in [day_from, day_to) (one UTC hour at most: one offset).
+        self.day = 0
+        self.day_from = 0.0
+        self.day_to = 0.0
         self.seq = -1
         #: Each member's fire for the current event, by member index (None: none fires).
         self.out: list[Fire | None] | None = None
@@ -224,8 +231,9 @@ class _ReadDays:
             return None
         ts = ev.ts
         if ctx.day_ts != ts:
-            t = int(ts)  # local_day(ts), inlined
-            ctx.day = (t + _utc_offset_for_hour(t // 3600)) // 86400
+            if not self.day_from <= ts < self.day_to:
+                self._day_of(ts)
+            ctx.day = self.day
             ctx.day_ts = ts
         day = ctx.day
         st = self._state.get(key)
@@ -264,6 +272,18 @@ class _ReadDays:
         return self.out
 
     observe = step
+
+    def _day_of(self, ts: float) -> None:
+        """Set ``day`` to ``local_day(ts)`` and [day_from, day_to) to the times that share it
+        and its UTC hour (hence its UTC offset)."""
+        t = int(ts)
+        hour = t // 3600
+        offset = _utc_offset_for_hour(hour)
+        day = (t + offset) // 86400
+        self.day = day
+        # (int() truncates: times before 1970 are not cached.)
+        self.day_from = float(max(0, hour * 3600, day * 86400 - offset))
+        self.day_to = float(min(hour * 3600 + 3600, (day + 1) * 86400 - offset))
 
     def _expire(self, key: str, st: _Day, v: _View, ts: float) -> None:
         """Count the reads whose claim window passed as orphans of their read's day (``v``,
