@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from rempart.alerts import Alert, EntityType, EvidenceRef, Severity, alert_id
 from rempart.cases.service import Cases
 from rempart.cases.settings import CasesSettings
-from rempart.events import Event
+from rempart.events import EVENT_FIELDS, Event
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
 HOUR = 3600.0
@@ -27,7 +26,7 @@ RIGHTS = ("identite", "sexe", "date_naissance", "nir", "organisme_complementaire
 
 def archive_table(events: list[Event]) -> pa.Table:
     """The archive schema of contracts.md: Event attribute names, ts timestamp[us, UTC]."""
-    cols: dict[str, list[object]] = {f.name: [] for f in fields(Event)}
+    cols: dict[str, list[object]] = {name: [] for name in EVENT_FIELDS}
     for ev in events:
         for name in cols:
             cols[name].append(getattr(ev, name))
