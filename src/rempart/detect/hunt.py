@@ -106,21 +106,31 @@ def run_hunt(
     """Replay the request's inputs through the rules; alerts sorted by detection time.
 
     ``workers >= 2``: decode in a forked child process while the engine runs in this one
-    (:mod:`rempart.detect.hunt_pipe`); same alerts and counts as ``workers=1``.
+    (:mod:`rempart.detect.hunt_pipe`); without a state URL, the child also runs the rules
+    :func:`~rempart.detect.partition.split_rules` splits off. Same alerts and counts as
+    ``workers=1``, in the same order: by detection time, then pack order, entity and id.
     """
     from contextlib import closing
+    from functools import partial
 
     from rempart.detect.hunt_pipe import DecodeTotals, piped_events
+    from rempart.detect.partition import split_rules
 
     with bulk_gc():
         started = time.perf_counter()
-        engine = make_engine(specs, lateness, state_url)
+        split = split_rules(specs) if workers >= 2 and not state_url else None
+        engine = make_engine(split[0] if split else specs, lateness, state_url)
+        child = Engine(split[1], lateness=lateness) if split else None
         known = set(engine.alerts)
         process = engine.process
         # Events of other actions change no state (static assets, pages...): never offered.
-        keep = engine.relevant_actions(disclosing_actions(request))
+        disclosing = disclosing_actions(request)
+        keep = engine.relevant_actions(disclosing)
+        if child is not None and keep is not None:
+            theirs = child.relevant_actions(disclosing)
+            keep = None if theirs is None else keep | theirs
         totals = DecodeTotals()
-        source = piped_events if workers >= 2 else _serial_events
+        source = partial(piped_events, child_engine=child) if workers >= 2 else _serial_events
         with closing(source(request, keep, totals, on_batch)) as batches:
             for events in batches:
                 for ev in events:
@@ -132,8 +142,12 @@ def run_hunt(
             quarantined=sum(totals.quarantined.values()),
             late_events=engine.late_events,
         )
+        alerts = [a for a in engine.alerts.values() if a.id not in known]
+        alerts += [Alert.from_dict(d) for d in totals.alerts]
+        position = {s.id: i for i, s in enumerate(specs)}
         result.alerts = sorted(
-            (a for a in engine.alerts.values() if a.id not in known), key=lambda a: a.detected_at
+            alerts,
+            key=lambda a: (a.detected_at, position.get(a.rule_id, -1), a.entity, a.id),
         )
         if state_url:
             result.state_bytes = StateStore(state_url).save(engine.dump_state())

@@ -35,6 +35,7 @@ from rempart.ingest.columnar import _floats, _int64s, _ints
 from rempart.ingest.service import IngestRequest
 
 if TYPE_CHECKING:
+    from rempart.detect.engine import Engine
     from rempart.ingest.pipeline import EventBatch
 
 #: Event attributes (in constructor order) and how each one travels.
@@ -76,6 +77,8 @@ class DecodeTotals:
     lines: int = 0
     events: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
+    #: Alerts of the child's engine (``Alert.to_dict`` form), when it ran part of the rules.
+    alerts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _dict_column(values: list[Any]) -> pa.DictionaryArray:
@@ -186,9 +189,14 @@ def decode_events(batch: pa.RecordBatch) -> list[Event]:
 
 
 def _child(
-    request: IngestRequest, keep: frozenset[str] | None, data_fd: int, status_fd: int
+    request: IngestRequest,
+    keep: frozenset[str] | None,
+    data_fd: int,
+    status_fd: int,
+    engine: Engine | None,
 ) -> int:
-    """Body of the forked child: decode, stream the kept events, then report; exit status."""
+    """Body of the forked child: decode, stream the kept events (and run ``engine`` on them
+    once sent), then report; exit status."""
     from rempart.ingest.pipeline import IngestStats
     from rempart.ingest.quarantine import Quarantine
 
@@ -209,6 +217,10 @@ def _child(
                         encode_batch(batch),
                         custom_metadata={"lines": str(stats.lines)},
                     )
+                    if engine is not None:
+                        process = engine.process
+                        for ev in batch.events():
+                            process(ev)
             finally:
                 quarantine.close()
         status = {
@@ -216,6 +228,9 @@ def _child(
             "events": stats.events,
             "quarantined": dict(quarantine.counts),
         }
+        if engine is not None:
+            engine.flush()
+            status["alerts"] = [a.to_dict() for a in engine.alerts.values()]
     except errors.RempartError as exc:
         status = {"error": type(exc).__name__, "message": exc.message}
         status.update(where=exc.where, hint=exc.hint)
@@ -223,7 +238,9 @@ def _child(
     except BaseException as exc:  # reported to the parent, which raises it as one line
         status = {"crash": f"{type(exc).__name__}: {exc}", "trace": traceback.format_exc()}
         code = 1
-    data = json.dumps(status).encode()[:_STATUS_LIMIT]
+    data = json.dumps(status).encode()
+    if code:
+        data = data[:_STATUS_LIMIT]
     with os.fdopen(status_fd, "wb") as out:
         out.write(data)
     return code
@@ -254,12 +271,16 @@ def piped_events(
     keep: frozenset[str] | None,
     totals: DecodeTotals,
     on_batch: Callable[[int], None] | None = None,
+    child_engine: Engine | None = None,
 ) -> Generator[list[Event], None, None]:
     """The kept events of the request's inputs, batch by batch, decoded in a forked child.
 
-    ``totals`` is filled when the iteration completes. A child error is raised here as the same
-    ``RempartError`` the serial path raises; the child is always reaped, and killed if the
-    consumer stops early or the process is interrupted (SIGINT, SIGTERM).
+    ``child_engine`` (an engine over rules split off with
+    :func:`rempart.detect.partition.split_rules`) runs in the child on the same events; its
+    alerts come back in ``totals.alerts``. ``totals`` is filled when the iteration completes.
+    A child error is raised here as the same ``RempartError`` the serial path raises; the child
+    is always reaped, and killed if the consumer stops early or the process is interrupted
+    (SIGINT, SIGTERM).
     """
     data_r, data_w = os.pipe()
     status_r, status_w = os.pipe()
@@ -271,7 +292,7 @@ def piped_events(
         try:
             os.close(data_r)
             os.close(status_r)
-            code = _child(request, keep, data_w, status_w)
+            code = _child(request, keep, data_w, status_w, child_engine)
         finally:
             os._exit(code)
     os.close(data_w)
@@ -313,6 +334,7 @@ def piped_events(
         totals.lines = int(status["lines"])
         totals.events = int(status["events"])
         totals.quarantined = {str(k): int(v) for k, v in status["quarantined"].items()}
+        totals.alerts = list(status.get("alerts", []))
     finally:
         if not reaped:
             with contextlib.suppress(ProcessLookupError):
