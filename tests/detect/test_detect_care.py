@@ -9,10 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rempart.detect.care_state import beta_binomial_tail
+from rempart.detect.baseline import local_day
+from rempart.detect.care import SurpriseRule
+from rempart.detect.care_state import DayCounts, beta_binomial_tail
 from rempart.detect.engine import Engine
 from rempart.detect.loader import load_pack
 from rempart.detect.spec import parse_rule_text
+from rempart.detect.windows import EventContext
 from rempart.events import Event
 
 RULE = [s for s in load_pack("tiers-payant") if s.id == "TP-INS-004"]
@@ -219,3 +222,70 @@ def test_when_an_account_works_for_forty_days_then_its_state_stays_bounded() -> 
     assert len(st.days) <= 31 and all(d > last_day - 31 for d, _ in st.days.items())
     assert all(d > last_day - 7 for d, _t, _h in st.orphans)
     assert all(len(pool) <= 31 for pool in rule.peers.values())
+
+
+def _observe_read(rule: SurpriseRule, ts: float, user: str, token: str, novel: bool) -> int:
+    ctx = EventContext()
+    ctx.bh = int(token[-8:], 16) if len(token) >= 8 else 1
+    ctx.novel = novel
+    rule.observe(_read(ts, user, token, f"{user}-s", 1), ctx)
+    return ctx.day
+
+
+# Paris midnights, and its DST changes (2024-03-31 and 2024-10-27, 01:00 UTC).
+_EDGES = [1706742000.0, 1711839600.0, 1711846800.0, 1729990800.0, 1729983600.0]
+
+
+def test_the_local_day_of_a_read_is_that_of_local_day_across_midnight_and_dst() -> None:
+    rule = SurpriseRule(RULE[0])
+    for edge in _EDGES:
+        steps = [edge + k * 97.0 for k in range(-80, 80)]
+        steps += [math.nextafter(edge, 0.0), edge, edge + 0.5, edge - 0.5, edge - 3600.0]
+        for ts in steps:
+            assert _observe_read(rule, ts, "PH2000", "0000abcd", False) == local_day(ts), ts
+
+
+@given(st.lists(st.floats(min_value=1.7e9, max_value=1.8e9), min_size=1, max_size=60))
+def test_the_local_day_of_reads_in_any_order_is_that_of_local_day(times: list[float]) -> None:
+    rule = SurpriseRule(RULE[0])
+    for ts in times:
+        assert _observe_read(rule, ts, "PH2001", "0000abcd", False) == local_day(ts), ts
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=0, max_value=80), st.integers(min_value=0, max_value=1)),
+        max_size=200,
+    )
+)
+def test_day_counts_hold_the_counts_of_the_last_days_like_a_dict(
+    adds: list[tuple[int, int]],
+) -> None:
+    size = 7
+    counts = DayCounts(size)
+    model: dict[int, list[int]] = {}
+    last = -1
+    for day, index in adds:
+        if day <= last - size:
+            continue  # older than the ring: ignored
+        last = max(last, day)
+        model = {d: c for d, c in model.items() if d > last - size}
+        model.setdefault(day, [0, 0])[index] += 1
+        counts.add(day, index)
+        assert list(counts.items()) == [(d, (c[0], c[1])) for d, c in sorted(model.items())]
+        assert counts.rows() == [(d, c[0], c[1]) for d, c in sorted(model.items())]
+        assert all(counts.get(d) == (c[0], c[1]) for d, c in model.items())
+
+
+def test_when_the_peers_forget_a_day_then_a_late_read_of_it_counts_in_a_new_row() -> None:
+    rule = SurpriseRule(RULE[0])
+    t = T0 + 3600
+    _observe_read(rule, t, "PH3000", "000000a1", True)
+    _observe_read(rule, t + 60, "PH3000", "000000a2", True)  # counted through the cache
+    day = local_day(t)
+    assert rule.peers["pharmacie"][day] == [2, 0]
+    _observe_read(rule, t + 40 * DAY, "PH3001", "000000b1", True)  # the pool forgets `day`
+    assert day not in rule.peers["pharmacie"]
+    _observe_read(rule, t + 120, "PH3000", "000000a3", True)  # a late read of that day
+    assert rule.peers["pharmacie"][day] == [1, 0]
+    assert rule.state["PH3000"].days.get(day) == (3, 0)

@@ -36,9 +36,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rempart.detect.baseline import local_day
 from rempart.detect.care_state import DayCounts, Episode, Orphans, beta_binomial_tail
-from rempart.detect.expr import resolve_field
+from rempart.detect.expr import resolve_field, utc_offset
 from rempart.detect.spec import RuleSpec
 from rempart.detect.windows import CompiledRule, EventContext, Fire
 from rempart.events import Event
@@ -50,10 +49,23 @@ ODD_DAY_P = 0.01
 #: Orphan hashes kept per account at most (those of the longest span; evidence of an alert).
 ORPHAN_CAP = 2000
 _NONE: frozenset[int] = frozenset()
+_NO_ROW: list[int] = []  # ``_Account.prow`` while ``today`` is None: never written
 
 
 class _Account:
-    __slots__ = ("days", "episode", "explained", "group", "last", "odd", "orphans", "pending")
+    __slots__ = (
+        "days",
+        "episode",
+        "explained",
+        "group",
+        "last",
+        "odd",
+        "orphans",
+        "pending",
+        "prow",
+        "ring",
+        "today",
+    )
 
     def __init__(self, group: str | None, history_days: int):
         self.group = group
@@ -71,12 +83,27 @@ class _Account:
         #: it without a new test (the day is accused already).
         self.episode: Episode | None = None
         self.last = 0.0
+        #: A cache for counting novel reads (never dumped): while ``today`` is the newest day
+        #: of ``days``, not explained, with a peer group, a novel read of that day is counted
+        #: at ``days.n[ring]`` and in ``prow``, the peers' row of the day.
+        self.today: int | None = None
+        self.ring = 0
+        self.prow = _NO_ROW
 
 
 class SurpriseRule(CompiledRule):
     """Runtime of ``type: surprise`` (see the module docstring)."""
 
-    __slots__ = ("claim_window", "group_of", "peers", "span_max")
+    __slots__ = (
+        "claim_window",
+        "day",
+        "day_from",
+        "day_to",
+        "group_of",
+        "history_days",
+        "peers",
+        "span_max",
+    )
 
     def __init__(self, spec: RuleSpec):
         super().__init__(spec)
@@ -87,31 +114,55 @@ class SurpriseRule(CompiledRule):
         self.peers: dict[str, dict[int, list[int]]] = {}
         self.span_max = max(spec.spans)
         self.claim_window = spec.claim_window
+        self.history_days = spec.history_days
+        #: Local day of the timestamps in [day_from, day_to): one hour at most, the same UTC
+        #: offset throughout (see ``_local_day``); empty until the first read.
+        self.day = 0
+        self.day_from = 0.0
+        self.day_to = 0.0
+
+    def _local_day(self, ts: float) -> int:
+        """``local_day(ts)``, and the span of timestamps sharing it within the hour."""
+        t = int(ts)
+        hour = t // 3600
+        offset = utc_offset(t)
+        day = (t + offset) // 86400
+        # Within the hour the offset is fixed, so the day changes only at local midnight.
+        # From 0 on, int(ts) is floor(ts): any ts in the span has this day.
+        self.day = day
+        self.day_from = float(max(hour * 3600, day * 86400 - offset, 0))
+        self.day_to = float(min(hour * 3600 + 3600, day * 86400 + 86400 - offset))
+        return day
 
     # -- events ---------------------------------------------------------------------------
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
         key = self.key_of(ev)
         if key is None:
             return None
-        ts = ev.ts
-        st = self.state.get(key)
-        if st is None:
+        try:
+            st = self.state[key]
+        except KeyError:
             group = self.group_of(ev) if self.group_of is not None else None
             st = self.state[key] = _Account(
-                None if group is None else str(group), self.spec.history_days
+                None if group is None else str(group), self.history_days
             )
+        ts = ev.ts
         st.last = ts
         pending = st.pending
         if ev.action == "claim.create":
             if not pending:
                 return None  # nothing awaits a claim: nothing to expire nor to pair
-            expired = pending[0][0] < ts - self.claim_window
-            fire = self._expire(key, st, ts) if expired else None
+            fire = self._expire(key, st, ts) if pending[0][0] < ts - self.claim_window else None
+            if not pending:
+                return fire
             session = ev.session_id or ""
-            for i in range(len(pending) - 1, -1, -1):
-                if pending[i][2] == session:
-                    del pending[i]  # a claim follows its rights check: the latest of the session
-                    break
+            if pending[-1][2] == session:
+                del pending[-1]  # a claim follows its rights check: the latest of the session
+            else:
+                for i in range(len(pending) - 2, -1, -1):
+                    if pending[i][2] == session:
+                        del pending[i]
+                        break
             return fire
         if pending and pending[0][0] < ts - self.claim_window:
             fire = self._expire(key, st, ts)
@@ -120,35 +171,38 @@ class SurpriseRule(CompiledRule):
         bh = ctx.bh
         if bh is None or not ev.categories:
             return fire
-        if ctx.day_ts != ts:
-            ctx.day = local_day(ts)
-            ctx.day_ts = ts
-        day = ctx.day
+        day = self.day if self.day_from <= ts < self.day_to else self._local_day(ts)
+        ctx.day = day  # the memo later rules share
+        ctx.day_ts = ts
         novel = ctx.novel
         if novel:
-            days = st.days
-            if day == days.last and st.group is not None and day not in st.explained:
-                # Common case, _count inlined: today's counter and the peers' row exist.
-                counts = days.n
-                counts[day % len(counts)] += 1
-                pool = self.peers.get(st.group)
-                prow = pool.get(day) if pool is not None else None
-                if prow is not None:
-                    prow[0] += 1
-                else:
-                    self._count_peers(st.group, day, 0)
+            if day == st.today:  # _count(st, day, 0), inlined for the common case
+                st.days.n[st.ring] += 1
+                st.prow[0] += 1
             else:
-                self._count(st, day, 0)
+                self._count_novel(st, day)
         pending.append((ts, novel, ev.session_id or "", bh, day))
         return fire
 
     def _count(self, st: _Account, day: int, index: int) -> None:
-        if day > st.days.last and st.explained:
-            oldest = day - self.spec.history_days
-            st.explained = {d for d in st.explained if d >= oldest} or _NONE
-        st.days.add(day, index)
+        days = st.days
+        if day > days.last:
+            st.today = None  # a new newest day: the cache must be set up again
+            if st.explained:
+                oldest = day - self.history_days
+                st.explained = {d for d in st.explained if d >= oldest} or _NONE
+        days.add(day, index)
         if st.group is not None and day not in st.explained:
             self._count_peers(st.group, day, index)
+
+    def _count_novel(self, st: _Account, day: int) -> None:
+        """Count a novel read, and set up ``st.today`` when the day allows it."""
+        self._count(st, day, 0)
+        days = st.days
+        if day == days.last and st.group is not None and day not in st.explained:
+            st.today = day
+            st.ring = day % len(days.n)
+            st.prow = self.peers[st.group][day]
 
     def _count_peers(self, group: str, day: int, index: int) -> None:
         pool = self.peers.get(group)
@@ -157,9 +211,14 @@ class SurpriseRule(CompiledRule):
         prow = pool.get(day)
         if prow is None:
             prow = pool[day] = [0, 0]
-            oldest = day - self.spec.history_days
-            for d in [d for d in pool if d < oldest]:
-                del pool[d]
+            oldest = day - self.history_days
+            gone = [d for d in pool if d < oldest]
+            if gone:
+                for d in gone:
+                    del pool[d]
+                for st in self.state.values():  # no cached row may outlive its pool entry
+                    if st.today is not None and st.today < oldest:
+                        st.today = None
         prow[index] += 1
 
     def _expire(self, key: str, st: _Account, now: float) -> Fire | None:
@@ -199,14 +258,15 @@ class SurpriseRule(CompiledRule):
         pool = self.peers.get(st.group)
         if not pool:
             return None
-        oldest = day - self.spec.history_days
+        oldest = day - self.history_days
         n = x = 0
         for d, (dn, dx) in pool.items():
             if d >= oldest:
                 n += dn
                 x += dx
-        for d, (dn, dx) in st.days.items():
-            if d >= oldest and d not in st.explained:
+        explained = st.explained
+        for d, dn, dx in st.days.rows():
+            if d >= oldest and d not in explained:
                 n -= dn
                 x -= dx
         return x / n if n >= PEER_MIN_READS else None
@@ -224,11 +284,12 @@ class SurpriseRule(CompiledRule):
         slow insider do not raise the bar for the next ones. Computed once per day."""
         if st.odd[0] == day:
             return st.odd[1]
-        oldest = day - self.spec.history_days
+        oldest = day - self.history_days
+        explained = st.explained
         hist = [
             (d, n, x)
-            for d, (n, x) in st.days.items()
-            if oldest <= d < day and d not in st.explained and n > 0
+            for d, n, x in st.days.rows()
+            if oldest <= d < day and d not in explained and n > 0
         ]
         total_n = sum(n for _, n, _ in hist)
         total_x = sum(x for _, _, x in hist)
@@ -244,13 +305,21 @@ class SurpriseRule(CompiledRule):
 
     def _judge(self, key: str, st: _Account, day: int) -> Fire | None:
         spec = self.spec
-        peer = self._peer_share(st, day)
-        odd = self._odd_days(st, day, peer)
-        pa, pb = self._prior(peer)
-        oldest = day - spec.history_days
-        per_test = spec.alpha / len(spec.spans)
+        odd_day, odd = st.odd
+        if odd_day == day:
+            peer_known = False  # computed below only if a span passes the cheap tests
+            peer = None
+        else:
+            peer_known = True
+            peer = self._peer_share(st, day)
+            odd = self._odd_days(st, day, peer)
+        oldest = day - self.history_days
         explained = st.explained
-        rows = [(d, dn, dx) for d, (dn, dx) in st.days.items() if d == day or d not in explained]
+        rows = [r for r in st.days.rows() if r[0] == day or r[0] not in explained]
+        min_value, min_reads = spec.min_value, spec.min_reads
+        # The spans that reach ``min_value`` orphans over ``min_reads`` reads of history (most
+        # do not: then neither the peers' share nor the test is needed).
+        tested = []
         for span in spec.spans:
             first = day - span + 1
             nw = xw = nh = xh = 0
@@ -261,8 +330,15 @@ class SurpriseRule(CompiledRule):
                 elif oldest <= d < first and d not in odd:
                     nh += dn
                     xh += dx
-            if xw < spec.min_value or nh < spec.min_reads:
-                continue
+            if xw >= min_value and nh >= min_reads:
+                tested.append((span, nw, xw, nh, xh))
+        if not tested:
+            return None
+        if not peer_known:
+            peer = self._peer_share(st, day)
+        pa, pb = self._prior(peer)
+        per_test = spec.alpha / len(spec.spans)
+        for span, nw, xw, nh, xh in tested:
             a = xh + pa
             b = (nh - xh) + pb
             nw = max(nw, xw)
@@ -293,6 +369,7 @@ class SurpriseRule(CompiledRule):
     ) -> Fire:
         first = day - span + 1
         pool = self.peers.get(st.group) if st.group is not None else None
+        st.today = None  # days become explained: the cache must be set up again
         for d in range(first, day + 1):
             if d in st.explained:
                 continue

@@ -97,11 +97,13 @@ class DayCounts:
     """Novel reads and orphans per local day over the last ``size`` days: two small arrays
     used as rings (about 250 bytes an account for 31 days, instead of kilobytes of dicts)."""
 
-    __slots__ = ("last", "n", "x")
+    __slots__ = ("first", "last", "n", "x")
 
     def __init__(self, size: int):
         #: Newest day held (-1: none yet).
         self.last = -1
+        #: Oldest day ever counted (days before it are all zero: reading stops there).
+        self.first = 0
         self.n = array("I", bytes(4 * size))
         self.x = array("I", bytes(4 * size))
 
@@ -110,14 +112,19 @@ class DayCounts:
         than the ring)."""
         n, x = self.n, self.x
         size = len(n)
-        if day > self.last:
-            start = max(self.last + 1, day - size + 1)
-            for d in range(start, day + 1):
-                n[d % size] = 0
-                x[d % size] = 0
+        last = self.last
+        if day > last:
+            if last < 0:
+                self.first = day  # the rings are still all zeros
+            else:
+                for d in range(max(last + 1, day - size + 1), day + 1):
+                    n[d % size] = 0
+                    x[d % size] = 0
             self.last = day
-        elif day <= self.last - size:
+        elif day <= last - size:
             return
+        elif day < self.first:
+            self.first = day
         (n if index == 0 else x)[day % size] += 1
 
     def put(self, day: int, n: int, x: int) -> None:
@@ -133,18 +140,24 @@ class DayCounts:
             return None
         return self.n[day % size], self.x[day % size]
 
-    def items(self) -> Iterator[tuple[int, tuple[int, int]]]:
-        if self.last < 0:
-            return
+    def rows(self) -> list[tuple[int, int, int]]:
+        """``(day, novel reads, orphans)`` of every day held with a count, oldest first."""
         n, x = self.n, self.x
         size = len(n)
-        for d in range(max(0, self.last - size + 1), self.last + 1):
+        last = self.last
+        out = []
+        for d in range(max(self.first, last - size + 1, 0), last + 1):
             i = d % size
             if n[i] or x[i]:
-                yield d, (n[i], x[i])
+                out.append((d, n[i], x[i]))
+        return out
+
+    def items(self) -> Iterator[tuple[int, tuple[int, int]]]:
+        for d, n, x in self.rows():
+            yield d, (n, x)
 
     def __len__(self) -> int:
-        return sum(1 for _ in self.items())
+        return len(self.rows())
 
 
 class Orphans:
