@@ -160,3 +160,19 @@ def _children() -> list[int]:
         if int(fields[1]) == me:
             out.append(int(stat.parent.name))
     return out
+
+
+def test_when_the_consumer_stops_early_then_child_and_reading_thread_are_gone(
+    all_scenarios_log: Path, specs: list[RuleSpec]
+) -> None:
+    import threading
+
+    from rempart.detect.hunt_pipe import DecodeTotals, piped_events
+
+    before = threading.active_count()
+    batches = piped_events(_request([all_scenarios_log]), None, DecodeTotals())
+    first = next(batches)
+    assert first  # events arrived through the read-ahead thread
+    batches.close()  # the child is killed mid-stream, with the pipe full of unread batches
+    assert _children() == []
+    assert threading.active_count() == before

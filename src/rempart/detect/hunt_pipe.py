@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gc
+import io
 import json
 import os
+import queue
 import signal
 import threading
 import traceback
@@ -68,6 +70,8 @@ _SEP = "\x1f"
 _STATUS_LIMIT = 16_000
 #: Pipe buffer asked for (the unprivileged maximum by default): about two batches in flight.
 _PIPE_BYTES = 1 << 20
+#: Chunks of the pipe the parent reads ahead (``_PIPE_BYTES`` each).
+_PREFETCH_CHUNKS = 64
 
 
 @dataclass
@@ -261,6 +265,67 @@ def _raise_child_failure(status: dict[str, Any], exit_status: int) -> None:
     raise errors.RempartError(f"hunt: the decoding process {how} before finishing")
 
 
+class _Prefetch(io.RawIOBase):
+    """The data pipe, read ahead by a thread into a bounded queue of chunks.
+
+    ``os.read`` releases the GIL, so the thread costs the engine almost nothing, and the child
+    can send up to ``_PREFETCH_CHUNKS`` MiB ahead (a pipe holds at most 1 MiB, less than one
+    batch): neither process waits for the other at each batch. The thread owns the file
+    descriptor and closes it when the pipe ends or on :meth:`stop`.
+    """
+
+    def __init__(self, fd: int):
+        super().__init__()
+        self._queue: queue.Queue[bytes | OSError] = queue.Queue(_PREFETCH_CHUNKS)
+        self._chunk = memoryview(b"")
+        self._ended = False
+        self._stopping = False
+        self._thread = threading.Thread(target=self._pump, args=(fd,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, fd: int) -> None:
+        try:
+            while not self._stopping:
+                try:
+                    data = os.read(fd, _PIPE_BYTES)
+                except OSError as exc:
+                    self._queue.put(exc)
+                    return
+                self._queue.put(data)
+                if not data:
+                    return
+        finally:
+            os.close(fd)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._chunk:
+            if self._ended:
+                return 0
+            item = self._queue.get()
+            if isinstance(item, OSError):
+                raise item
+            if not item:
+                self._ended = True
+                return 0
+            self._chunk = memoryview(item)
+        n = min(len(buffer), len(self._chunk))
+        buffer[:n] = self._chunk[:n]
+        self._chunk = self._chunk[n:]
+        return n
+
+    def stop(self) -> None:
+        """Let the thread finish (once the writer is gone the pipe ends) and wait for it."""
+        self._stopping = True
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):  # unblock a ``put`` on a full queue
+                while True:
+                    self._queue.get_nowait()
+            self._thread.join(0.05)
+
+
 def _on_sigterm(_sig: int, _frame: FrameType | None) -> None:
     # Unwinds the parent wherever it is; closing this generator then kills the child.
     raise SystemExit(128 + signal.SIGTERM)
@@ -301,8 +366,9 @@ def piped_events(
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main else None
     reaped = False
     status_open = True
+    prefetch = _Prefetch(data_r)
     try:
-        with os.fdopen(data_r, "rb", buffering=1 << 20) as source:
+        with io.BufferedReader(prefetch, 1 << 20) as source:
             stream_error: Exception | None = None
             try:
                 reader = pa.ipc.open_stream(source)
@@ -340,6 +406,7 @@ def piped_events(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+        prefetch.stop()  # the child is gone: the pipe ends, the reading thread returns
         if status_open:
             os.close(status_r)
         if main:
