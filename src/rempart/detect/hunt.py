@@ -21,12 +21,19 @@ from typing import IO, TYPE_CHECKING, Any
 from rempart.alerts import Alert
 from rempart.detect.engine import Engine
 from rempart.detect.spec import RuleSpec
-from rempart.detect.store import StateStore
 from rempart.events import Event
 from rempart.ingest.service import IngestRequest
 
 if TYPE_CHECKING:
     from rempart.detect.hunt_pipe import DecodeTotals
+    from rempart.detect.store import StateStore
+
+
+def _store(url: str) -> StateStore:
+    """The state store (imported on use: SQLAlchemy takes 0.3 s to import)."""
+    from rempart.detect.store import StateStore
+
+    return StateStore(url)
 
 
 @dataclass
@@ -62,7 +69,7 @@ class HuntResult:
 def make_engine(specs: list[RuleSpec], lateness: float, state_url: str | None) -> Engine:
     engine = Engine(specs, lateness=lateness)
     if state_url:
-        saved = StateStore(state_url).load()
+        saved = _store(state_url).load()
         if saved is not None:
             engine.load_state(saved)
     return engine
@@ -150,7 +157,7 @@ def run_hunt(
             key=lambda a: (a.detected_at, position.get(a.rule_id, -1), a.entity, a.id),
         )
         if state_url:
-            result.state_bytes = StateStore(state_url).save(engine.dump_state())
+            result.state_bytes = _store(state_url).save(engine.dump_state())
         result.seconds = time.perf_counter() - started
         return result
 
@@ -224,7 +231,7 @@ def run_watch(
 
     started = time.perf_counter()
     engine = make_engine(specs, lateness, state_url)
-    store = StateStore(state_url) if state_url else None
+    store = _store(state_url) if state_url else None
     saved = store.load() if store else None
     source = FollowedSource(request, (saved or {}).get("follower"))
     result = HuntResult()
