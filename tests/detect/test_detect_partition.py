@@ -95,15 +95,15 @@ def test_two_engines_over_the_split_raise_the_one_engines_alerts(
     )
     parent, child = _sides(pack)
 
-    def alerts(specs: list[RuleSpec]) -> dict[str, str]:
-        engine = Engine(specs, lateness=60)
+    def alerts(specs: list[RuleSpec], track_first_seen: bool = True) -> dict[str, str]:
+        engine = Engine(specs, lateness=60, track_first_seen=track_first_seen)
         for ev in events:
             engine.process(ev)
         engine.flush()
         return {a.id: json.dumps(a.to_dict(), sort_keys=True) for a in engine.alerts.values()}
 
     whole = alerts(pack)
-    mine, theirs = alerts(parent), alerts(child)
+    mine, theirs = alerts(parent), alerts(child, track_first_seen=False)  # as in run_hunt
     assert mine and theirs  # both sides raise alerts, or the comparison proves little
     both = mine | theirs
     assert len(whole) >= 5
@@ -128,3 +128,21 @@ def test_with_a_state_store_two_workers_give_the_serial_alerts_and_state(
     piped, piped_bytes = hunt(2)
     assert piped == serial and len(serial) >= 5
     assert piped_bytes == serial_bytes > 0
+
+
+def test_first_seen_history_is_kept_only_when_asked_or_read(
+    pack: list[RuleSpec], sim_log: Path
+) -> None:
+    events = list(read_events([sim_log], profile="tiers-payant", tokenizer=Tokenizer(KEY)))
+    _parent, child = _sides(pack)
+    readers = [s for s in pack if s.type in ("baseline", "surprise")]
+    assert readers and not any(s.type in ("baseline", "surprise") for s in child)
+    for specs, track, kept in (
+        (child, False, False),  # no rule reads it, and no state will be saved
+        (child, True, True),  # the default: a saved state keeps learning for later rules
+        (readers, False, True),  # the rules read it: kept whatever was asked
+    ):
+        engine = Engine(specs, track_first_seen=track)
+        for ev in events:
+            engine.process(ev)
+        assert bool(engine.history.dump()) == kept, ([s.id for s in specs], track)

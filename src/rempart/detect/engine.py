@@ -92,12 +92,18 @@ class Engine:
         lateness: float = 0.0,
         record_signals: bool = False,
         reference: bool = False,
+        track_first_seen: bool = True,
     ):
         """``reference``: no shared state between rules and full filters on every event (the
-        straightforward per-rule evaluation the optimised paths are tested against)."""
+        straightforward per-rule evaluation the optimised paths are tested against).
+        ``track_first_seen=False``: keep no first-seen history unless a rule reads it (baseline
+        and surprise rules); for a throw-away engine whose state is never saved."""
         self.specs = {s.id: s for s in rules}
         self.rules = [compile_rule(s) for s in rules if s.type in _RUNTIME]
         self.reference = reference
+        self._first_seen = track_first_seen or any(
+            isinstance(r, (BaselineRule, SurpriseRule)) for r in self.rules
+        )
         if not reference:
             share_read_days(self.rules)
         self.risks = [RiskRollup(s) for s in rules if s.type == "risk"]
@@ -274,7 +280,7 @@ class Engine:
             ctx.bh = bh
             user = ev.user_name
             if ev.categories and user is not None:
-                ctx.novel = self.history.observe(user, bh)
+                ctx.novel = self.history.observe(user, bh) if self._first_seen else False
                 if user in self._watch_account or ev.source_ip in self._watch_ip:
                     self.watch.expose(ev, bh)
             else:

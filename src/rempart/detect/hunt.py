@@ -127,7 +127,7 @@ def run_hunt(
         started = time.perf_counter()
         split = split_rules(specs) if workers >= 2 and not state_url else None
         engine = make_engine(split[0] if split else specs, lateness, state_url)
-        child = Engine(split[1], lateness=lateness) if split else None
+        child = Engine(split[1], lateness=lateness, track_first_seen=False) if split else None
         known = set(engine.alerts)
         process = engine.process
         # Events of other actions change no state (static assets, pages...): never offered.
