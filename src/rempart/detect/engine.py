@@ -342,7 +342,7 @@ class Engine:
         entity = fire.key
         if self.record_signals:
             self.signals.append((spec.id, entity, ev.ts))
-        if spec.type == "new_value" and spec.entity == EntityType.ACCOUNT and spec.field:
+        if spec.notes_novelty and spec.field:
             label = _NOVELTY_LABEL.get(spec.field, spec.field)
             self._novelty.setdefault(entity, {})[label] = ev.ts
         if spec.risk > 0:

@@ -87,10 +87,6 @@ def _linked_groups(specs: Sequence[RuleSpec]) -> list[list[RuleSpec]]:
     return list(groups.values())
 
 
-def _is_context(spec: RuleSpec) -> bool:
-    return spec.type == "new_value" and spec.entity == EntityType.ACCOUNT and bool(spec.field)
-
-
 def split_rules(specs: Sequence[RuleSpec]) -> tuple[list[RuleSpec], list[RuleSpec]] | None:
     """(the parent's rules, the child's rules), each in pack order; ``None`` when the pack
     has fewer than two independent groups of alerting rules."""
@@ -117,6 +113,6 @@ def split_rules(specs: Sequence[RuleSpec]) -> tuple[list[RuleSpec], list[RuleSpe
     for s in specs:
         mine, other = (parent, child) if side[s.id] == "parent" else (child, parent)
         mine.append(s)
-        if _is_context(s) and wants["child" if mine is parent else "parent"]:
+        if s.notes_novelty and wants["child" if mine is parent else "parent"]:
             other.append(replace(s, alert=False, risk=0.0))
     return parent, child

@@ -127,6 +127,12 @@ class RuleSpec:
     prior_weight: float = 50.0
     samples: tuple[SampleSpec, ...] = ()
 
+    @property
+    def notes_novelty(self) -> bool:
+        """A ``new_value`` rule on accounts: its signals give account alerts' explanations
+        their "new IP and client since ..." context."""
+        return self.type == "new_value" and self.entity == EntityType.ACCOUNT and bool(self.field)
+
 
 class _Checker:
     """Collects problems while reading one rule document."""
