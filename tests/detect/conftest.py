@@ -1,4 +1,5 @@
-"""Shared fixtures of the detection tests: a small simulated portal log with a mass harvest."""
+"""Shared fixtures of the detection tests: small simulated portal logs (one with a mass harvest,
+one with every scenario)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,14 @@ def harvest_log(tmp_path_factory: pytest.TempPathFactory) -> SimResult:
         scenarios=(ScenarioSpec.parse("mass_harvest:count=2000,rate=300"),),
     )
     return simulate(opts, out, events=False)
+
+
+@pytest.fixture(scope="session")
+def all_scenarios_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ten days of 40 accounts with every attack scenario (the default scenario set)."""
+    out = tmp_path_factory.mktemp("all-scenarios")
+    simulate(SimOptions(seed=5, accounts=40, days=10), out, events=False)
+    return out / "access.log"
 
 
 @pytest.fixture

@@ -25,7 +25,6 @@ from rempart.detect.store import StateStore
 from rempart.events import Event
 from rempart.ingest import read_events
 from rempart.protect.tokens import Tokenizer, generate_key
-from rempart.sim import SimOptions, simulate
 
 _OWN_TYPES = {
     "match",
@@ -49,12 +48,10 @@ def specs() -> list[RuleSpec]:
 
 
 @pytest.fixture(scope="module")
-def sim_events(tmp_path_factory: pytest.TempPathFactory) -> list[Event]:
+def sim_events(all_scenarios_log: Path) -> list[Event]:
     """Ten days of 40 accounts with every attack scenario (drawn from the seed)."""
-    out = tmp_path_factory.mktemp("equiv")
-    simulate(SimOptions(seed=5, accounts=40, days=10), out, events=False)
     tok = Tokenizer(generate_key())
-    return list(read_events([out / "access.log"], profile="tiers-payant", tokenizer=tok))
+    return list(read_events([all_scenarios_log], profile="tiers-payant", tokenizer=tok))
 
 
 def _alerts(engine: Engine) -> list[str]:

@@ -25,7 +25,6 @@ from rempart.ingest.pipeline import iter_batches
 from rempart.ingest.profile import load_profile
 from rempart.ingest.service import IngestRequest
 from rempart.protect.tokens import Tokenizer, generate_key
-from rempart.sim import SimOptions, simulate
 
 KEY = generate_key()
 
@@ -33,14 +32,6 @@ KEY = generate_key()
 @pytest.fixture(scope="module")
 def specs() -> list[RuleSpec]:
     return load_pack("tiers-payant")
-
-
-@pytest.fixture(scope="module")
-def all_scenarios_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Ten days of 40 accounts with every attack scenario (the default scenario set)."""
-    out = tmp_path_factory.mktemp("workers")
-    simulate(SimOptions(seed=5, accounts=40, days=10), out, events=False)
-    return out / "access.log"
 
 
 def _request(paths: list[Path], quarantine_dir: Path | None = None) -> IngestRequest:

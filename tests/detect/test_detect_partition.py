@@ -21,7 +21,6 @@ from rempart.ingest import read_events
 from rempart.ingest.profile import load_profile
 from rempart.ingest.service import IngestRequest
 from rempart.protect.tokens import Tokenizer, generate_key
-from rempart.sim import SimOptions, simulate
 
 KEY = generate_key()
 
@@ -29,13 +28,6 @@ KEY = generate_key()
 @pytest.fixture(scope="module")
 def pack() -> list[RuleSpec]:
     return load_pack("tiers-payant")
-
-
-@pytest.fixture(scope="module")
-def sim_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("split")
-    simulate(SimOptions(seed=11, accounts=40, days=8), out, events=False)
-    return out / "access.log"
 
 
 def _sides(pack: list[RuleSpec]) -> tuple[list[RuleSpec], list[RuleSpec]]:
@@ -88,10 +80,10 @@ def test_when_every_rule_is_linked_then_nothing_splits(pack: list[RuleSpec]) -> 
 
 
 def test_two_engines_over_the_split_raise_the_one_engines_alerts(
-    pack: list[RuleSpec], sim_log: Path
+    pack: list[RuleSpec], all_scenarios_log: Path
 ) -> None:
     events: list[Event] = list(
-        read_events([sim_log], profile="tiers-payant", tokenizer=Tokenizer(KEY))
+        read_events([all_scenarios_log], profile="tiers-payant", tokenizer=Tokenizer(KEY))
     )
     parent, child = _sides(pack)
 
@@ -114,11 +106,13 @@ def test_two_engines_over_the_split_raise_the_one_engines_alerts(
 
 
 def test_with_a_state_store_two_workers_give_the_serial_alerts_and_state(
-    pack: list[RuleSpec], sim_log: Path, tmp_path: Path
+    pack: list[RuleSpec], all_scenarios_log: Path, tmp_path: Path
 ) -> None:
     def hunt(workers: int) -> tuple[list[str], int]:
         request = IngestRequest(
-            paths=[str(sim_log)], profile=load_profile("tiers-payant"), tokenizer=Tokenizer(KEY)
+            paths=[str(all_scenarios_log)],
+            profile=load_profile("tiers-payant"),
+            tokenizer=Tokenizer(KEY),
         )
         url = f"sqlite:///{tmp_path / f'state{workers}.db'}"
         result = run_hunt(request, pack, lateness=60, state_url=url, workers=workers)
@@ -131,9 +125,11 @@ def test_with_a_state_store_two_workers_give_the_serial_alerts_and_state(
 
 
 def test_first_seen_history_is_kept_only_when_asked_or_read(
-    pack: list[RuleSpec], sim_log: Path
+    pack: list[RuleSpec], all_scenarios_log: Path
 ) -> None:
-    events = list(read_events([sim_log], profile="tiers-payant", tokenizer=Tokenizer(KEY)))
+    events = list(
+        read_events([all_scenarios_log], profile="tiers-payant", tokenizer=Tokenizer(KEY))
+    )
     _parent, child = _sides(pack)
     readers = [s for s in pack if s.type in ("baseline", "surprise")]
     assert readers and not any(s.type in ("baseline", "surprise") for s in child)
