@@ -13,7 +13,7 @@ from array import array
 from collections import deque
 from typing import TYPE_CHECKING
 
-from rempart.detect.expr import _utc_offset_for_hour
+from rempart.detect.expr import local_day_span
 from rempart.detect.windows import EventContext, Fire
 from rempart.events import Event
 
@@ -230,14 +230,7 @@ class _ReadDays:
     def _day_of(self, ts: float) -> None:
         """Set ``day`` to ``local_day(ts)`` and [day_from, day_to) to the times that share it
         and its UTC hour (hence its UTC offset)."""
-        t = int(ts)
-        hour = t // 3600
-        offset = _utc_offset_for_hour(hour)
-        day = (t + offset) // 86400
-        self.day = day
-        # (int() truncates: times before 1970 are not cached.)
-        self.day_from = float(max(0, hour * 3600, day * 86400 - offset))
-        self.day_to = float(min(hour * 3600 + 3600, (day + 1) * 86400 - offset))
+        self.day, self.day_from, self.day_to = local_day_span(ts)
 
     def _expire(self, key: str, st: _Day, v: _View, ts: float) -> None:
         """Count the reads whose claim window passed as orphans of their read's day (``v``,

@@ -37,7 +37,7 @@ from __future__ import annotations
 from typing import Any
 
 from rempart.detect.care_state import DayCounts, Episode, Orphans, beta_binomial_tail
-from rempart.detect.expr import resolve_field, utc_offset
+from rempart.detect.expr import local_day_span, resolve_field
 from rempart.detect.spec import RuleSpec
 from rempart.detect.windows import CompiledRule, EventContext, Fire
 from rempart.events import Event
@@ -123,15 +123,8 @@ class SurpriseRule(CompiledRule):
 
     def _local_day(self, ts: float) -> int:
         """``local_day(ts)``, and the span of timestamps sharing it within the hour."""
-        t = int(ts)
-        hour = t // 3600
-        offset = utc_offset(t)
-        day = (t + offset) // 86400
-        # Within the hour the offset is fixed, so the day changes only at local midnight.
-        # From 0 on, int(ts) is floor(ts): any ts in the span has this day.
+        day, self.day_from, self.day_to = local_day_span(ts)
         self.day = day
-        self.day_from = float(max(hour * 3600, day * 86400 - offset, 0))
-        self.day_to = float(min(hour * 3600 + 3600, day * 86400 + 86400 - offset))
         return day
 
     # -- events ---------------------------------------------------------------------------

@@ -87,6 +87,22 @@ def utc_offset(ts: float) -> int:
     return _utc_offset_for_hour(int(ts) // 3600)
 
 
+def local_day_span(ts: float) -> tuple[int, float, float]:
+    """``(day, start, end)``: the local calendar day of ``ts`` (days since 1970-01-01 in the
+    portal's time zone) and the span [start, end) of timestamps sharing it and its UTC hour.
+
+    Within one UTC hour the offset is fixed, so the day changes only at local midnight; from 0
+    on ``int(ts)`` is ``floor(ts)``, so any timestamp in the span has this day (times before
+    1970 get an empty span). Callers cache the span to skip the lookup for the next reads."""
+    t = int(ts)
+    hour = t // 3600
+    offset = _utc_offset_for_hour(hour)
+    day = (t + offset) // 86400
+    start = float(max(0, hour * 3600, day * 86400 - offset))
+    end = float(min(hour * 3600 + 3600, (day + 1) * 86400 - offset))
+    return day, start, end
+
+
 def local_hour(ts: float) -> int:
     """Hour of day (0-23) in the portal's local time zone."""
     t = int(ts)
