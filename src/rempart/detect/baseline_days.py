@@ -254,8 +254,8 @@ class _ReadDays:
         split = claim and self.sides > 1
         if st is None:
             group = self.group_of(ev) if self.group_of is not None else None
-            st = self._state[key] = _Day(day, None if group is None else str(group), 0)
-            st.hists = [_Hist() for _ in self.members]
+            name = None if group is None else str(group)
+            st = self._state[key] = _Day(day, name, len(self.members))
             if split:  # only the pairing side has seen this key
                 st.views = [None] * self.sides
                 st.views[self.pair_side] = _View(day, st.group, set(), 0)
