@@ -323,7 +323,6 @@ class _ReadDays:
             and v.day == first.day
             and v.group == first.group
             and v.new == first.new
-            and len(v.today) == len(first.today)
             and v.today == first.today
             for v in views[1:]
         ):
