@@ -248,14 +248,17 @@ class _ReadDays:
             v.orph_new += exp_new
             self._judge_members(key, v, st.hists, ts, exp_new, self.fast_by_side[self.pair_side])
 
+    def _group(self, ev: Event) -> str | None:
+        """The event's peer group (None without one)."""
+        group = self.group_of(ev) if self.group_of is not None else None
+        return None if group is None else str(group)
+
     def _step_roll(self, ev: Event, ctx: EventContext, key: str, st: _Day | None, day: int) -> None:
         """``step`` for a new key, a new day, or sides that disagree."""
         claim = self.pairs_claims and ev.action == self.claim_action
         split = claim and self.sides > 1
         if st is None:
-            group = self.group_of(ev) if self.group_of is not None else None
-            name = None if group is None else str(group)
-            st = self._state[key] = _Day(day, name, len(self.members))
+            st = self._state[key] = _Day(day, self._group(ev), len(self.members))
             if split:  # only the pairing side has seen this key
                 st.views = [None] * self.sides
                 st.views[self.pair_side] = _View(day, st.group, set(), 0)
@@ -283,8 +286,7 @@ class _ReadDays:
                 continue
             v = views[s]
             if v is None:
-                group = self.group_of(ev) if self.group_of is not None else None
-                v = _View(day, None if group is None else str(group), set(), 0)
+                v = _View(day, self._group(ev), set(), 0)
                 if self.orders is not None:
                     self.orders[s][key] = None
             elif v.day != day:
