@@ -110,6 +110,8 @@ def share_read_days(rules: Sequence[CompiledRule]) -> None:
 
 
 class BaselineRule(CompiledRule):
+    reads_first_seen = True
+
     __slots__ = (
         "group_of",
         "index",

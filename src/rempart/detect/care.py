@@ -94,6 +94,8 @@ class _Account:
 class SurpriseRule(CompiledRule):
     """Runtime of ``type: surprise`` (see the module docstring)."""
 
+    reads_first_seen = True
+
     __slots__ = (
         "claim_window",
         "day",

@@ -96,14 +96,12 @@ class Engine:
     ):
         """``reference``: no shared state between rules and full filters on every event (the
         straightforward per-rule evaluation the optimised paths are tested against).
-        ``track_first_seen=False``: keep no first-seen history unless a rule reads it (baseline
-        and surprise rules); for a throw-away engine whose state is never saved."""
+        ``track_first_seen=False``: keep no first-seen history unless a rule reads it
+        (``reads_first_seen``); for a throw-away engine whose state is never saved."""
         self.specs = {s.id: s for s in rules}
         self.rules = [compile_rule(s) for s in rules if s.type in _RUNTIME]
         self.reference = reference
-        self._first_seen = track_first_seen or any(
-            isinstance(r, (BaselineRule, SurpriseRule)) for r in self.rules
-        )
+        self._first_seen = track_first_seen or any(r.reads_first_seen for r in self.rules)
         if not reference:
             share_read_days(self.rules)
         self.risks = [RiskRollup(s) for s in rules if s.type == "risk"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Collection
 from operator import attrgetter
-from typing import Any
+from typing import Any, ClassVar
 
 from rempart.detect.expr import (
     BoolOp,
@@ -131,6 +131,8 @@ class CompiledRule:
     """Base of every runtime rule: filter, key, state per key."""
 
     __slots__ = ("actions", "also", "key_of", "matches", "spec", "state")
+    #: Whether ``observe`` reads ``ctx.novel`` (the engine's first-seen history).
+    reads_first_seen: ClassVar[bool] = False
 
     def __init__(self, spec: RuleSpec):
         self.spec = spec
