@@ -3,6 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NATIVE := $(VENV)/.native
+# The compiled modules (rempart.native.NATIVE_MODULES) are rebuilt when any of these changes.
+NATIVE_SRC := setup.py $(wildcard src/rempart/detect/*.py src/rempart/ingest/*.py)
 DEMO_DIR ?= demo-out
 
 .PHONY: demo test lint bench bench-peers clean
@@ -11,24 +14,29 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
-	touch $(STAMP)
+	touch $(STAMP) $(NATIVE)
 
-demo: $(STAMP)
+# Rebuild the mypyc-compiled modules after an edit (REMPART_PURE=1: use the sources instead).
+$(NATIVE): $(NATIVE_SRC) | $(STAMP)
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(NATIVE)
+
+demo: $(STAMP) $(NATIVE)
 	$(BIN)/python -m rempart.demo --out $(DEMO_DIR)
 
-test: $(STAMP)
+test: $(STAMP) $(NATIVE)
 	$(BIN)/python -m pytest -q -n auto
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench setup.py
+	$(BIN)/ruff format --check src tests bench setup.py
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(STAMP) $(NATIVE)
 	$(BIN)/python bench/run.py
 
-bench-peers: $(STAMP)
+bench-peers: $(STAMP) $(NATIVE)
 	bash bench/peers/run.sh
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_DIR) build src/*.so src/rempart/*/*.so .pytest_cache .mypy_cache .ruff_cache

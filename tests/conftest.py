@@ -19,6 +19,19 @@ from pathlib import Path
 import pytest
 
 
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test compiled modules built from an older source (an edit not rebuilt)."""
+    from rempart.native import pure_requested, stale_modules
+
+    stale = [] if pure_requested() else stale_modules()
+    if stale:
+        pytest.exit(
+            f"compiled modules older than their source: {', '.join(stale)}; "
+            "`make test` rebuilds them (or set REMPART_PURE=1 to test the sources)",
+            returncode=4,
+        )
+
 def _pg_bin() -> Path | None:
     for base in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
         if (base / "initdb").exists() and (base / "pg_ctl").exists():

@@ -1,3 +1,8 @@
 """Rempart: detection and incident response for health-data portals."""
 
+from rempart.native import pure_requested, use_source_modules
+
 __version__ = "0.1.0"
+
+if pure_requested():
+    use_source_modules()

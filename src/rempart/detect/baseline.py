@@ -241,7 +241,7 @@ class BaselineRule(CompiledRule):
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
         tracker = self.tracker
         if tracker.seq != ctx.seq:
-            tracker.step(ev, ctx)
+            tracker.observe(ev, ctx)
         out = tracker.out
         return out[self.index] if out is not None else None
 

@@ -37,8 +37,12 @@ class _Hist:
         #: (day, value) of the previous days inside the rule's span (``span_days`` > 1 only).
         self.recent: list[tuple[int, float]] = []
         #: ``sum`` of the values in ``recent`` (they only change when the day rolls).
-        self.recent_sum: float = 0
+        self.recent_sum: float = 0.0
 
+
+#: ``out`` before any member fired. Typed as the union: ``self.out = None`` would let mypyc
+#: narrow ``out`` to None for the rest of ``observe``, though the judging methods set it.
+_NO_FIRES: list[Fire | None] | None = None
 
 #: ``_Day.day`` while the sides of a key disagree (never a real day: the fast path misses).
 _SPLIT = -(1 << 62)
@@ -82,8 +86,8 @@ class _Day(_View):
         #: No member can fire while today's distinct, new and orphaned counts stay at or under
         #: these (derived from the members' cached thresholds; ``_NO_BAR``: unknown).
         self.bar_n: float = _NO_BAR
-        self.bar_new: float = 0
-        self.bar_orph: float = 0
+        self.bar_new: float = 0.0
+        self.bar_orph: float = 0.0
 
 
 class _ReadDays:
@@ -174,12 +178,11 @@ class _ReadDays:
         ]
         self.barred = all(m.qcode <= 2 for m in self.members)
 
-    def step(self, ev: Event, ctx: EventContext) -> list[Fire | None] | None:
+    def observe(self, ev: Event, ctx: EventContext) -> list[Fire | None] | None:
         """Update the key's day state once for this event and judge every member; the
-        engine's single entry for the whole group (``observe``): fires by member index, or
-        None."""
+        engine's single entry for the whole group: fires by member index, or None."""
         self.seq = ctx.seq
-        self.out = None
+        self.out = _NO_FIRES
         key = self.key_of(ev)
         if key is None:
             return None
@@ -225,7 +228,6 @@ class _ReadDays:
             self._set_bars(st)
         return self.out
 
-    observe = step
 
     def _day_of(self, ts: float) -> None:
         """Set ``day`` to ``local_day(ts)`` and [day_from, day_to) to the times that share it

@@ -14,6 +14,8 @@ from collections.abc import Callable, Collection
 from operator import attrgetter
 from typing import Any, ClassVar
 
+from mypy_extensions import mypyc_attr
+
 from rempart.detect.expr import (
     BoolOp,
     Const,
@@ -127,6 +129,7 @@ _FIELD_WORDS = {
 }
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # tests subclass it with reference rules
 class CompiledRule:
     """Base of every runtime rule: filter, key, state per key."""
 

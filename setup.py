@@ -1,0 +1,50 @@
+"""Build hook: compiles the engine's per-event modules to C with mypyc.
+
+Everything else (metadata, packages, data) is in ``pyproject.toml``. The compiled modules are
+the same typed Python sources, turned into C extensions by mypyc (part of mypy): about 1.6 times
+less CPU per event for ``rempart hunt`` (``bench/detect_hunt.py``), with identical alerts and
+state. Set ``REMPART_PURE=1`` to install without compiling (no C compiler needed); a compiler
+failure also falls back to the pure-Python modules (the extensions are optional).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from types import ModuleType
+
+from setuptools import setup
+
+
+def load_native() -> ModuleType:
+    """``src/rempart/native.py`` alone (it has no dependency; nothing is installed yet)."""
+    spec = importlib.util.spec_from_file_location("_rempart_native", "src/rempart/native.py")
+    assert spec is not None and spec.loader is not None
+    native = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(native)
+    return native
+
+
+def native_extensions() -> list[object]:
+    native = load_native()
+    if native.pure_requested():
+        return []
+    from mypyc.build import mypycify
+
+    # The project's mypy configuration loads the pydantic plugin, which the isolated build
+    # environment does not have: type-check only what is compiled, on plain options.
+    extensions = mypycify(
+        [
+            "--config-file=",
+            "--ignore-missing-imports",
+            "--follow-imports=silent",
+            *("src/" + m.replace(".", "/") + ".py" for m in native.NATIVE_MODULES),
+        ],
+        opt_level="3",
+        group_name="rempart_native",
+    )
+    for ext in extensions:
+        ext.optional = True  # no C compiler: the pure-Python modules are used
+    return list(extensions)
+
+
+setup(ext_modules=native_extensions())

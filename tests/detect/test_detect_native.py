@@ -1,0 +1,94 @@
+"""The compiled modules (mypyc, ``rempart.native``) behave exactly as their Python sources.
+
+``make`` builds them; ``REMPART_PURE=1`` loads the sources instead. Two fresh processes, one each
+way, decode the same ten-day log with every attack scenario and run the shipped pack over it:
+alerts, their explanations and the dumped engine state must be byte-identical."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rempart import native
+
+_RUN = """
+import hashlib, json, sys
+import msgspec
+from rempart import native
+from rempart.detect.engine import Engine
+from rempart.detect.loader import load_pack
+from rempart.ingest import read_events
+from rempart.protect.tokens import Tokenizer, TokenKey
+
+tok = Tokenizer(TokenKey("native-test", b"k" * 32))
+engine = Engine(load_pack("tiers-payant"), lateness=120)
+events = read_events([sys.argv[1]], profile="tiers-payant", tokenizer=tok)
+for ev in events:
+    engine.process(ev)
+engine.flush()
+alerts = sorted((a.to_dict() for a in engine.alerts.values()), key=lambda a: a["id"])
+digest = lambda obj: hashlib.sha256(msgspec.msgpack.encode(obj, order="sorted")).hexdigest()
+print(json.dumps({
+    "compiled": native.loaded_compiled(),
+    "alerts": len(alerts),
+    "alerts_sha": digest(alerts),
+    "state_sha": digest(engine.dump_state()),
+}))
+"""
+
+
+def _run(log: Path, pure: bool) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if k != "REMPART_PURE"}
+    if pure:
+        env["REMPART_PURE"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN, str(log)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, object] = json.loads(proc.stdout)
+    return result
+
+
+def test_compiled_modules_raise_exactly_the_alerts_and_state_of_the_sources(
+    all_scenarios_log: Path,
+) -> None:
+    compiled = _run(all_scenarios_log, pure=False)
+    if not compiled["compiled"]:
+        pytest.skip("built without a C compiler: no compiled module to compare")
+    pure = _run(all_scenarios_log, pure=True)
+    assert pure["compiled"] == []
+    assert compiled["compiled"] == list(native.NATIVE_MODULES)
+    assert isinstance(pure["alerts"], int) and pure["alerts"] > 10
+    assert {k: v for k, v in compiled.items() if k != "compiled"} == {
+        k: v for k, v in pure.items() if k != "compiled"
+    }
+
+
+def test_a_compiled_module_older_than_its_source_is_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pkg = tmp_path / "rempart"
+    for module in native.NATIVE_MODULES:
+        source = tmp_path.joinpath(*module.split(".")).with_suffix(".py")
+        source.parent.mkdir(parents=True, exist_ok=True)
+        source.write_text("")
+    suffix = native.machinery.EXTENSION_SUFFIXES[0]
+    built = pkg / "detect" / f"engine{suffix}"
+    built.write_bytes(b"")
+    (pkg / "detect" / f"care{suffix}").write_bytes(b"")
+    monkeypatch.setattr(native, "_ROOT", pkg)
+    assert native.stale_modules() == []  # built after the sources
+    engine_source = pkg / "detect" / "engine.py"
+    os.utime(engine_source, (built.stat().st_mtime + 5, built.stat().st_mtime + 5))
+    assert native.stale_modules() == ["rempart.detect.engine"]
+    assert native.compiled_path("rempart.detect.history") is None
