@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Refuse to test compiled modules built from an older source (an edit not rebuilt)."""
     from rempart.native import pure_requested, stale_modules
@@ -31,6 +30,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             "`make test` rebuilds them (or set REMPART_PURE=1 to test the sources)",
             returncode=4,
         )
+
 
 def _pg_bin() -> Path | None:
     for base in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):

@@ -228,7 +228,6 @@ class _ReadDays:
             self._set_bars(st)
         return self.out
 
-
     def _day_of(self, ts: float) -> None:
         """Set ``day`` to ``local_day(ts)`` and [day_from, day_to) to the times that share it
         and its UTC hour (hence its UTC offset)."""
