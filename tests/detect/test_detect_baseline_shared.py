@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 from detect_engine_reference import ReferenceBaselineRule
+from detect_events import claim_event, read_event
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -69,34 +70,12 @@ SPECS = _specs()
 
 
 def read(ts: float, user: str, token: str) -> Event:
-    return Event(
-        ts=ts,
-        source_ip="81.250.1.2",
-        action="beneficiary.read",
-        outcome="success",
-        user_name=user,
-        beneficiary_token=token,
-        categories=("nir",),
-        account_kind="pharmacie",
-        status=200,
-        source="t.log",
-        line=int(ts) % 100000,
-    )
+    return read_event(ts, user, token, line=int(ts) % 100000)
 
 
 def claim(ts: float, user: str, ok: bool = True) -> Event:
-    return Event(
-        ts=ts,
-        source_ip="81.250.1.2",
-        action="claim.create",
-        outcome="success" if ok else "failure",
-        user_name=user,
-        method="POST",
-        account_kind="pharmacie",
-        status=200 if ok else 400,
-        source="t.log",
-        line=int(ts) % 100000,
-    )
+    outcome, status = ("success", 200) if ok else ("failure", 400)
+    return claim_event(ts, user, outcome=outcome, status=status, line=int(ts) % 100000)
 
 
 def regular_days(user: str, days: int) -> list[Event]:

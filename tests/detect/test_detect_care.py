@@ -6,6 +6,7 @@ import math
 import random
 
 import pytest
+from detect_events import claim_event, read_event
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,36 +25,11 @@ T0 = 1706770800.0  # 2024-02-01 07:00Z, 08:00 in Paris
 
 
 def _read(ts: float, user: str, token: str, sid: str, line: int) -> Event:
-    return Event(
-        ts=ts,
-        source_ip="81.250.1.2",
-        action="beneficiary.read",
-        outcome="success",
-        user_name=user,
-        beneficiary_token=token,
-        categories=("nir",),
-        account_kind="pharmacie",
-        session_id=sid,
-        status=200,
-        source="t.log",
-        line=line,
-    )
+    return read_event(ts, user, token, session_id=sid, line=line)
 
 
 def _claim(ts: float, user: str, sid: str, line: int) -> Event:
-    return Event(
-        ts=ts,
-        source_ip="81.250.1.2",
-        action="claim.create",
-        outcome="success",
-        user_name=user,
-        account_kind="pharmacie",
-        session_id=sid,
-        status=201,
-        method="POST",
-        source="t.log",
-        line=line,
-    )
+    return claim_event(ts, user, session_id=sid, line=line)
 
 
 def pharmacy(
@@ -215,12 +191,17 @@ samples:
 
 
 def test_when_an_account_works_for_forty_days_then_its_state_stays_bounded() -> None:
-    engine = _run(pharmacy("PH0006", 40, seed=6))
+    # Strangers on two early days: those days are accused, hence recorded as explained.
+    engine = _run(pharmacy("PH0006", 40, strangers={3: 40, 6: 40}, seed=6))
     rule = engine.rules[0]
     st = rule.state["PH0006"]
     last_day = st.days.last
-    assert len(st.days) <= 31 and all(d > last_day - 31 for d, _ in st.days.items())
+    accused = {local_day(a.first_seen) for a in engine.alerts.values()}
+    assert accused and min(accused) < last_day - 31
+    assert all(d > last_day - 31 for d, _ in st.days.items())
+    assert all(d > last_day - 31 for d in st.explained)
     assert all(d > last_day - 7 for d, _t, _h in st.orphans)
+    assert all(t >= st.last - rule.claim_window for t, *_ in st.pending)
     assert all(len(pool) <= 31 for pool in rule.peers.values())
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from detect_events import read_event
+
 from rempart.alerts import Alert
 from rempart.detect.engine import Engine
 from rempart.detect.loader import load_pack
@@ -17,19 +19,8 @@ T0 = 1706770800.0  # 2024-02-01 07:00Z, 08:00 in Paris
 
 
 def read(ts: float, user: str, token: str, ip: str = "81.250.1.2", line: int = 0) -> Event:
-    return Event(
-        ts=ts,
-        source_ip=ip,
-        action="beneficiary.read",
-        outcome="success",
-        user_name=user,
-        beneficiary_token=token,
-        categories=("nir",),
-        account_kind="pharmacie",
-        user_agent="Firefox",
-        status=200,
-        source="test.log",
-        line=line,
+    return read_event(
+        ts, user, token, source_ip=ip, user_agent="Firefox", source="test.log", line=line
     )
 
 
