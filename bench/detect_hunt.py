@@ -9,6 +9,8 @@ RSS of the process (``wait4`` rusage). It also times the engine alone on pre-par
     .venv/bin/python bench/detect_hunt.py --lines 1000000
     .venv/bin/python bench/detect_hunt.py --lines 10000000 --runs 1
     .venv/bin/python bench/detect_hunt.py --workers 2   # decode in a child process
+    .venv/bin/python bench/detect_hunt.py --lines 60000 --days 1 --runs 1 \\
+        --scenario stuffing_single_ip:n_accounts=60000,rate=3000   # one address, 60k names
 
 ``--workers 1`` (the default) is the one-core figure; the CPU time reported for ``--workers 2``
 includes the decoding child (``wait4`` counts the children a process reaped).
@@ -17,6 +19,7 @@ includes the decoding child (``wait4`` counts the children a process reaped).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -29,15 +32,21 @@ from pathlib import Path
 LINES_PER_ACCOUNT_DAY = 116  # measured on the simulator's default mix
 
 
-def ensure_log(lines: int, data_dir: Path, days: int) -> Path:
-    from rempart.sim import SimOptions, simulate
+def ensure_log(lines: int, data_dir: Path, days: int, scenario: str | None = None) -> Path:
+    """A simulated log of about ``lines`` lines of traffic with every attack, or with only
+    ``scenario`` (a ``rempart sim --scenario`` spec) on top of the traffic."""
+    from rempart.sim import ScenarioSpec, SimOptions, simulate
 
-    out = data_dir / f"detect-{lines}"
+    name = f"detect-{lines}" if scenario is None else f"detect-{lines}-{days}d-{scenario}"
+    out = data_dir / name.replace(":", "-").replace(",", "-").replace("=", "")
     if (out / "truth.json").exists():
         return out
     accounts = max(10, round(lines / (LINES_PER_ACCOUNT_DAY * days)))
     print(f"simulating {accounts} accounts x {days} days into {out} ...", flush=True)
-    simulate(SimOptions(seed=7, accounts=accounts, days=days), out, events=False)
+    opts = SimOptions(seed=7, accounts=accounts, days=days)
+    if scenario is not None:
+        opts = dataclasses.replace(opts, scenarios=(ScenarioSpec.parse(scenario),))
+    simulate(opts, out, events=False)
     return out
 
 
@@ -120,8 +129,13 @@ def main() -> None:
     ap.add_argument(
         "--log-dir", type=Path, help="existing sim output (access.log + directory.csv) to use"
     )
+    ap.add_argument(
+        "--scenario",
+        help="only this attack (a `rempart sim --scenario` spec) on top of the --lines of "
+        "traffic, e.g. stuffing_single_ip:n_accounts=60000,rate=3000 (an adversarial log)",
+    )
     args = ap.parse_args()
-    log = args.log_dir or ensure_log(args.lines, args.data_dir, args.days)
+    log = args.log_dir or ensure_log(args.lines, args.data_dir, args.days, args.scenario)
     truth = json.loads((log / "truth.json").read_text())
     n_lines = truth["totals"]["lines"]
     print(

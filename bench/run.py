@@ -16,6 +16,11 @@ SCRIPTS = [
     ["detect_hunt.py"],
     ["detect_hunt.py", "--workers", "2", "--no-engine-only"],
     ["detect_hunt.py", "--lines", "10000000", "--runs", "1", "--no-engine-only"],
+    [
+        "detect_hunt.py",
+        *("--lines", "60000", "--days", "1", "--runs", "1"),
+        *("--scenario", "stuffing_single_ip:n_accounts=60000,rate=3000"),
+    ],
     ["detect_memory.py"],
     ["respond_check.py"],
     ["cases_affected.py"],
