@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +31,27 @@ def test_history_matches_an_exact_set_on_hashes(values: list[int]) -> None:
     restored = BeneficiaryHistory()
     restored.load(hist.dump())
     assert all(restored.seen("A", v) for v in exact)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(min_value=0, max_value=2**32 - 1), st.integers(min_value=0, max_value=9000))
+def test_history_stays_exact_over_many_batched_merges_and_a_restart(seed: int, cut: int) -> None:
+    # Thousands of distinct reads with repeats: several merges of growing size, a dump and
+    # load at ``cut``, and the history must still answer exactly and stay sorted and unique.
+    rng = random.Random(seed)
+    values = [rng.randrange(12_000) for _ in range(9000)]
+    hist, exact = BeneficiaryHistory(), set()
+    for i, v in enumerate(values):
+        if i == cut:
+            restored = BeneficiaryHistory()
+            restored.load(hist.dump())
+            hist = restored
+        assert hist.observe("A", v) == (v not in exact)
+        exact.add(v)
+    assert hist.size("A") == len(exact)
+    hist.compact()
+    arr = list(hist.accounts["A"].arr)
+    assert arr == sorted(exact)
 
 
 def test_32_bit_hash_collisions_stay_within_the_documented_bound() -> None:
