@@ -21,6 +21,11 @@ SCRIPTS = [
         *("--lines", "60000", "--days", "1", "--runs", "1"),
         *("--scenario", "stuffing_single_ip:n_accounts=60000,rate=3000"),
     ],
+    [
+        "detect_hunt.py",
+        *("--lines", "60000", "--days", "1", "--runs", "1"),
+        *("--scenario", "mass_harvest:count=60000,rate=3000"),
+    ],
     ["detect_memory.py"],
     ["respond_check.py"],
     ["cases_affected.py"],
