@@ -92,3 +92,23 @@ def test_a_compiled_module_older_than_its_source_is_stale(
     os.utime(engine_source, (built.stat().st_mtime + 5, built.stat().st_mtime + 5))
     assert native.stale_modules() == ["rempart.detect.engine"]
     assert native.compiled_path("rempart.detect.history") is None
+
+
+def test_the_version_says_whether_the_modules_run_compiled_and_main_warns_when_stale(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rempart import cli
+
+    monkeypatch.setattr(sys, "argv", ["rempart", "--version"])
+    monkeypatch.setenv("REMPART_PURE", "1")
+    with pytest.raises(SystemExit):
+        cli.main()
+    out, err = capsys.readouterr()
+    assert "pure Python: REMPART_PURE is set" in out and err == ""
+    monkeypatch.delenv("REMPART_PURE")
+    monkeypatch.setattr(native, "stale_modules", lambda: ["rempart.detect.engine"])
+    with pytest.raises(SystemExit):
+        cli.main()
+    out, err = capsys.readouterr()
+    assert f"/{len(native.NATIVE_MODULES)} per-event modules compiled" in out
+    assert err.count("\n") == 1 and "rempart.detect.engine" in err and "make" in err

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from rempart import __version__
+from rempart import __version__, native
 from rempart.errors import RempartError
 
 app = typer.Typer(
@@ -24,9 +24,17 @@ app = typer.Typer(
 )
 
 
+def _build() -> str:
+    """Whether the per-event modules run compiled (``rempart.native``)."""
+    if native.pure_requested():
+        return "pure Python: REMPART_PURE is set"
+    built = sum(native.compiled_path(m) is not None for m in native.NATIVE_MODULES)
+    return f"{built}/{len(native.NATIVE_MODULES)} per-event modules compiled"
+
+
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"rempart {__version__}")
+        typer.echo(f"rempart {__version__} ({_build()})")
         raise typer.Exit()
 
 
@@ -54,6 +62,13 @@ _register_all()
 
 def main() -> None:
     """Entry point: one clear line on expected errors, never a traceback."""
+    stale = [] if native.pure_requested() else native.stale_modules()
+    if stale:
+        print(
+            f"rempart: warning: compiled modules older than their source ({', '.join(stale)}): "
+            "`make` rebuilds them; REMPART_PURE=1 runs the sources",
+            file=sys.stderr,
+        )
     try:
         app()
     except RempartError as exc:
