@@ -21,9 +21,9 @@ import pytest
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Refuse to test compiled modules built from an older source (an edit not rebuilt)."""
-    from rempart.native import pure_requested, stale_modules
+    from rempart.native import stale_in_use
 
-    stale = [] if pure_requested() else stale_modules()
+    stale = stale_in_use()
     if stale:
         pytest.exit(
             f"compiled modules older than their source: {', '.join(stale)}; "

@@ -62,7 +62,7 @@ _register_all()
 
 def main() -> None:
     """Entry point: one clear line on expected errors, never a traceback."""
-    stale = [] if native.pure_requested() else native.stale_modules()
+    stale = native.stale_in_use()
     if stale:
         print(
             f"rempart: warning: compiled modules older than their source ({', '.join(stale)}): "
