@@ -84,7 +84,7 @@ class BeneficiaryHistory:
             recent = hist.recent = set()
         recent.add(h)
         # Merge in batches of at least an eighth of the history: an account reading 100,000
-        # records does about 30 merges instead of 400 (each one costs the whole history).
+        # records does about 40 merges instead of 390 (each one costs the whole history).
         if len(recent) >= _MERGE_AT and len(recent) >= len(arr) >> 3:
             hist.merge()
         return True
