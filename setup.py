@@ -10,6 +10,7 @@ failure also falls back to the pure-Python modules (the extensions are optional)
 from __future__ import annotations
 
 import importlib.util
+import sys
 from types import ModuleType
 
 from setuptools import setup
@@ -28,20 +29,24 @@ def native_extensions() -> list[object]:
     native = load_native()
     if native.pure_requested():
         return []
-    from mypyc.build import mypycify
-
     # The project's mypy configuration loads the pydantic plugin, which the isolated build
     # environment does not have: type-check only what is compiled, on plain options.
-    extensions = mypycify(
-        [
-            "--config-file=",
-            "--ignore-missing-imports",
-            "--follow-imports=silent",
-            *("src/" + m.replace(".", "/") + ".py" for m in native.NATIVE_MODULES),
-        ],
-        opt_level="3",
-        group_name="rempart_native",
-    )
+    try:
+        from mypyc.build import mypycify
+
+        extensions = mypycify(
+            [
+                "--config-file=",
+                "--ignore-missing-imports",
+                "--follow-imports=silent",
+                *("src/" + m.replace(".", "/") + ".py" for m in native.NATIVE_MODULES),
+            ],
+            opt_level="3",
+            group_name="rempart_native",
+        )
+    except (Exception, SystemExit) as exc:  # a mypyc that cannot compile them: pure Python
+        print(f"rempart: not compiling ({exc!r}); the modules run as Python", file=sys.stderr)
+        return []
     for ext in extensions:
         ext.optional = True  # no C compiler: the pure-Python modules are used
     return list(extensions)
