@@ -34,7 +34,7 @@ from typing import Any
 from rempart.alerts import Alert, EntityType, EvidenceRef, alert_id
 from rempart.detect.baseline import BaselineRule, share_read_days
 from rempart.detect.care import SurpriseRule
-from rempart.detect.exposure import MAX_NAMES, ExposureWatch
+from rempart.detect.exposure import ExposureWatch
 from rempart.detect.expr import Const, Predicate, compile_node, specialize, utc_offset
 from rempart.detect.history import BeneficiaryHistory, beneficiary_hash
 from rempart.detect.rollup import CampaignCorrelator, RiskRollup
@@ -395,17 +395,10 @@ class Engine:
                 if alert.targets:
                     self.watch.watch_tried(alert)
             tried = spec.field == "user_name"
-            # Once an alert lists MAX_NAMES names, add_accounts takes no more: skip the
-            # per-update scan and sort of every related name (thousands in a stuffing attack).
             if spec.type == "campaign" and fire.related:
-                if len(alert.accounts) < MAX_NAMES:
-                    new = [a for a in fire.related if a not in alert.accounts]
-                    self.watch.add_accounts(alert, new, False)
+                self.watch.add_accounts(alert, fire.related, False)
             elif tried and fire.related:
-                if len(alert.targets) < MAX_NAMES:
-                    self.watch.add_accounts(alert, sorted(fire.related), True)
-                else:
-                    self.watch.watch_tried(alert)
+                self.watch.add_accounts(alert, fire.related, True)
             elif etype == EntityType.IP and ev.user_name and ev.user_name not in alert.accounts:
                 self.watch.add_accounts(alert, [ev.user_name], tried)
             self._updated.add(alert.id)

@@ -13,7 +13,7 @@ hold direct references to ``accounts``, ``ips`` and ``targets``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from rempart.alerts import Alert, EntityType
@@ -59,24 +59,25 @@ class ExposureWatch:
                 self.accounts.setdefault(acc, []).append(aid)
         self.watch_tried(alert)
 
-    def add_accounts(self, alert: Alert, accounts: Iterable[str], tried: bool) -> None:
+    def add_accounts(self, alert: Alert, accounts: Collection[str], tried: bool) -> None:
         """Accounts tried by the entity go to ``targets`` (victims, not watched); accused ones
-        to ``accounts``, and a campaign's accused accounts are watched for exposure."""
+        to ``accounts``, and a campaign's accused accounts are watched for exposure.
+
+        Names already listed are skipped and new ones added in sorted order, up to
+        ``MAX_NAMES``; once the list is full ``accounts`` is not read at all, so an update
+        costs the same however many names the rule counted (thousands in a stuffing attack).
+        """
+        listed = alert.targets if tried else alert.accounts
+        room = MAX_NAMES - len(listed)
+        if room > 0:
+            present = set(listed)
+            new = sorted(a for a in accounts if a not in present)[:room]
+            listed.extend(new)
+            if not tried and alert.entity_type == EntityType.CAMPAIGN and "=" in alert.entity:
+                for acc in new:
+                    self.accounts.setdefault(acc, []).append(alert.id)
         if tried:
-            for acc in accounts:
-                if len(alert.targets) >= MAX_NAMES:
-                    break
-                if acc not in alert.targets:
-                    alert.targets.append(acc)
             self.watch_tried(alert)
-            return
-        watch = alert.entity_type == EntityType.CAMPAIGN and "=" in alert.entity
-        for acc in accounts:
-            if len(alert.accounts) >= MAX_NAMES:
-                return
-            alert.accounts.append(acc)
-            if watch:
-                self.accounts.setdefault(acc, []).append(alert.id)
 
     def watch_tried(self, alert: Alert) -> None:
         """Watch the addresses an alert with targets came from for successful logins."""
