@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NATIVE := $(VENV)/.native
-# The compiled modules (rempart.native.NATIVE_MODULES) are rebuilt when any of these changes.
-NATIVE_SRC := setup.py $(wildcard src/rempart/detect/*.py src/rempart/ingest/*.py)
+# The compiled modules (rempart.native.NATIVE_MODULES) are rebuilt when one of them changes.
+NATIVE_SRC := setup.py src/rempart/native.py $(shell $(PY) src/rempart/native.py)
 DEMO_DIR ?= demo-out
 
 .PHONY: demo test lint bench bench-peers clean

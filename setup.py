@@ -39,7 +39,7 @@ def native_extensions() -> list[object]:
                 "--config-file=",
                 "--ignore-missing-imports",
                 "--follow-imports=silent",
-                *("src/" + m.replace(".", "/") + ".py" for m in native.NATIVE_MODULES),
+                *native.native_sources(),
             ],
             opt_level="3",
             group_name="rempart_native",

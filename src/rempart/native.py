@@ -37,6 +37,12 @@ NATIVE_MODULES = (
 _ROOT = Path(__file__).resolve().parent
 
 
+def native_sources() -> list[str]:
+    """The sources of ``NATIVE_MODULES``, relative to the project root (``setup.py`` compiles
+    them; ``python src/rempart/native.py`` prints them for the Makefile)."""
+    return ["src/" + m.replace(".", "/") + ".py" for m in NATIVE_MODULES]
+
+
 def pure_requested() -> bool:
     """Whether ``REMPART_PURE`` asks for the pure-Python modules."""
     return os.environ.get("REMPART_PURE", "") not in ("", "0")
@@ -100,3 +106,8 @@ def use_source_modules() -> None:
     for entry in list(sys.path_importer_cache):
         if entry == str(_ROOT) or entry.startswith(str(_ROOT) + os.sep):
             del sys.path_importer_cache[entry]
+
+
+if __name__ == "__main__":
+    print(" ".join(native_sources()))
+
