@@ -110,4 +110,3 @@ def use_source_modules() -> None:
 
 if __name__ == "__main__":
     print(" ".join(native_sources()))
-
