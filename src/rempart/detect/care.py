@@ -429,7 +429,7 @@ class SurpriseRule(CompiledRule):
                 st.group,
                 st.last,
                 [list(p) for p in st.pending],
-                [[d, n, x] for d, (n, x) in st.days.items()],
+                [list(r) for r in st.days.rows()],
                 [list(o) for o in st.orphans],
                 sorted(st.explained),
                 [st.odd[0], sorted(st.odd[1])],

@@ -152,13 +152,6 @@ class DayCounts:
                 out.append((d, n[i], x[i]))
         return out
 
-    def items(self) -> Iterator[tuple[int, tuple[int, int]]]:
-        for d, n, x in self.rows():
-            yield d, (n, x)
-
-    def __len__(self) -> int:
-        return len(self.rows())
-
 
 class Orphans:
     """Recent orphans (day, time, beneficiary hash) as three parallel arrays."""
