@@ -95,7 +95,7 @@ class _ReadDays:
 
     Rules with the same filter, group-by and peer group hold the same set of today's
     beneficiaries: that set, the novelty count and the pending claims are kept once here,
-    updated once per event (``step``), and each member keeps only its own history and
+    updated once per event (``observe``), and each member keeps only its own history and
     threshold (``_Day.hists``). Claim-pairing members (one claim window) form one side, the
     others another; the pairing side is also offered claims, which may roll its day alone.
     """
@@ -255,7 +255,7 @@ class _ReadDays:
         return None if group is None else str(group)
 
     def _step_roll(self, ev: Event, ctx: EventContext, key: str, st: _Day | None, day: int) -> None:
-        """``step`` for a new key, a new day, or sides that disagree."""
+        """``observe`` for a new key, a new day, or sides that disagree."""
         claim = self.pairs_claims and ev.action == self.claim_action
         split = claim and self.sides > 1
         if st is None:
@@ -341,7 +341,7 @@ class _ReadDays:
         st.bar_n = _NO_BAR
 
     def _step_together(self, ev: Event, ctx: EventContext, key: str, st: _Day, day: int) -> None:
-        """``step`` when every side rolls with this event (all sides see it)."""
+        """``observe`` when every side rolls with this event (all sides see it)."""
         ts = ev.ts
         if self.pairs_claims and st.pending and st.pending[0][0] < ts - self.claim_window:
             self._expire(key, st, st, ts)
