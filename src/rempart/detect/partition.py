@@ -42,10 +42,11 @@ TYPE_COST = {
     "campaign": 0.0,
 }
 #: The child's head start (it decodes and encodes) and the parent's (it rebuilds the events),
-#: in the same units: calibrated on the 1M-line peers log, where the parent then spent 9.4 to
-#: 10.0 CPU-s and the child 7.3 to 8.8 with pure-Python modules, and 9.0 to 10.3 and 9.3 to 9.7
-#: with the compiled ones (the child keeps no first-seen history: none of its rules reads it).
-#: Moving the surprise rule to the child measured worse: it needs that history.
+#: in the same units: calibrated with the pure-Python modules on the 1M-line peers log, where
+#: the parent then spent 9.4 to 10.0 CPU-s and the child 7.3 to 8.8 (the child keeps no
+#: first-seen history: none of its rules reads it). Not recalibrated for the compiled modules:
+#: the same split measured 9.0 to 10.3 and 9.3 to 9.7. Moving the surprise rule to the child
+#: measured worse: it needs that history.
 DECODE_COST = 6.0
 REBUILD_COST = 1.6
 #: Rules that only see authentication events see few of them (a login per session).
