@@ -1,10 +1,12 @@
 """The one ``Event`` that flows through Rempart, and its vocabulary.
 
 Field names follow the Elastic Common Schema (ECS) where one exists; see ``ECS_FIELDS`` for the
-mapping from attribute to ECS name. The in-memory form is a ``msgspec.Struct`` (C-level slots,
-not tracked by the garbage collector: an event holds only strings, numbers and a tuple of
-strings): millions of them pass through detection, and one is built in about a quarter of a
-slotted dataclass's time. No validation runs on construction (parsers validate).
+mapping from attribute to ECS name. The in-memory form is a slotted dataclass that mypyc
+compiles to a native class (see :mod:`rempart.native`): the compiled detection modules then read
+its attributes as C struct fields, not through Python's attribute lookup, which was a fifth of the
+engine's instructions with the former ``msgspec.Struct``. Millions of events pass through
+detection: :func:`build_events` makes them from decoded columns in compiled code. No validation
+runs on construction (parsers validate).
 
 Time is kept as ``ts``, float seconds since the Unix epoch in UTC: unambiguous, cheap to compare
 and to window over. ``timestamp`` gives the timezone-aware ``datetime`` (ECS ``@timestamp``).
@@ -16,11 +18,10 @@ ingestion by :mod:`rempart.protect.tokens`, and ``path`` has the identifier repl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
-
-import msgspec
 
 
 class Action(StrEnum):
@@ -85,30 +86,115 @@ ECS_FIELDS: dict[str, str] = {
 FIELD_BY_ECS: dict[str, str] = {v: k for k, v in ECS_FIELDS.items()}
 
 
-class Event(msgspec.Struct, gc=False):
-    """One normalised portal access event."""
+#: ``Event``'s attribute names in constructor (positional) order.
+EVENT_FIELDS: tuple[str, ...] = (
+    "ts",
+    "source_ip",
+    "action",
+    "outcome",
+    "user_name",
+    "organization_id",
+    "user_agent",
+    "method",
+    "path",
+    "query",
+    "status",
+    "bytes",
+    "session_id",
+    "beneficiary_token",
+    "categories",
+    "account_kind",
+    "source",
+    "line",
+)
 
-    ts: float
-    source_ip: str
-    action: str
-    outcome: str
-    user_name: str | None = None
-    organization_id: str | None = None
-    user_agent: str | None = None
-    method: str = "GET"
-    path: str = "/"
-    query: str | None = None
-    status: int = 0
-    bytes: int = 0
-    session_id: str | None = None
-    beneficiary_token: str | None = None
-    #: Data categories disclosed by this event (empty unless a successful disclosure).
-    categories: tuple[str, ...] = ()
-    #: Peer group of the account (pharmacie, medecin, labo...), from the profile or directory.
-    account_kind: str | None = None
-    #: Origin for evidence: source name (file path, "stdin", "http") and line number (1-based).
-    source: str = ""
-    line: int = 0
+
+class Event:
+    """One normalised portal access event.
+
+    A plain class with its ``__init__``, ``__eq__`` and ``__repr__`` written out (not a
+    dataclass): mypyc compiles a written ``__init__`` to a C function that compiled code calls
+    directly, where a dataclass's generated one stays interpreted.
+    """
+
+    __slots__ = EVENT_FIELDS
+
+    def __init__(
+        self,
+        ts: float,
+        source_ip: str,
+        action: str,
+        outcome: str,
+        user_name: str | None = None,
+        organization_id: str | None = None,
+        user_agent: str | None = None,
+        method: str = "GET",
+        path: str = "/",
+        query: str | None = None,
+        status: int = 0,
+        bytes: int = 0,
+        session_id: str | None = None,
+        beneficiary_token: str | None = None,
+        categories: tuple[str, ...] = (),
+        account_kind: str | None = None,
+        source: str = "",
+        line: int = 0,
+    ) -> None:
+        self.ts = ts
+        self.source_ip = source_ip
+        self.action = action
+        self.outcome = outcome
+        self.user_name = user_name
+        self.organization_id = organization_id
+        self.user_agent = user_agent
+        self.method = method
+        self.path = path
+        self.query = query
+        self.status = status
+        self.bytes = bytes
+        self.session_id = session_id
+        self.beneficiary_token = beneficiary_token
+        #: Data categories disclosed by this event (empty unless a successful disclosure).
+        self.categories = categories
+        #: Peer group of the account (pharmacie, medecin, labo...), from the profile or directory.
+        self.account_kind = account_kind
+        #: Origin for evidence: source name (file path, "stdin", "http"), line number (1-based).
+        self.source = source
+        self.line = line
+
+    def values(self) -> tuple[Any, ...]:
+        """The attributes' values, in :data:`EVENT_FIELDS` order."""
+        return (
+            self.ts,
+            self.source_ip,
+            self.action,
+            self.outcome,
+            self.user_name,
+            self.organization_id,
+            self.user_agent,
+            self.method,
+            self.path,
+            self.query,
+            self.status,
+            self.bytes,
+            self.session_id,
+            self.beneficiary_token,
+            self.categories,
+            self.account_kind,
+            self.source,
+            self.line,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return self.values() == other.values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={v!r}" for n, v in zip(EVENT_FIELDS, self.values(), strict=True))
+        return f"Event({inner})"
 
     @property
     def timestamp(self) -> datetime:
@@ -135,5 +221,43 @@ class Event(msgspec.Struct, gc=False):
         return out
 
 
-#: ``Event``'s attribute names in constructor (positional) order.
-EVENT_FIELDS: tuple[str, ...] = Event.__struct_fields__
+#: One column of events: its distinct values, and for each event the position of its value.
+Column = tuple[list[Any], list[int]]
+
+
+def build_events(columns: Sequence[Column]) -> list[Event]:
+    """Events from one :data:`Column` per attribute, in :data:`EVENT_FIELDS` order.
+
+    Decoders keep low-cardinality values once and index them per row; this builds the events
+    from that form in one compiled loop (no per-row Python call, no intermediate lists).
+    """
+    if len(columns) != len(EVENT_FIELDS):
+        raise ValueError(f"{len(columns)} columns for {len(EVENT_FIELDS)} event attributes")
+    (v0, i0), (v1, i1), (v2, i2), (v3, i3), (v4, i4), (v5, i5) = columns[:6]
+    (v6, i6), (v7, i7), (v8, i8), (v9, i9), (v10, i10), (v11, i11) = columns[6:12]
+    (v12, i12), (v13, i13), (v14, i14), (v15, i15), (v16, i16), (v17, i17) = columns[12:]
+    out: list[Event] = []
+    for r in range(len(i0)):
+        out.append(
+            Event(
+                v0[i0[r]],
+                v1[i1[r]],
+                v2[i2[r]],
+                v3[i3[r]],
+                v4[i4[r]],
+                v5[i5[r]],
+                v6[i6[r]],
+                v7[i7[r]],
+                v8[i8[r]],
+                v9[i9[r]],
+                v10[i10[r]],
+                v11[i11[r]],
+                v12[i12[r]],
+                v13[i13[r]],
+                v14[i14[r]],
+                v15[i15[r]],
+                v16[i16[r]],
+                v17[i17[r]],
+            )
+        )
+    return out

@@ -32,6 +32,7 @@ NATIVE_MODULES = (
     "rempart.detect.rollup",
     "rempart.detect.windows",
     "rempart.ingest.normalise",
+    "rempart.events",
 )
 
 _ROOT = Path(__file__).resolve().parent

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -202,11 +201,12 @@ def test_specialised_filters_agree_with_the_full_filters(specs: list[RuleSpec]) 
                 residual = compile_node(part)
                 for status in (200, 404):
                     for ts in (1_764_000_000.0, 1_764_030_000.0, 1_764_060_000.0):
-                        ev = SimpleNamespace(
+                        ev = Event(
+                            ts=ts,
+                            source_ip="10.0.0.1",
                             action=action,
                             outcome=outcome,
                             status=status,
-                            ts=ts,
                             account_kind="pharmacie",
                             user_name="PH1",
                         )

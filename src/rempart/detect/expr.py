@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from operator import attrgetter
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rempart.events import ECS_FIELDS, FIELD_BY_ECS, Event
@@ -525,7 +524,8 @@ def specialize(node: Node, known: dict[str, Any]) -> Node:
     if isinstance(node, Test):
         resolved = resolve_field(node.field)
         if resolved is not None and resolved[0] in known:
-            probe = cast(Event, SimpleNamespace(**known))
+            # Only the known field is read: the required ones get placeholder values.
+            probe = Event(**{"ts": 0.0, "source_ip": "", "action": "", "outcome": "", **known})
             return Const(bool(_compile_test(node)(probe)))
         return node
     if isinstance(node, Not):

@@ -22,9 +22,8 @@ import queue
 import signal
 import threading
 import traceback
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from itertools import repeat
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rempart import errors
-from rempart.events import EVENT_FIELDS, Event
+from rempart.events import EVENT_FIELDS, Column, Event, build_events
 from rempart.ingest.columnar import _floats, _int64s, _ints
 from rempart.ingest.service import IngestRequest
 
@@ -177,19 +176,18 @@ def encode_batch(batch: EventBatch) -> pa.RecordBatch:
 
 def decode_events(batch: pa.RecordBatch) -> list[Event]:
     """Inverse of :func:`encode_events`: the same events, same values, same order."""
-    cols: dict[str, Iterable[Any]] = {"ts": _floats(batch.column("ts"))}
+    n = len(batch)
+    each = list(range(n))
+    cols: dict[str, Column] = {"ts": (_floats(batch.column("ts")), each)}
     for name in _STRINGS:
         col = batch.column(name)
         vals = col.dictionary.to_pylist()
         if name == "categories":
             vals = [tuple(v.split(_SEP)) if v else () for v in vals]
-        if len(vals) == 1:  # one value (the source, a missing column): no per-row lookup
-            cols[name] = repeat(vals[0], len(batch))
-        else:  # consumed once, by map(Event, ...)
-            cols[name] = map(vals.__getitem__, _ints(col.indices))
+        cols[name] = vals, _ints(col.indices)
     for name in _INTS:
-        cols[name] = _int64s(batch.column(name))
-    return list(map(Event, *(cols[n] for n in _FIELDS)))
+        cols[name] = _int64s(batch.column(name)), each
+    return build_events([cols[n] for n in _FIELDS])
 
 
 def _child(

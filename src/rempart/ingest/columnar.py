@@ -19,9 +19,8 @@ from __future__ import annotations
 import gc
 import struct
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import repeat
 from operator import attrgetter
 from typing import Any, BinaryIO
 
@@ -29,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rempart.errors import InputError
-from rempart.events import Event
+from rempart.events import Column, Event, build_events
 from rempart.ingest.archive import SCHEMA, events_to_table
 from rempart.ingest.normalise import Normalizer, RequestInfo
 from rempart.ingest.parsers import ClfTimeParser, Reject
@@ -223,22 +222,25 @@ class ColumnarChunk:
         size = self.size if mask is None else self.size.filter(mask)
         vals = self.vals
         ints = {name: _ints(arr) for name, arr in idx.items()}
+        n = len(rows)
+        each = list(range(n))  # the index of a column with one value per row
+        zeros = [0] * n  # ... and of a constant one
 
-        def column(name: str, index: str) -> Iterator[Any]:
-            return map(vals[name].__getitem__, ints[index])  # consumed once, by map(Event...)
+        def column(name: str, index: str) -> Column:
+            return vals[name], ints[index]
 
-        orgs: Iterable[Any] = column("dir_org", "user")
+        orgs = column("dir_org", "user")
         if "org" in idx:
-            orgs = [o or d for o, d in zip(column("org", "org"), orgs, strict=True)]
-        sid: Iterable[Any] = column("sid", "sid") if "sid" in idx else repeat(None)
+            org, dir_org = vals["org"], vals["dir_org"]
+            per_row = [org[o] or dir_org[d] for o, d in zip(ints["org"], ints["user"], strict=True)]
+            orgs = per_row, each
         first = self.first_line
         was_enabled = gc.isenabled()
         gc.disable()  # many new objects, no cycles: collections here are pure overhead
         try:
-            fast = list(
-                map(
-                    Event,
-                    _floats(ts),
+            fast = build_events(
+                [
+                    (_floats(ts), each),
                     column("ip", "ip"),
                     column("action", "req"),
                     column("outcome", "code"),
@@ -248,15 +250,15 @@ class ColumnarChunk:
                     column("method", "req"),
                     column("path", "req"),
                     column("query", "req"),
-                    _ints(status),
-                    _int64s(size),
-                    sid,
+                    (_ints(status), each),
+                    (_int64s(size), each),
+                    column("sid", "sid") if "sid" in idx else ([None], zeros),
                     column("token", "req"),
                     column("categories", "code"),
                     column("kind", "user"),
-                    repeat(self.source),
-                    map(first.__add__, _ints(rows)),
-                )
+                    ([self.source], zeros),
+                    ([first + r for r in _ints(rows)], each),
+                ]
             )
         finally:
             if was_enabled:
