@@ -103,6 +103,7 @@ class _ReadDays:
     __slots__ = (
         "_state",
         "barred",
+        "by_user",
         "claim_action",
         "claim_window",
         "day",
@@ -128,6 +129,7 @@ class _ReadDays:
         self.fast_by_side: list[tuple[tuple[BaselineRule, int, bool, int], ...]] = []
         self._state: dict[str, _Day] = {}
         self.key_of = first.key_of
+        self.by_user = first.by_user
         self.group_of = first.group_of
         self.pairs_claims = False
         self.claim_action = ""
@@ -183,7 +185,7 @@ class _ReadDays:
         engine's single entry for the whole group: fires by member index, or None."""
         self.seq = ctx.seq
         self.out = _NO_FIRES
-        key = self.key_of(ev)
+        key = ev.user_name if self.by_user else self.key_of(ev)
         if key is None:
             return None
         ts = ev.ts

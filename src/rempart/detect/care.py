@@ -131,12 +131,11 @@ class SurpriseRule(CompiledRule):
 
     # -- events ---------------------------------------------------------------------------
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
-        key = self.key_of(ev)
+        key = self.key(ev)
         if key is None:
             return None
-        try:
-            st = self.state[key]
-        except KeyError:
+        st: _Account | None = self.state.get(key)
+        if st is None:
             group = self.group_of(ev) if self.group_of is not None else None
             st = self.state[key] = _Account(
                 None if group is None else str(group), self.history_days
@@ -152,7 +151,7 @@ class SurpriseRule(CompiledRule):
                 return fire
             session = ev.session_id or ""
             if pending[-1][2] == session:
-                del pending[-1]  # a claim follows its rights check: the latest of the session
+                pending.pop()  # a claim follows its rights check: the latest of the session
             else:
                 for i in range(len(pending) - 2, -1, -1):
                     if pending[i][2] == session:

@@ -26,7 +26,6 @@ drop them before ``process`` (``relevant_actions``). ``events_seen`` counts the 
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +52,8 @@ from rempart.detect.windows import (
 from rempart.events import EVENT_FIELDS, Event
 
 EVIDENCE_CAP = 25
+#: Released events are cut from the front of the FIFO once there are this many (and half).
+FIFO_COMPACT = 4096
 EVICT_EVERY = 3600.0
 NOVELTY_CONTEXT = 86400.0
 
@@ -135,10 +136,13 @@ class Engine:
         self._signal_seen: dict[tuple[str, str], float] = {}
         self._novelty: dict[str, dict[str, float]] = {}
         self._updated: set[str] = set()
-        #: Held events (lateness > 0): ``_fifo`` while they arrive in ``(ts, source, line)``
-        #: order (the usual case: a sorted log), else ``_heap``; never both non-empty.
+        #: Held events (lateness > 0): ``_fifo[_head:]`` while they arrive in
+        #: ``(ts, source, line)`` order (the usual case: a sorted log), else ``_heap``; never
+        #: both non-empty. A list and a read position: mypyc compiles a list's operations, not
+        #: a deque's.
         self._heap: list[tuple[float, str, int, int, Event]] = []
-        self._fifo: deque[Event] = deque()
+        self._fifo: list[Event] = []
+        self._head = 0
         self._seq = 0
         self._max_ts = float("-inf")
         self._next_evict = float("-inf")
@@ -166,17 +170,28 @@ class Engine:
         heap = self._heap
         fifo = self._fifo
         if not heap:
-            if fifo:
+            if self._head < len(fifo):
                 last = fifo[-1]
                 if ts < last.ts or (
-                    ts == last.ts and (ev.source, ev.line) < (last.source, last.line)
+                    ts == last.ts
+                    and (
+                        ev.source < last.source
+                        or (ev.source == last.source and ev.line < last.line)
+                    )
                 ):
                     self._hold_in_heap()
             if not heap:
                 # In order: a FIFO releases in the same order as the heap would (ties by arrival).
                 fifo.append(ev)
-                while fifo and fifo[0].ts <= limit:
-                    self._run(fifo.popleft(), out)
+                head = self._head
+                while head < len(fifo) and fifo[head].ts <= limit:
+                    held = fifo[head]
+                    head += 1
+                    self._run(held, out)
+                if head >= FIFO_COMPACT and 2 * head >= len(fifo):
+                    del fifo[:head]
+                    head = 0
+                self._head = head
                 return out
         self._seq += 1
         heapq.heappush(heap, (ts, ev.source, ev.line, self._seq, ev))
@@ -187,10 +202,11 @@ class Engine:
     def _hold_in_heap(self) -> None:
         """An event arrived out of order: move the held FIFO (sorted, so already a heap)."""
         heap = self._heap
-        for ev in self._fifo:
+        for ev in self._fifo[self._head :]:
             self._seq += 1
             heap.append((ev.ts, ev.source, ev.line, self._seq, ev))
         self._fifo.clear()
+        self._head = 0
 
     def process_many(self, events: Iterable[Event]) -> list[Alert]:
         out: list[Alert] = []
@@ -203,8 +219,12 @@ class Engine:
         out: list[Alert] = []
         while self._heap:
             self._run(heapq.heappop(self._heap)[4], out)
-        while self._fifo:
-            self._run(self._fifo.popleft(), out)
+        fifo = self._fifo
+        while self._head < len(fifo):
+            self._head += 1
+            self._run(fifo[self._head - 1], out)
+        fifo.clear()
+        self._head = 0
         return out
 
     @property
@@ -476,7 +496,7 @@ class Engine:
             "signal_seen": [[k[0], k[1], t] for k, t in self._signal_seen.items()],
             "novelty": {k: dict(v) for k, v in self._novelty.items()},
             "pending": [_event_dict(item[4]) for item in sorted(self._heap)]
-            + [_event_dict(ev) for ev in self._fifo],
+            + [_event_dict(ev) for ev in self._fifo[self._head :]],
             "max_ts": self._max_ts if self._max_ts != float("-inf") else None,
             "events_seen": self.events_seen,
         }
@@ -507,6 +527,7 @@ class Engine:
         self._novelty = {k: dict(v) for k, v in state.get("novelty", {}).items()}
         self._heap = []
         self._fifo.clear()
+        self._head = 0
         for i, d in enumerate(state.get("pending", [])):
             ev = Event(**{**d, "categories": tuple(d.get("categories", ()))})
             self._heap.append((ev.ts, ev.source, ev.line, i, ev))

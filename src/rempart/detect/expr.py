@@ -28,9 +28,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from operator import attrgetter
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from rempart.events import ECS_FIELDS, FIELD_BY_ECS, Event
@@ -74,11 +73,20 @@ FIELD_TYPES: dict[str, type] = {
 LOCAL_TZ = ZoneInfo("Europe/Paris")
 
 
-@lru_cache(maxsize=4096)
+#: UTC hour number -> the portal's UTC offset then, in seconds (a memo of ``LOCAL_TZ``).
+_OFFSETS: Final[dict[int, int]] = {}
+
+
 def _utc_offset_for_hour(hour_bucket: int) -> int:
-    dt = datetime.fromtimestamp(hour_bucket * 3600, tz=UTC).astimezone(LOCAL_TZ)
-    off = dt.utcoffset()
-    return int(off.total_seconds()) if off is not None else 0
+    off = _OFFSETS.get(hour_bucket)
+    if off is None:
+        dt = datetime.fromtimestamp(hour_bucket * 3600, tz=UTC).astimezone(LOCAL_TZ)
+        delta = dt.utcoffset()
+        off = int(delta.total_seconds()) if delta is not None else 0
+        if len(_OFFSETS) >= 4096:
+            _OFFSETS.clear()
+        _OFFSETS[hour_bucket] = off
+    return off
 
 
 def utc_offset(ts: float) -> int:

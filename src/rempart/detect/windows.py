@@ -109,6 +109,12 @@ def key_getter(fields: tuple[str, ...]) -> Callable[[Event], str | None]:
     return many
 
 
+def by_user(fields: tuple[str, ...]) -> bool:
+    """Whether ``key_getter(fields)`` is the account name as it is (``user_name``)."""
+    resolved = resolve_field(fields[0]) if len(fields) == 1 else None
+    return resolved is not None and resolved[0] == "user_name"
+
+
 def human_duration(seconds: float) -> str:
     s = max(0, int(seconds))
     if s < 90:
@@ -133,7 +139,7 @@ _FIELD_WORDS = {
 class CompiledRule:
     """Base of every runtime rule: filter, key, state per key."""
 
-    __slots__ = ("actions", "also", "key_of", "matches", "spec", "state")
+    __slots__ = ("actions", "also", "by_user", "key_of", "matches", "spec", "state")
     #: Whether ``observe`` reads ``ctx.novel`` (the engine's first-seen history).
     reads_first_seen: ClassVar[bool] = False
 
@@ -143,9 +149,15 @@ class CompiledRule:
         self.actions: frozenset[str] | None
         self.matches, self.actions = compile_filter(spec.filter)
         self.key_of = key_getter(spec.group_by)
+        #: Grouped by account alone (most rules): ``key`` reads the attribute, no call.
+        self.by_user = by_user(spec.group_by)
         self.state: dict[str, Any] = {}
         #: An action the rule is offered besides its filter's (claims, for claim pairing).
         self.also: str | None = None
+
+    def key(self, ev: Event) -> str | None:
+        """The event's key (``key_of``), without the call when it is the account."""
+        return ev.user_name if self.by_user else self.key_of(ev)
 
     def offer_also(self, action: str) -> None:
         """Offer this rule every event of ``action`` too, whatever its filter says."""
@@ -180,7 +192,7 @@ class MatchRule(CompiledRule):
     __slots__ = ()
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
-        key = self.key_of(ev)
+        key = self.key(ev)
         if key is None:
             return None
         exposed = {ctx.bh} if ctx.bh is not None and ev.discloses else None
@@ -191,7 +203,7 @@ class EventCountRule(CompiledRule):
     __slots__ = ()
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
-        key = self.key_of(ev)
+        key = self.key(ev)
         if key is None:
             return None
         dq = self.state.get(key)
@@ -226,12 +238,21 @@ class EventCountRule(CompiledRule):
         self.state = {k: deque(v) for k, v in data.items()}
 
 
+#: A window list is cut at its read position once this many entries (and half) are behind it.
+_COMPACT = 1024
+
+
 class _Distinct:
-    __slots__ = ("last", "order")
+    """One key's window: each value's latest time, and ``(time, value)`` in arrival order from
+    ``order[head]`` (a list and a read position: mypyc compiles a list's operations, not a
+    deque's; the front is cut once half of the list is behind ``head``)."""
+
+    __slots__ = ("head", "last", "order")
 
     def __init__(self) -> None:
         self.last: dict[Any, float] = {}
-        self.order: deque[tuple[float, Any]] = deque()
+        self.order: list[tuple[float, Any]] = []
+        self.head = 0
 
 
 class ValueCountRule(CompiledRule):
@@ -248,13 +269,13 @@ class ValueCountRule(CompiledRule):
         self.value_of = resolved[1]
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
-        key = self.key_of(ev)
+        key = self.key(ev)
         if key is None:
             return None
         value = ctx.bh if self.is_beneficiary else self.value_of(ev)
         if value is None:
             return None
-        st = self.state.get(key)
+        st: _Distinct | None = self.state.get(key)
         if st is None:
             st = self.state[key] = _Distinct()
         ts = ev.ts
@@ -263,14 +284,20 @@ class ValueCountRule(CompiledRule):
         order.append((ts, value))
         limit = ts - self.window
         last = st.last
-        while order[0][0] < limit:
-            t, v = order.popleft()
+        head = st.head
+        while order[head][0] < limit:
+            t, v = order[head]
+            head += 1
             if last.get(v) == t:
                 del last[v]
+        if head >= _COMPACT and 2 * head >= len(order):
+            del order[:head]
+            head = 0
+        st.head = head
         n = len(last)
         if n < self.threshold:
             return None
-        first = order[0][0]
+        first = order[head][0]
         assert self.spec.field is not None
         what = _FIELD_WORDS.get(self.spec.field, f"distinct {self.spec.field}")
         verb = "read" if self.is_beneficiary else "saw"
@@ -288,13 +315,15 @@ class ValueCountRule(CompiledRule):
 
     def evict(self, now: float) -> int:
         limit = now - self.spec.window
-        dead = [k for k, st in self.state.items() if not st.order or st.order[-1][0] < limit]
+        dead = [
+            k for k, st in self.state.items() if st.head >= len(st.order) or st.order[-1][0] < limit
+        ]
         for k in dead:
             del self.state[k]
         return len(dead)
 
     def dump(self) -> dict[str, Any]:
-        return {k: [[t, v] for t, v in st.order] for k, st in self.state.items()}
+        return {k: [[t, v] for t, v in st.order[st.head :]] for k, st in self.state.items()}
 
     def load(self, data: dict[str, Any]) -> None:
         self.state = {}
@@ -355,7 +384,7 @@ class TemporalOrderedRule(CompiledRule):
         return found
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
-        key = self.key_of(ev)
+        key = self.key(ev)
         if key is None:
             return None
         tests = self.step_tests.get((ev.action, ev.outcome))
@@ -446,7 +475,7 @@ class NewValueRule(CompiledRule):
         self.value_of = resolved[1]
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
-        key = self.key_of(ev)
+        key = self.key(ev)
         if key is None:
             return None
         value = self.value_of(ev)
@@ -476,6 +505,18 @@ class NewValueRule(CompiledRule):
         self.state = {k: [v[0], set(v[1])] for k, v in data.items()}
 
 
+class _Cadence:
+    """One key's recent intervals, with their running sum and sum of squares."""
+
+    __slots__ = ("gaps", "last", "squares", "total")
+
+    def __init__(self, last: float, gaps: list[float]):
+        self.last = last
+        self.gaps: deque[float] = deque(gaps)
+        self.total = float(sum(gaps))
+        self.squares = float(sum(g * g for g in gaps))
+
+
 class CadenceRule(CompiledRule):
     """Machine-regular access: the last ``min_events`` intervals are short and nearly equal."""
 
@@ -486,32 +527,32 @@ class CadenceRule(CompiledRule):
         self.n_max = spec.min_events - 1
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
-        key = self.key_of(ev)
+        key = self.key(ev)
         if key is None:
             return None
-        st = self.state.get(key)
+        st: _Cadence | None = self.state.get(key)
         ts = ev.ts
         if st is None:
-            self.state[key] = [ts, deque(), 0.0, 0.0]
+            self.state[key] = _Cadence(ts, [])
             return None
-        gap = ts - st[0]
-        st[0] = ts
-        gaps: deque[float] = st[1]
+        gap = ts - st.last
+        st.last = ts
+        gaps = st.gaps
         gaps.append(gap)
-        st[2] += gap
-        st[3] += gap * gap
+        st.total += gap
+        st.squares += gap * gap
         n_max = self.n_max
         if len(gaps) > n_max:
             old = gaps.popleft()
-            st[2] -= old
-            st[3] -= old * old
+            st.total -= old
+            st.squares -= old * old
         if len(gaps) < n_max:
             return None
         n = len(gaps)
-        mean = st[2] / n
+        mean = st.total / n
         if mean <= 0 or mean > self.spec.max_interval:
             return None
-        var = max(0.0, st[3] / n - mean * mean)
+        var = max(0.0, st.squares / n - mean * mean)
         cv = var**0.5 / mean
         if cv > self.spec.max_cv:
             return None
@@ -522,9 +563,7 @@ class CadenceRule(CompiledRule):
         return Fire(key, ts - mean * n, text, {"mean_interval_s": mean, "cv": cv})
 
     def dump(self) -> dict[str, Any]:
-        return {k: [st[0], list(st[1])] for k, st in self.state.items()}
+        return {k: [st.last, list(st.gaps)] for k, st in self.state.items()}
 
     def load(self, data: dict[str, Any]) -> None:
-        self.state = {}
-        for k, (last, gaps) in data.items():
-            self.state[k] = [last, deque(gaps), float(sum(gaps)), float(sum(g * g for g in gaps))]
+        self.state = {k: _Cadence(last, gaps) for k, (last, gaps) in data.items()}
