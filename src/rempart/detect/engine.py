@@ -26,12 +26,13 @@ drop them before ``process`` (``relevant_actions``). ``events_seen`` counts the 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rempart.alerts import Alert, EntityType, EvidenceRef, alert_id
 from rempart.detect.baseline import BaselineRule, share_read_days
+from rempart.detect.baseline_days import _ReadDays
 from rempart.detect.care import SurpriseRule
 from rempart.detect.exposure import ExposureWatch
 from rempart.detect.expr import Const, Predicate, compile_node, specialize, utc_offset
@@ -70,8 +71,10 @@ _RUNTIME: dict[str, type[CompiledRule]] = {
 _NOVELTY_LABEL = {"ip24": "IP", "ip16": "network", "source_ip": "IP", "user_agent": "client"}
 
 
-#: A dispatch entry: (rule position, observer, residual filter or None, bound ``observe``).
-_Entry = tuple[int, Any, Predicate | None, Callable[[Event, EventContext], Any]]
+#: A dispatch entry: (rule position, the rule or None, the group of baseline rules sharing
+#: their day state or None, residual filter or None). Typed, so that the compiled engine calls
+#: ``observe`` as a C function (a bound method would go through Python's call protocol).
+_Entry = tuple[int, CompiledRule | None, _ReadDays | None, Predicate | None]
 
 
 def compile_rule(spec: RuleSpec) -> CompiledRule:
@@ -268,7 +271,7 @@ class Engine:
             if rule.actions is not None and action not in rule.actions:
                 continue
             if self.reference:
-                rules.append((pos, rule, rule.matches, rule.observe))
+                rules.append((pos, rule, None, rule.matches))
                 continue
             node = specialize(rule.filter_node(), known)
             if isinstance(node, Const) and not node.value:
@@ -278,9 +281,9 @@ class Engine:
                 # Members share filter and state: one entry, at the first member's position.
                 if id(rule.tracker) not in groups:
                     groups.add(id(rule.tracker))
-                    rules.append((pos, rule.tracker, pred, rule.tracker.observe))
+                    rules.append((pos, None, rule.tracker, pred))
                 continue
-            rules.append((pos, rule, pred, rule.observe))
+            rules.append((pos, rule, None, pred))
         found = tuple(rules)
         self._dispatch.setdefault(action, {})[outcome] = found
         return found
@@ -311,13 +314,20 @@ class Engine:
         if rules is None:
             rules = self._rules_for(ev.action, ev.outcome)
         fired: list[tuple[int, Any, Any]] | None = None
-        for pos, rule, pred, observe in rules:
+        for pos, rule, group, pred in rules:
             if pred is None or pred(ev):
-                fire = observe(ev, ctx)
-                if fire is not None:
-                    if fired is None:
-                        fired = []
-                    fired.append((pos, rule, fire))
+                if rule is not None:
+                    fire = rule.observe(ev, ctx)
+                    if fire is not None:
+                        if fired is None:
+                            fired = []
+                        fired.append((pos, rule, fire))
+                elif group is not None:
+                    fires = group.observe(ev, ctx)
+                    if fires is not None:
+                        if fired is None:
+                            fired = []
+                        fired.append((pos, group, fires))
         if fired is not None:
             self._emit(fired, ev, out)
         if (
