@@ -1,7 +1,7 @@
 """Which of Rempart's modules run compiled, and a switch to run every module from its source.
 
 ``setup.py`` compiles the modules in ``NATIVE_MODULES`` to C extensions with mypyc when a C
-compiler is available: the same typed sources, about 1.4 times less CPU for
+compiler is available: the same typed sources, about 1.5 times less CPU for
 ``rempart hunt``. Python imports an extension before the ``.py`` file beside it, so:
 
 - ``REMPART_PURE=1`` in the environment makes ``import rempart`` call ``use_source_modules``:
