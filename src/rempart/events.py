@@ -1,12 +1,12 @@
 """The one ``Event`` that flows through Rempart, and its vocabulary.
 
 Field names follow the Elastic Common Schema (ECS) where one exists; see ``ECS_FIELDS`` for the
-mapping from attribute to ECS name. The in-memory form is a slotted dataclass that mypyc
+mapping from attribute to ECS name. The in-memory form is a plain slotted class that mypyc
 compiles to a native class (see :mod:`rempart.native`): the compiled detection modules then read
 its attributes as C struct fields, not through Python's attribute lookup, which was a fifth of the
 engine's instructions with the former ``msgspec.Struct``. Millions of events pass through
-detection: :func:`build_events` makes them from decoded columns in compiled code. No validation
-runs on construction (parsers validate).
+detection: :func:`build_events` makes them from decoded columns in compiled code. Construction
+checks nothing but the argument types, and only when compiled (parsers validate).
 
 Time is kept as ``ts``, float seconds since the Unix epoch in UTC: unambiguous, cheap to compare
 and to window over. ``timestamp`` gives the timezone-aware ``datetime`` (ECS ``@timestamp``).

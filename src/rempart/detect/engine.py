@@ -190,11 +190,11 @@ class Engine:
                 while head < len(fifo) and fifo[head].ts <= limit:
                     held = fifo[head]
                     head += 1
+                    self._head = head  # released before it runs, as popleft() did
                     self._run(held, out)
                 if head >= FIFO_COMPACT and 2 * head >= len(fifo):
                     del fifo[:head]
-                    head = 0
-                self._head = head
+                    self._head = 0
                 return out
         self._seq += 1
         heapq.heappush(heap, (ts, ev.source, ev.line, self._seq, ev))
@@ -224,8 +224,9 @@ class Engine:
             self._run(heapq.heappop(self._heap)[4], out)
         fifo = self._fifo
         while self._head < len(fifo):
+            held = fifo[self._head]
             self._head += 1
-            self._run(fifo[self._head - 1], out)
+            self._run(held, out)
         fifo.clear()
         self._head = 0
         return out
