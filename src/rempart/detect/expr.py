@@ -73,19 +73,41 @@ FIELD_TYPES: dict[str, type] = {
 LOCAL_TZ = ZoneInfo("Europe/Paris")
 
 
-#: UTC hour number -> the portal's UTC offset then, in seconds (a memo of ``LOCAL_TZ``).
+def _offset_at(hour_bucket: int) -> int:
+    """The portal's UTC offset, in seconds, during UTC hour number ``hour_bucket``."""
+    dt = datetime.fromtimestamp(hour_bucket * 3600, tz=UTC).astimezone(LOCAL_TZ)
+    delta = dt.utcoffset()
+    return int(delta.total_seconds()) if delta is not None else 0
+
+
+class _LastHour:
+    """The hour asked last and its offset: events come in time order, so the next call is
+    nearly always for the same hour (a compiled attribute read instead of a dict lookup)."""
+
+    __slots__ = ("hour", "offset")
+
+    def __init__(self) -> None:
+        self.hour = 0
+        self.offset = _offset_at(0)
+
+
+#: UTC hour number -> offset (a memo of ``_offset_at``), and the hour asked last.
 _OFFSETS: Final[dict[int, int]] = {}
+_LAST: Final = _LastHour()
 
 
 def _utc_offset_for_hour(hour_bucket: int) -> int:
+    last = _LAST
+    if hour_bucket == last.hour:
+        return last.offset
     off = _OFFSETS.get(hour_bucket)
     if off is None:
-        dt = datetime.fromtimestamp(hour_bucket * 3600, tz=UTC).astimezone(LOCAL_TZ)
-        delta = dt.utcoffset()
-        off = int(delta.total_seconds()) if delta is not None else 0
+        off = _offset_at(hour_bucket)
         if len(_OFFSETS) >= 4096:
             _OFFSETS.clear()
         _OFFSETS[hour_bucket] = off
+    last.hour = hour_bucket
+    last.offset = off
     return off
 
 

@@ -345,6 +345,31 @@ class _Step:
         self.distinct_of: Callable[[Event], Any] | None = attrgetter(distinct) if distinct else None
 
 
+class _Chain:
+    """One key's progress along the steps: ``stage`` (0 while the first step's ``times`` within
+    the window are collected), when the chain started, and the current step's count or
+    distinct values ``seen``. Dumped as ``[stage, start, times, count, seen]``."""
+
+    __slots__ = ("count", "seen", "stage", "start", "times")
+
+    def __init__(
+        self,
+        stage: int = 0,
+        start: float = 0.0,
+        times: list[float] | None = None,
+        count: int = 0,
+        seen: list[Any] | None = None,
+    ):
+        self.stage = stage
+        self.start = start
+        self.times: list[float] = [] if times is None else times
+        self.count = count
+        self.seen: list[Any] = [] if seen is None else seen
+
+    def dump(self) -> list[Any]:
+        return [self.stage, self.start, self.times, self.count, self.seen]
+
+
 class TemporalOrderedRule(CompiledRule):
     """Steps in order per key within ``window`` (Sigma ``temporal_ordered``).
 
@@ -390,28 +415,27 @@ class TemporalOrderedRule(CompiledRule):
         tests = self.step_tests.get((ev.action, ev.outcome))
         if tests is None:
             tests = self._step_tests(ev)
-        # state: [stage, chain_start, first-step times, count or distinct set]
-        st = self.state.get(key)
+        st: _Chain | None = self.state.get(key)
         ts = ev.ts
         window = self.spec.window
         if st is None:
             if tests[0] is False:
                 return None  # cannot start a chain: a fresh state would stay as it is
-            st = self.state[key] = [0, 0.0, [], 0, []]
-        if st[0] > 0 and ts - st[1] > window:
-            st[0], st[1], st[2], st[3], st[4] = 0, 0.0, [], 0, []
-        stage = st[0]
+            st = self.state[key] = _Chain()
+        if st.stage > 0 and ts - st.start > window:
+            st.stage, st.start, st.times, st.count, st.seen = 0, 0.0, [], 0, []
+        stage = st.stage
         steps = self.steps
         if stage == 0:
             first = steps[0]
             t0 = tests[0]
             if t0 is True or (t0 is not False and t0(ev)):
-                times = st[2]
+                times = st.times
                 times.append(ts)
                 while times and times[0] < ts - window:
                     times.pop(0)
                 if len(times) >= first.count:
-                    st[0], st[1], st[2] = 1, times[-first.count], []
+                    st.stage, st.start, st.times = 1, times[-first.count], []
             return None
         if stage >= len(steps):
             tl = tests[-1]
@@ -424,39 +448,43 @@ class TemporalOrderedRule(CompiledRule):
             return None
         if step.distinct_of is not None:
             value = step.distinct_of(ev)
-            if value is not None and value not in st[4]:
-                st[4].append(value)
-            done = len(st[4]) >= step.count
+            if value is not None and value not in st.seen:
+                st.seen.append(value)
+            done = len(st.seen) >= step.count
         else:
-            st[3] += 1
-            done = st[3] >= step.count
+            st.count += 1
+            done = st.count >= step.count
         if done:
-            st[0], st[3], st[4] = stage + 1, 0, []
-            if st[0] >= len(steps):
+            st.stage, st.count, st.seen = stage + 1, 0, []
+            if st.stage >= len(steps):
                 return self._fire(key, st, ev)
         return None
 
-    def _fire(self, key: str, st: list[Any], ev: Event) -> Fire:
+    def _fire(self, key: str, st: _Chain, ev: Event) -> Fire:
         names = " then ".join(s.name for s in self.steps)
-        text = f"{key}: {names} within {human_duration(ev.ts - st[1])}"
-        return Fire(key, st[1], text, {"elapsed_s": ev.ts - st[1]})
+        text = f"{key}: {names} within {human_duration(ev.ts - st.start)}"
+        return Fire(key, st.start, text, {"elapsed_s": ev.ts - st.start})
 
     def evict(self, now: float) -> int:
         limit = now - self.spec.window
         dead = [
             k
             for k, st in self.state.items()
-            if (st[0] > 0 and st[1] < limit) or (st[0] == 0 and (not st[2] or st[2][-1] < limit))
+            if (st.stage > 0 and st.start < limit)
+            or (st.stage == 0 and (not st.times or st.times[-1] < limit))
         ]
         for k in dead:
             del self.state[k]
         return len(dead)
 
     def dump(self) -> dict[str, Any]:
-        return {k: list(st) for k, st in self.state.items()}
+        return {k: st.dump() for k, st in self.state.items()}
 
     def load(self, data: dict[str, Any]) -> None:
-        self.state = {k: list(v) for k, v in data.items()}
+        self.state = {
+            k: _Chain(int(v[0]), float(v[1]), list(v[2]), int(v[3]), list(v[4]))
+            for k, v in data.items()
+        }
 
 
 _NEW_VALUE_CAP = 512
