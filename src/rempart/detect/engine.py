@@ -317,18 +317,19 @@ class Engine:
         fired: list[tuple[int, Any, Any]] | None = None
         for pos, rule, group, pred in rules:
             if pred is None or pred(ev):
+                observer: Any
+                fire: Any  # a Fire, or a group's fires by member index
                 if rule is not None:
+                    observer = rule
                     fire = rule.observe(ev, ctx)
-                    if fire is not None:
-                        if fired is None:
-                            fired = []
-                        fired.append((pos, rule, fire))
-                elif group is not None:
-                    fires = group.observe(ev, ctx)
-                    if fires is not None:
-                        if fired is None:
-                            fired = []
-                        fired.append((pos, group, fires))
+                else:
+                    assert group is not None  # an entry holds a rule or a group
+                    observer = group
+                    fire = group.observe(ev, ctx)
+                if fire is not None:
+                    if fired is None:
+                        fired = []
+                    fired.append((pos, observer, fire))
         if fired is not None:
             self._emit(fired, ev, out)
         if (

@@ -39,24 +39,10 @@ if TYPE_CHECKING:
     from rempart.detect.engine import Engine
     from rempart.ingest.pipeline import EventBatch
 
-#: Event attributes (in constructor order) and how each one travels.
-_STRINGS = (
-    "source_ip",
-    "action",
-    "outcome",
-    "user_name",
-    "organization_id",
-    "user_agent",
-    "method",
-    "path",
-    "query",
-    "session_id",
-    "beneficiary_token",
-    "categories",
-    "account_kind",
-    "source",
-)
+#: How each event attribute travels: ``ts`` as float64, these as int64, every other one as a
+#: dictionary-encoded string (in ``EVENT_FIELDS`` order).
 _INTS = ("status", "bytes", "line")
+_STRINGS = tuple(f for f in EVENT_FIELDS if f != "ts" and f not in _INTS)
 _FIELDS = EVENT_FIELDS
 _DICT = pa.dictionary(pa.int32(), pa.string())
 SCHEMA = pa.schema(
