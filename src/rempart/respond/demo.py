@@ -140,6 +140,10 @@ def run_live_demo(
     first = next(background)
     origin = datetime.fromisoformat(first["@timestamp"]).timestamp()
     wall0 = time.time()
+    # Events are stamped on the simulated day's clock, from its first line after 09:00 (a
+    # second of demo is a second of event time), not on the wall clock: the story is the same
+    # whatever the hour the demo runs at (at night the off-hours rule would rightly fire first).
+    # Decisions expire on the server's wall clock, as in production.
     held: list[dict[str, object]] = [first]
     neighbour = ""
     reads_per_tick = max(1, int(harvest_rate * tick))
@@ -149,7 +153,9 @@ def run_live_demo(
             while time.monotonic() - started < duration:
                 t0 = time.monotonic()
                 now = time.time()
-                ts_iso = datetime.fromtimestamp(now, tz=UTC).isoformat(timespec="milliseconds")
+                ts_iso = datetime.fromtimestamp(origin + now - wall0, tz=UTC).isoformat(
+                    timespec="milliseconds"
+                )
                 lines = []
                 while True:  # every background line whose time has come, at wall-clock time
                     doc = held.pop() if held else next(background, None)
@@ -161,7 +167,7 @@ def run_live_demo(
                         break
                     if not neighbour and str(doc.get("user.name", "")).startswith("PH"):
                         neighbour = str(doc["user.name"])
-                    shifted = datetime.fromtimestamp(wall0 + (orig - origin) / speed, tz=UTC)
+                    shifted = datetime.fromtimestamp(origin + (orig - origin) / speed, tz=UTC)
                     doc["@timestamp"] = shifted.isoformat(timespec="milliseconds")
                     lines.append(json.dumps(doc))
                 if harvest_started is None and t0 - started >= harvest_after:
