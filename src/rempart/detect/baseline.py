@@ -371,7 +371,7 @@ class BaselineRule(CompiledRule):
                 v.today = set(today)
                 v.new = new
                 if self.pairs_claims:
-                    st.pending = deque((t, bool(n)) for t, n in pending)
+                    st.pending = [(t, bool(n)) for t, n in pending]
             if self.pairs_claims:
                 if self.only_new:
                     v.orph_new = orphans

@@ -533,26 +533,38 @@ class NewValueRule(CompiledRule):
         self.state = {k: [v[0], set(v[1])] for k, v in data.items()}
 
 
+#: Intervals read past before a cadence list is compacted.
+_CADENCE_COMPACT = 64
+
+
 class _Cadence:
     """One key's recent intervals, with their running sum and sum of squares."""
 
-    __slots__ = ("gaps", "last", "squares", "total")
+    __slots__ = ("gaps", "head", "last", "squares", "total")
 
     def __init__(self, last: float, gaps: list[float]):
         self.last = last
-        self.gaps: deque[float] = deque(gaps)
+        #: The intervals are ``gaps[head:]``, oldest first (a list with a read position: compiled
+        #: list operations, where a deque's methods are generic calls).
+        self.gaps: list[float] = list(gaps)
+        self.head = 0
         self.total = float(sum(gaps))
         self.squares = float(sum(g * g for g in gaps))
+
+    def recent(self) -> list[float]:
+        return self.gaps[self.head :]
 
 
 class CadenceRule(CompiledRule):
     """Machine-regular access: the last ``min_events`` intervals are short and nearly equal."""
 
-    __slots__ = ("n_max",)
+    __slots__ = ("max_cv", "max_interval", "n_max")
 
     def __init__(self, spec: RuleSpec):
         super().__init__(spec)
         self.n_max = spec.min_events - 1
+        self.max_interval: float = spec.max_interval
+        self.max_cv: float = spec.max_cv
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
         key = self.key(ev)
@@ -570,19 +582,24 @@ class CadenceRule(CompiledRule):
         st.total += gap
         st.squares += gap * gap
         n_max = self.n_max
-        if len(gaps) > n_max:
-            old = gaps.popleft()
+        n = len(gaps) - st.head
+        if n > n_max:
+            old = gaps[st.head]
+            st.head += 1
+            n -= 1
             st.total -= old
             st.squares -= old * old
-        if len(gaps) < n_max:
+            if st.head >= _CADENCE_COMPACT:
+                del gaps[: st.head]
+                st.head = 0
+        if n < n_max:
             return None
-        n = len(gaps)
         mean = st.total / n
-        if mean <= 0 or mean > self.spec.max_interval:
+        if mean <= 0 or mean > self.max_interval:
             return None
         var = max(0.0, st.squares / n - mean * mean)
         cv = var**0.5 / mean
-        if cv > self.spec.max_cv:
+        if cv > self.max_cv:
             return None
         text = (
             f"{key}: {n + 1} requests every {mean:.1f} s on average, variation {cv:.0%} "
@@ -591,7 +608,7 @@ class CadenceRule(CompiledRule):
         return Fire(key, ts - mean * n, text, {"mean_interval_s": mean, "cv": cv})
 
     def dump(self) -> dict[str, Any]:
-        return {k: [st.last, list(st.gaps)] for k, st in self.state.items()}
+        return {k: [st.last, st.recent()] for k, st in self.state.items()}
 
     def load(self, data: dict[str, Any]) -> None:
         self.state = {k: _Cadence(last, gaps) for k, (last, gaps) in data.items()}

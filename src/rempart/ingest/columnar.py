@@ -406,9 +406,12 @@ class ColumnarDecoder:
         def part(j: int) -> pa.Array:
             return flat.take(pc.add(base, j))
 
-        ok = pc.equal(part(width - 1), "")
+        # Separators and the empty tail: compared once over all the parts, then picked per row
+        # (cheaper than picking the strings and comparing them).
+        space = pc.equal(flat, " ")
+        ok = pc.equal(pc.binary_length(flat), 0).take(pc.add(base, width - 1))
         for j in range(4, width - 1, 2):
-            ok = pc.and_(ok, pc.equal(part(j), " "))
+            ok = pc.and_(ok, space.take(pc.add(base, j)))
         prefix = pc.extract_regex(part(0), _PREFIX)
         p2 = part(2)
         ok = pc.and_(ok, pc.and_(pc.is_valid(prefix), pc.match_substring_regex(p2, _STATUS_BYTES)))

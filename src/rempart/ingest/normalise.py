@@ -76,81 +76,6 @@ def load_directory(path: Path) -> dict[str, DirectoryEntry]:
         raise InputError(f"cannot read directory: {exc}", where=str(path)) from None
 
 
-#: Route patterns that mean the same in Python ``re`` and in RE2 on a path (no newline): ASCII,
-#: escapes of punctuation only, groups ``(...)``, ``(?:...)`` and ``(?P<name>...)``, no POSIX
-#: classes, no ``{,n}``, no possessive quantifiers. Anything else is matched by Python.
-_RE2_SAFE = re.compile(
-    r"(?:[\x20-\x27\x2a-\x5a\x5e-\x7e]|\\[.\/\-?+*()\[\]{}^$|]"
-    r"|\((?:\?:|\?P<[A-Za-z_][A-Za-z0-9_]*>|(?!\?))|\)|\[(?!:)|\])*"
-)
-_RE2_UNSAFE_SEQ = ("{,", "*+", "++", "?+", "}+", "[:")
-
-
-class RoutePatterns:
-    """``RouteProfile.match`` for paths no exact route takes, many at once.
-
-    When every pattern route is RE2-safe, each pattern runs once over all the paths with
-    ``pyarrow.compute`` (vectorised RE2); otherwise each path goes through ``profile.match``.
-    """
-
-    def __init__(self, profile: RouteProfile):
-        self.profile = profile
-        self.vectorised = all(
-            r.pattern is not None
-            and _RE2_SAFE.fullmatch(r.pattern.pattern) is not None
-            and not any(seq in r.pattern.pattern for seq in _RE2_UNSAFE_SEQ)
-            and not r.pattern.flags & ~re.UNICODE
-            for _, r in profile._patterns
-        )
-
-    def match_many(self, requests: list[tuple[str, str]]) -> list[tuple[Route, str | None]]:
-        """``profile.match(method, path)`` of each (method, path); no path may be an exact route."""
-        if self.vectorised and len(requests) >= 8:
-            import pyarrow as pa
-
-            try:
-                return self._match_vectorised(requests)
-            except pa.ArrowInvalid:  # a pattern RE2 refuses (a repeat count over 1000...)
-                self.vectorised = False
-        return [self.profile.match(m, p) for m, p in requests]
-
-    def _match_vectorised(self, requests: list[tuple[str, str]]) -> list[tuple[Route, str | None]]:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        out: list[tuple[Route, str | None] | None] = [None] * len(requests)
-        paths = pa.array([p for _, p in requests], pa.string())
-        methods = pa.array([m for m, _ in requests], pa.string())
-        rows = pa.array(range(len(requests)), pa.int64())
-        for method, route in self.profile._patterns:
-            if not len(rows):
-                break
-            assert route.pattern is not None
-            wants_id = route.extracts_beneficiary and route.beneficiary_param is None
-            same = pc.equal(methods, method)
-            if wants_id:
-                got = pc.extract_regex(paths, route.pattern.pattern).field("beneficiary")
-                hit = pc.and_(same, pc.is_valid(got))
-            else:
-                got = None
-                hit = pc.and_(same, pc.match_substring_regex(paths, route.pattern.pattern))
-            hit = pc.fill_null(hit, False)
-            taken = pc.filter(rows, hit).to_pylist()
-            if got is None:
-                for i in taken:
-                    out[i] = (route, None)
-            else:
-                for i, bid in zip(taken, pc.filter(got, hit).to_pylist(), strict=True):
-                    # An empty or non-participating group: Python says which it is.
-                    out[i] = (route, bid) if bid else self.profile.match(*requests[i])
-            keep = pc.invert(hit)
-            rows, paths, methods = rows.filter(keep), paths.filter(keep), methods.filter(keep)
-        return [
-            got if got is not None else self.profile.match(m, p)
-            for got, (m, p) in zip(out, requests, strict=True)
-        ]
-
-
 class Normalizer:
     """Profile + tokenizer (+ directory) applied to parsed requests."""
 
@@ -170,7 +95,6 @@ class Normalizer:
         self._intern: dict[str, str] = {}
         self._requests: dict[tuple[str, str], RequestInfo] = {}
         self._accounts: dict[str, tuple[str, str | None, str | None]] = {}
-        self._patterns = RoutePatterns(profile)
         #: request line ("GET /path HTTP/1.1") -> its RequestInfo (see request_infos)
         self._by_line: dict[str, RequestInfo] = {}
 
@@ -249,16 +173,17 @@ class Normalizer:
 
     def request_infos(self, requests: list[str]) -> list[RequestInfo | None]:
         """:meth:`request_info` of many ``"METHOD target [protocol]"`` request lines at once
-        (None for a request line that is not 2 or 3 words). Route patterns are tried on all the
-        paths that no exact route takes in one vectorised pass (RE2) when the profile's patterns
-        mean the same in RE2 and in Python (see :class:`RoutePatterns`)."""
+        (None for a request line that is not 2 or 3 words)."""
         by_line = self._by_line
         if len(by_line) >= 1_000_000:
             by_line.clear()
         out: list[RequestInfo | None] = list(map(by_line.get, requests))
         cached = self._requests.get
-        exact = self.profile._exact.get
-        pending: list[tuple[int, str, str, str, str]] = []
+        match = self.profile.match
+        tokenizer = self.tokenizer
+        sealer = self.sealer
+        cache = self._requests
+        intern = self._intern
         for i, request in enumerate(requests):
             if out[i] is not None:
                 continue
@@ -269,45 +194,33 @@ class Normalizer:
             info = cached((method, target))
             if info is None:
                 path, _, query = target.partition("?")
-                route = exact((method, path))
-                if route is not None:
-                    info = self.matched_request_info(method, target, path, query, route, None)
+                route, bid = match(method, path)
+                if (
+                    bid is None
+                    or query
+                    or route.name == "other"
+                    or not (bid.isascii() and bid.isalnum())
+                    or len(cache) >= 1_000_000
+                    or len(intern) > 500_000
+                ):
+                    info = self.matched_request_info(method, target, path, query, route, bid)
                 else:
-                    pending.append((i, method, target, path, query))
-                    continue
+                    # The common case inline (an id in the path, no query: a rights check);
+                    # the same result as matched_request_info, without its general steps.
+                    ident = bid.upper()
+                    token = tokenizer(ident)
+                    if sealer is not None:
+                        sealer(token, ident)
+                    path = path.replace(bid, BENEFICIARY_PLACEHOLDER, 1)
+                    info = RequestInfo(
+                        route,
+                        intern.setdefault(method, method),
+                        intern.setdefault(path, path),
+                        None,
+                        token,
+                    )
+                    cache[(method, target)] = info
             out[i] = by_line[request] = info
-        if not pending:
-            return out
-        matches = self._patterns.match_many([(m, p) for _, m, _, p, _ in pending])
-        # The common case inline (an id in the path, no query: a rights check); the same
-        # result as matched_request_info, without its general steps.
-        tokenizer = self.tokenizer
-        sealer = self.sealer
-        cache = self._requests
-        intern = self._intern
-        for (i, method, target, path, query), (route, bid) in zip(pending, matches, strict=True):
-            if (
-                bid is None
-                or query
-                or route.name == "other"
-                or not (bid.isascii() and bid.isalnum())
-                or len(cache) >= 1_000_000
-                or len(intern) > 500_000
-            ):
-                out[i] = self.matched_request_info(method, target, path, query, route, bid)
-                continue
-            ident = bid.upper()
-            token = tokenizer(ident)
-            if sealer is not None:
-                sealer(token, ident)
-            path = path.replace(bid, BENEFICIARY_PLACEHOLDER, 1)
-            info = RequestInfo(
-                route, intern.setdefault(method, method), intern.setdefault(path, path), None, token
-            )
-            cache[(method, target)] = info
-            out[i] = info
-        for i, *_ in pending:
-            by_line[requests[i]] = out[i]  # type: ignore[assignment]
         return out
 
     def account_info(self, user: str) -> tuple[str, str | None, str | None]:
