@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import operator
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rempart.detect.expr import ExprError, compile_filter, compile_node, local_hour, parse
+from rempart.detect.expr import (
+    ExprError,
+    compile_filter,
+    compile_node,
+    local_hour,
+    local_weekday,
+    parse,
+)
 from rempart.events import Event
 
 
@@ -94,3 +102,45 @@ def test_numeric_comparison_agrees_with_python(a: int, b: int) -> None:
 def test_local_hour_follows_paris_time_across_daylight_saving() -> None:
     assert local_hour(1706774400.0) == 9  # 2024-02-01 08:00Z = 09:00 CET
     assert local_hour(1719820800.0) == 10  # 2024-07-01 08:00Z = 10:00 CEST
+
+
+_OPS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+_HOUR_OPS = tuple(_OPS)
+
+
+@given(
+    st.floats(min_value=0, max_value=4e9, allow_nan=False),
+    st.sampled_from(_HOUR_OPS),
+    st.integers(min_value=-1, max_value=24),
+    st.sampled_from(_HOUR_OPS),
+    st.integers(min_value=-1, max_value=24),
+    st.sampled_from(["and", "or"]),
+    st.booleans(),
+)
+def test_hour_and_weekday_filters_read_a_table_that_agrees_with_the_tests(
+    ts: float, op1: str, v1: int, op2: str, v2: int, joiner: str, negate: bool
+) -> None:
+    """A filter on ``hour`` (or ``weekday``) alone is compiled to a table of its value per hour:
+    the same answer as the comparisons, at any time, across daylight saving changes."""
+    from rempart.detect.expr import _compile_node
+
+    for field, value in (("hour", local_hour(ts)), ("weekday", local_weekday(ts))):
+        text = f"{field} {op1} {v1} {joiner} {field} {op2} {v2}"
+        if negate:
+            text = f"not ({text})"
+        node = parse(text)
+        table, closures = compile_node(node), _compile_node(node)
+        a, b = _OPS[op1](value, v1), _OPS[op2](value, v2)
+        expected = (a and b) if joiner == "and" else (a or b)
+        assert table(ev(ts=ts)) is closures(ev(ts=ts)) is (expected != negate), text
+        # ... and with another field beside it, the hour part still reads the table.
+        mixed = compile_node(parse(f"({text}) and status == 200"))
+        assert mixed(ev(ts=ts, status=200)) is (expected != negate)
+        assert mixed(ev(ts=ts, status=404)) is False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import subprocess
 import sys
@@ -10,12 +12,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rempart.errors import InputError, KeyMaterialError
 from rempart.protect.crypto import CellCipher, Keyring
 from rempart.protect.fpe import NirFpe
 from rempart.protect.identifiers import is_valid_nir
-from rempart.protect.tokens import Tokenizer, generate_key
+from rempart.protect.tokens import TOKEN_HEX_CHARS, Tokenizer, TokenKey, generate_key
 from rempart.protect.transform import (
     decrypt_fn,
     department_of,
@@ -178,3 +182,13 @@ def test_cli_encrypt_decrypt_with_keyring_and_wrong_passphrase(tmp_path, patient
     )
     assert r.returncode == 2 and "wrong passphrase" in r.stderr and r.stderr.count("\n") == 1
     assert not (tmp_path / "x.csv").exists()
+
+
+@given(st.binary(min_size=16, max_size=80), st.text(max_size=40), st.text(min_size=1, max_size=8))
+def test_tokens_are_the_standard_hmac_sha256_of_purpose_and_identifier(secret, ident, purpose):
+    """The tokenizer uses OpenSSL's HMAC object directly (not through ``hmac.HMAC``): the
+    token must stay HMAC-SHA256(key, purpose NUL identifier), truncated, prefixed by the key id."""
+    key = TokenKey(key_id="k7", secret=secret)
+    expected = hmac.new(secret, purpose.encode() + b"\x00" + ident.encode(), hashlib.sha256)
+    token = Tokenizer(key, purpose).token(ident)
+    assert token == f"k7.{expected.hexdigest()[:TOKEN_HEX_CHARS]}"

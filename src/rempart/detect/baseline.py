@@ -32,7 +32,7 @@ from array import array
 from collections import deque
 from collections.abc import Sequence
 from statistics import median
-from typing import Any
+from typing import Any, Final
 
 from rempart.detect.baseline_days import _NO_BAR, _SPLIT, _Day, _Hist, _ReadDays, _View
 from rempart.detect.expr import resolve_field, utc_offset
@@ -42,8 +42,8 @@ from rempart.events import Event
 
 __all__ = ["BaselineRule", "_Day", "_ReadDays", "local_day", "share_read_days"]
 
-PEER_MIN_DAYS = 30
-PEER_CAP = 20000
+PEER_MIN_DAYS: Final = 30
+PEER_CAP: Final = 20000
 
 
 def local_day(ts: float) -> int:

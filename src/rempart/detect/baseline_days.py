@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from rempart.detect.expr import local_day_span
 from rempart.detect.windows import EventContext, Fire
@@ -19,7 +19,7 @@ from rempart.events import Event
 if TYPE_CHECKING:
     from rempart.detect.baseline import BaselineRule
 
-_INF = float("inf")
+_INF: Final = float("inf")
 
 
 class _Hist:
@@ -41,12 +41,12 @@ class _Hist:
 
 #: ``out`` before any member fired. Typed as the union: ``self.out = None`` would let mypyc
 #: narrow ``out`` to None for the rest of ``observe``, though the judging methods set it.
-_NO_FIRES: list[Fire | None] | None = None
+_NO_FIRES: Final[list[Fire | None] | None] = None
 
 #: ``_Day.day`` while the sides of a key disagree (never a real day: the fast path misses).
-_SPLIT = -(1 << 62)
+_SPLIT: Final = -(1 << 62)
 #: ``_Day.bar_n`` while the per-read bars are unknown (``n <= -inf`` is always false).
-_NO_BAR = float("-inf")
+_NO_BAR: Final = float("-inf")
 
 
 class _View:
@@ -224,7 +224,12 @@ class _ReadDays:
             today.add(bh)
             if novel:
                 st.new += 1
-        if len(today) <= st.bar_n and st.new <= st.bar_new and st.orph_new <= st.bar_orph:
+        # float(...): an int compared with a float is a generic comparison in compiled code.
+        if (
+            float(len(today)) <= st.bar_n
+            and float(st.new) <= st.bar_new
+            and float(st.orph_new) <= st.bar_orph
+        ):
             return self.out
         self._judge_members(key, st, st.hists, ts, -1, self.fast)
         if st.bar_n == _NO_BAR and self.barred:

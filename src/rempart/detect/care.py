@@ -34,7 +34,7 @@ is dumped for checkpoints; accounts idle for longer than ``history_days`` are ev
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from rempart.detect.care_state import DayCounts, Episode, Orphans, beta_binomial_tail
 from rempart.detect.expr import local_day_span, resolve_field
@@ -43,11 +43,11 @@ from rempart.detect.windows import CompiledRule, EventContext, Fire
 from rempart.events import Event
 
 #: Peer pools need this many novel reads before their share is used as a prior.
-PEER_MIN_READS = 200
+PEER_MIN_READS: Final = 200
 #: A past day this improbable against the account's other days is not learned as usual.
-ODD_DAY_P = 0.01
+ODD_DAY_P: Final = 0.01
 #: Orphan hashes kept per account at most (those of the longest span; evidence of an alert).
-ORPHAN_CAP = 2000
+ORPHAN_CAP: Final = 2000
 _NONE: frozenset[int] = frozenset()
 _NO_ROW: list[int] = []  # ``_Account.prow`` while ``today`` is None: never written
 
@@ -170,9 +170,13 @@ class SurpriseRule(CompiledRule):
         ctx.day_ts = ts
         novel = ctx.novel
         if novel:
-            if day == st.today:  # _count(st, day, 0), inlined for the common case
-                st.days.n[st.ring] += 1
-                st.prow[0] += 1
+            today = st.today  # (an ``int | None`` compared as is is a generic comparison)
+            if today is not None and day == today:  # _count(st, day, 0), inlined
+                # ``a[i] = a[i] + 1``: mypyc compiles ``a[i] += 1`` on a list to a generic call.
+                counts = st.days.n
+                counts[st.ring] = counts[st.ring] + 1
+                prow = st.prow
+                prow[0] = prow[0] + 1
             else:
                 self._count_novel(st, day)
         pending.append((ts, novel, ev.session_id or "", bh, day))
@@ -213,7 +217,7 @@ class SurpriseRule(CompiledRule):
                 for st in self.state.values():  # no cached row may outlive its pool entry
                     if st.today is not None and st.today < oldest:
                         st.today = None
-        prow[index] += 1
+        prow[index] = prow[index] + 1
 
     def _expire(self, key: str, st: _Account, now: float) -> Fire | None:
         pending = st.pending

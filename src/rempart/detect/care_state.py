@@ -1,6 +1,6 @@
 """State of the ``surprise`` rules (:mod:`rempart.detect.care`) and their test statistic.
 
-Compact on purpose (one per active account): per-day counters in two small arrays used as
+Compact on purpose (one per active account): per-day counters in two small lists used as
 rings, recent orphans in parallel arrays, today's episode; and the Beta-binomial tail.
 """
 
@@ -94,8 +94,9 @@ class Episode:
 
 
 class DayCounts:
-    """Novel reads and orphans per local day over the last ``size`` days: two small arrays
-    used as rings (about 250 bytes an account for 31 days, instead of kilobytes of dicts)."""
+    """Novel reads and orphans per local day over the last ``size`` days: two small lists
+    used as rings (about 600 bytes an account for 31 days, instead of kilobytes of dicts; lists
+    rather than ``array``s, whose every read and write is a generic call in compiled code)."""
 
     __slots__ = ("first", "last", "n", "x")
 
@@ -104,8 +105,8 @@ class DayCounts:
         self.last = -1
         #: Oldest day ever counted (days before it are all zero: reading stops there).
         self.first = 0
-        self.n = array("I", bytes(4 * size))
-        self.x = array("I", bytes(4 * size))
+        self.n: list[int] = [0] * size
+        self.x: list[int] = [0] * size
 
     def add(self, day: int, index: int) -> None:
         """Count one novel read (``index`` 0) or orphan (1) on ``day`` (ignored when older
@@ -125,7 +126,11 @@ class DayCounts:
             return
         elif day < self.first:
             self.first = day
-        (n if index == 0 else x)[day % size] += 1
+        i = day % size
+        if index == 0:
+            n[i] = n[i] + 1  # not ``+=``: compiled, that is a generic call on a list item
+        else:
+            x[i] = x[i] + 1
 
     def put(self, day: int, n: int, x: int) -> None:
         """Set a day's counts (restoring a checkpoint, oldest day first)."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from rempart.alerts import Alert, EntityType, EvidenceRef, alert_id
 from rempart.detect.baseline import BaselineRule, share_read_days
@@ -52,11 +52,11 @@ from rempart.detect.windows import (
 )
 from rempart.events import EVENT_FIELDS, Event
 
-EVIDENCE_CAP = 25
+EVIDENCE_CAP: Final = 25
 #: Released events are cut from the front of the FIFO once there are this many (and half).
-FIFO_COMPACT = 4096
-EVICT_EVERY = 3600.0
-NOVELTY_CONTEXT = 86400.0
+FIFO_COMPACT: Final = 4096
+EVICT_EVERY: Final = 3600.0
+NOVELTY_CONTEXT: Final = 86400.0
 
 _RUNTIME: dict[str, type[CompiledRule]] = {
     "match": MatchRule,
@@ -68,7 +68,7 @@ _RUNTIME: dict[str, type[CompiledRule]] = {
     "cadence": CadenceRule,
     "surprise": SurpriseRule,
 }
-_NOVELTY_LABEL = {"ip24": "IP", "ip16": "network", "source_ip": "IP", "user_agent": "client"}
+_NOVELTY_LABEL: Final = {"ip24": "IP", "ip16": "network", "source_ip": "IP", "user_agent": "client"}
 
 
 #: A dispatch entry: (rule position, the rule or None, the group of baseline rules sharing

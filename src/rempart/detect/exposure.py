@@ -14,16 +14,16 @@ hold direct references to ``accounts``, ``ips`` and ``targets``.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from rempart.alerts import Alert, EntityType
 from rempart.detect.spec import RuleSpec
 from rempart.events import Event
 
 #: Accounts and targets kept per alert.
-MAX_NAMES = 200
+MAX_NAMES: Final = 200
 #: An alert stops counting exposure after this long without firing (or its dedupe, if longer).
-MIN_OPEN = 86400.0
+MIN_OPEN: Final = 86400.0
 
 
 class ExposureWatch:

@@ -163,12 +163,30 @@ def _weekday(e: Event) -> int:
     return (((t + _utc_offset_for_hour(t // 3600)) // 86400) + 3) % 7
 
 
+#: Address -> its /24 and /16 prefixes (memos: a login reads both, and an address logs in often).
+_IP24: Final[dict[str, str | None]] = {}
+_IP16: Final[dict[str, str | None]] = {}
+
+
+def _prefix_memo(memo: dict[str, str | None], ip: str | None, octets: int) -> str | None:
+    if ip is None:
+        return None
+    got = memo.get(ip, "")
+    if got != "":
+        return got
+    got = ip_prefix(ip, octets)
+    if len(memo) >= 100_000:
+        memo.clear()
+    memo[ip] = got
+    return got
+
+
 def _ip24(e: Event) -> str | None:
-    return ip_prefix(e.source_ip, 3)
+    return _prefix_memo(_IP24, e.source_ip, 3)
 
 
 def _ip16(e: Event) -> str | None:
-    return ip_prefix(e.source_ip, 2)
+    return _prefix_memo(_IP16, e.source_ip, 2)
 
 
 #: Derived fields: name -> (getter, type).
@@ -463,7 +481,71 @@ def _compile_test(t: Test) -> Predicate:
     raise AssertionError(op)
 
 
+def _fields_of(node: Node) -> set[str]:
+    """Canonical names of the fields a node reads."""
+    if isinstance(node, Test):
+        resolved = resolve_field(node.field)
+        return {resolved[0] if resolved is not None else node.field}
+    if isinstance(node, Not):
+        return _fields_of(node.inner)
+    if isinstance(node, BoolOp):
+        out: set[str] = set()
+        for n in node.items:
+            out |= _fields_of(n)
+        return out
+    return set()
+
+
+def _probe(ts: float) -> Event:
+    return Event(ts, "", "", "")
+
+
+def _hour_table(pred: Predicate) -> list[bool]:
+    """``pred`` of an event at each local hour (0-23), evaluated on probe events: a test on
+    ``hour`` alone becomes one list read (``hour >= 22 or hour < 6``: no comparison at all)."""
+    table = [False] * 24
+    seen = [False] * 24
+    k = 0
+    while not all(seen):  # consecutive UTC hours from the epoch reach every local hour
+        e = _probe(k * 3600.0)
+        h = _hour(e)
+        if not seen[h]:
+            seen[h] = True
+            table[h] = bool(pred(e))
+        k += 1
+    return table
+
+
+def _weekday_table(pred: Predicate) -> list[bool]:
+    """``pred`` of an event on each local weekday (0 Monday to 6), as ``_hour_table``."""
+    table = [False] * 7
+    seen = [False] * 7
+    k = 0
+    while not all(seen):
+        e = _probe(k * 86400.0 + 43200.0)  # local noon, far from any day change
+        d = _weekday(e)
+        if not seen[d]:
+            seen[d] = True
+            table[d] = bool(pred(e))
+        k += 1
+    return table
+
+
 def compile_node(node: Node) -> Predicate:
+    """The predicate of a filter node. A node that reads only ``hour`` or only ``weekday``
+    (values in a small fixed range) is evaluated once per value at compile time: a table."""
+    if not isinstance(node, Const):
+        fields = _fields_of(node)
+        if fields == {"hour"}:
+            hours = _hour_table(_compile_node(node))
+            return lambda e: hours[_hour(e)]
+        if fields == {"weekday"}:
+            days = _weekday_table(_compile_node(node))
+            return lambda e: days[_weekday(e)]
+    return _compile_node(node)
+
+
+def _compile_node(node: Node) -> Predicate:
     if isinstance(node, Const):
         value = node.value
         return lambda e: value

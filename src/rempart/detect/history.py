@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import zlib
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left as _bisect
 from itertools import chain
-from typing import Any
+from typing import Any, Final
 
-_MERGE_AT = 256
+_MERGE_AT: Final = 256
+#: A static reference (compiled code reads an imported name from the module's dict each call).
+bisect_left: Final = _bisect
 
 
 def beneficiary_hash(token: str) -> int:

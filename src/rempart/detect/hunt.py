@@ -129,7 +129,8 @@ def run_hunt(
         engine = make_engine(split[0] if split else specs, lateness, state_url)
         child = Engine(split[1], lateness=lateness, track_first_seen=False) if split else None
         known = set(engine.alerts)
-        process = engine.process
+        # A batch at a time: the loop over its events runs in the engine (compiled), not here.
+        process_many = engine.process_many
         # Events of other actions change no state (static assets, pages...): never offered.
         disclosing = disclosing_actions(request)
         keep = engine.relevant_actions(disclosing)
@@ -140,8 +141,7 @@ def run_hunt(
         source = partial(piped_events, child_engine=child) if workers >= 2 else _serial_events
         with closing(source(request, keep, totals, on_batch)) as batches:
             for events in batches:
-                for ev in events:
-                    process(ev)
+                process_many(events)
         engine.flush()
         result = HuntResult(
             events=totals.events,

@@ -206,9 +206,7 @@ def _child(
                         custom_metadata={"lines": str(stats.lines)},
                     )
                     if engine is not None:
-                        process = engine.process
-                        for ev in batch.events():
-                            process(ev)
+                        engine.process_many(batch.events())
             finally:
                 quarantine.close()
         status = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Collection
 from operator import attrgetter
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -31,7 +31,7 @@ from rempart.detect.expr import (
 from rempart.detect.spec import RuleSpec
 from rempart.events import Event
 
-EVIDENCE_CAP = 20
+EVIDENCE_CAP: Final = 20
 
 
 class Fire:
@@ -127,7 +127,7 @@ def human_duration(seconds: float) -> str:
     return f"{s / 86400:.1f} days"
 
 
-_FIELD_WORDS = {
+_FIELD_WORDS: Final = {
     "beneficiary_token": "distinct beneficiaries",
     "user_name": "distinct accounts",
     "source_ip": "distinct IP addresses",
@@ -239,7 +239,7 @@ class EventCountRule(CompiledRule):
 
 
 #: A window list is cut at its read position once this many entries (and half) are behind it.
-_COMPACT = 1024
+_COMPACT: Final = 1024
 
 
 class _Distinct:
@@ -288,7 +288,8 @@ class ValueCountRule(CompiledRule):
         while order[head][0] < limit:
             t, v = order[head]
             head += 1
-            if last.get(v) == t:
+            latest = last.get(v)
+            if latest is not None and latest == t:  # (typed: a float comparison, not generic)
                 del last[v]
         if head >= _COMPACT and 2 * head >= len(order):
             del order[:head]
@@ -378,10 +379,11 @@ class TemporalOrderedRule(CompiledRule):
     step the rule keeps firing (the engine turns that into updates of one alert).
     """
 
-    __slots__ = ("step_tests", "steps")
+    __slots__ = ("step_tests", "steps", "window")
 
     def __init__(self, spec: RuleSpec):
         super().__init__(spec)
+        self.window: float = spec.window
         self.steps = [
             _Step(compile_node(parse(s.filter)), s.count, s.distinct, s.name) for s in spec.steps
         ]
@@ -396,8 +398,9 @@ class TemporalOrderedRule(CompiledRule):
             self.actions = frozenset(acts)
         elif self.actions is not None and acts is not None:
             self.actions = self.actions & frozenset(acts)
-        #: (action, outcome) -> per step: True / False when decided by them, else a predicate.
-        self.step_tests: dict[tuple[str, str], tuple[bool | Predicate, ...]] = {}
+        #: action -> outcome -> per step: True / False when decided by them, else a predicate
+        #: (two lookups by string: cheaper than building and hashing an (action, outcome) key).
+        self.step_tests: dict[str, dict[str, tuple[bool | Predicate, ...]]] = {}
 
     def _step_tests(self, ev: Event) -> tuple[bool | Predicate, ...]:
         known = {"action": ev.action, "outcome": ev.outcome}
@@ -405,19 +408,21 @@ class TemporalOrderedRule(CompiledRule):
         for s in self.spec.steps:
             node = specialize(parse(s.filter), known)
             tests.append(node.value if isinstance(node, Const) else compile_node(node))
-        found = self.step_tests[(ev.action, ev.outcome)] = tuple(tests)
+        found = tuple(tests)
+        self.step_tests.setdefault(ev.action, {})[ev.outcome] = found
         return found
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
         key = self.key(ev)
         if key is None:
             return None
-        tests = self.step_tests.get((ev.action, ev.outcome))
+        by_outcome = self.step_tests.get(ev.action)
+        tests = by_outcome.get(ev.outcome) if by_outcome is not None else None
         if tests is None:
             tests = self._step_tests(ev)
         st: _Chain | None = self.state.get(key)
         ts = ev.ts
-        window = self.spec.window
+        window = self.window
         if st is None:
             if tests[0] is False:
                 return None  # cannot start a chain: a fresh state would stay as it is
@@ -487,7 +492,7 @@ class TemporalOrderedRule(CompiledRule):
         }
 
 
-_NEW_VALUE_CAP = 512
+_NEW_VALUE_CAP: Final = 512
 
 
 class NewValueRule(CompiledRule):
@@ -534,7 +539,7 @@ class NewValueRule(CompiledRule):
 
 
 #: Intervals read past before a cadence list is compacted.
-_CADENCE_COMPACT = 64
+_CADENCE_COMPACT: Final = 64
 
 
 class _Cadence:
