@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import zlib
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -61,3 +62,20 @@ def test_32_bit_hash_collisions_stay_within_the_documented_bound() -> None:
     distinct = len({beneficiary_hash(t) for t in tokens})
     # Expected colliding pairs n^2 / 2^33 = 1.16; more than 10 has probability < 1e-6.
     assert n - distinct <= 10
+
+
+@given(
+    st.text(max_size=24)
+    | st.from_regex(r"\Ak1\.[0-9a-fA-F]{8,20}\Z")
+    | st.from_regex(r"\A.{0,6}[ +_0-9a-fA-FxX-]{8}\Z")
+)
+def test_beneficiary_hash_is_the_last_eight_hex_digits_as_int_reads_them_else_a_crc(
+    token: str,
+) -> None:
+    """The compiled fast path for plain hex digits agrees with ``int(token[-8:], 16)`` on every
+    token, including what ``int`` also accepts (signs, spaces, underscores, ``0x``)."""
+    try:
+        expected = int(token[-8:], 16)
+    except ValueError:
+        expected = zlib.crc32(token.encode())
+    assert beneficiary_hash(token) == expected

@@ -295,10 +295,7 @@ class Engine:
         ctx.seq += 1
         token = ev.beneficiary_token
         if token is not None:
-            try:  # beneficiary_hash, inlined: hex HMAC tokens end in 8 hex digits
-                bh = int(token[-8:], 16)
-            except ValueError:
-                bh = beneficiary_hash(token)
+            bh = beneficiary_hash(token)
             ctx.bh = bh
             user = ev.user_name
             if ev.categories and user is not None:

@@ -315,10 +315,12 @@ class ValueCountRule(CompiledRule):
         return Fire(key, first, text, {"distinct": float(n)}, exposed, related)
 
     def evict(self, now: float) -> int:
-        limit = now - self.spec.window
-        dead = [
-            k for k, st in self.state.items() if st.head >= len(st.order) or st.order[-1][0] < limit
-        ]
+        limit = now - self.window
+        dead: list[str] = []
+        for k, value in self.state.items():
+            st: _Distinct = value  # typed: compiled attribute reads (``state`` holds Any)
+            if st.head >= len(st.order) or st.order[-1][0] < limit:
+                dead.append(k)
         for k in dead:
             del self.state[k]
         return len(dead)
