@@ -171,7 +171,7 @@ _IP16: Final[dict[str, str | None]] = {}
 def _prefix_memo(memo: dict[str, str | None], ip: str | None, octets: int) -> str | None:
     if ip is None:
         return None
-    got = memo.get(ip, "")
+    got = memo.get(ip, "")  # "": not memoised (the prefix of a non-empty address never is "")
     if got != "":
         return got
     got = ip_prefix(ip, octets)
@@ -500,33 +500,21 @@ def _probe(ts: float) -> Event:
     return Event(ts, "", "", "")
 
 
-def _hour_table(pred: Predicate) -> list[bool]:
-    """``pred`` of an event at each local hour (0-23), evaluated on probe events: a test on
-    ``hour`` alone becomes one list read (``hour >= 22 or hour < 6``: no comparison at all)."""
-    table = [False] * 24
-    seen = [False] * 24
-    k = 0
-    while not all(seen):  # consecutive UTC hours from the epoch reach every local hour
-        e = _probe(k * 3600.0)
-        h = _hour(e)
-        if not seen[h]:
-            seen[h] = True
-            table[h] = bool(pred(e))
-        k += 1
-    return table
-
-
-def _weekday_table(pred: Predicate) -> list[bool]:
-    """``pred`` of an event on each local weekday (0 Monday to 6), as ``_hour_table``."""
-    table = [False] * 7
-    seen = [False] * 7
+def _value_table(
+    pred: Predicate, value_of: Callable[[Event], int], size: int, step: float
+) -> list[bool]:
+    """``pred`` at each value 0..size-1 of a derived field (``hour``, ``weekday``), evaluated on
+    probe events ``step`` seconds apart from the epoch until every value has been met: a test
+    on that field alone becomes one list read (``hour >= 22 or hour < 6``: no comparison)."""
+    table = [False] * size
+    seen = [False] * size
     k = 0
     while not all(seen):
-        e = _probe(k * 86400.0 + 43200.0)  # local noon, far from any day change
-        d = _weekday(e)
-        if not seen[d]:
-            seen[d] = True
-            table[d] = bool(pred(e))
+        e = _probe(k * step + step / 2)  # mid-hour, mid-day: far from any change of value
+        v = value_of(e)
+        if not seen[v]:
+            seen[v] = True
+            table[v] = bool(pred(e))
         k += 1
     return table
 
@@ -537,10 +525,10 @@ def compile_node(node: Node) -> Predicate:
     if not isinstance(node, Const):
         fields = _fields_of(node)
         if fields == {"hour"}:
-            hours = _hour_table(_compile_node(node))
+            hours = _value_table(_compile_node(node), _hour, 24, 3600.0)
             return lambda e: hours[_hour(e)]
         if fields == {"weekday"}:
-            days = _weekday_table(_compile_node(node))
+            days = _value_table(_compile_node(node), _weekday, 7, 86400.0)
             return lambda e: days[_weekday(e)]
     return _compile_node(node)
 

@@ -30,7 +30,8 @@ bisect_left: Final = _bisect
 def _hex_tail(token: str) -> int:
     """``int(token[-8:], 16)`` when the token ends in eight hex digits (an HMAC token does),
     else -1. A loop over ``ord(token[i])`` compiles to C without a slice, a new int or the
-    exception machinery: 2% of the engine's instructions less than ``int`` on the 1M log."""
+    exception machinery: 2% fewer engine instructions than ``int`` (on the first 250k lines of
+    the 1M log)."""
     n = len(token)
     if n < 8:
         return -1
