@@ -13,7 +13,7 @@ from array import array
 from typing import TYPE_CHECKING, Final
 
 from rempart.detect.expr import local_day_span
-from rempart.detect.windows import EventContext, Fire
+from rempart.detect.windows import CompiledRule, EventContext, Fire
 from rempart.events import Event
 
 if TYPE_CHECKING:
@@ -104,7 +104,6 @@ class _ReadDays:
     __slots__ = (
         "_state",
         "barred",
-        "by_user",
         "claim_action",
         "claim_window",
         "day",
@@ -113,7 +112,7 @@ class _ReadDays:
         "fast",
         "fast_by_side",
         "group_of",
-        "key_of",
+        "keyed",
         "members",
         "orders",
         "out",
@@ -129,8 +128,8 @@ class _ReadDays:
         self.fast: tuple[tuple[BaselineRule, int, bool, int], ...] = ()
         self.fast_by_side: list[tuple[tuple[BaselineRule, int, bool, int], ...]] = []
         self._state: dict[str, _Day] = {}
-        self.key_of = first.key_of
-        self.by_user = first.by_user
+        #: The first member: its ``key`` is the group's (members share their group-by).
+        self.keyed: CompiledRule = first
         self.group_of = first.group_of
         self.pairs_claims = False
         self.claim_action = ""
@@ -186,7 +185,7 @@ class _ReadDays:
         engine's single entry for the whole group: fires by member index, or None."""
         self.seq = ctx.seq
         self.out = _NO_FIRES
-        key = ev.user_name if self.by_user else self.key_of(ev)
+        key = self.keyed.key(ev)
         if key is None:
             return None
         ts = ev.ts

@@ -49,6 +49,7 @@ from rempart.detect.windows import (
     NewValueRule,
     TemporalOrderedRule,
     ValueCountRule,
+    cut_front,
 )
 from rempart.events import EVENT_FIELDS, Event
 
@@ -192,9 +193,7 @@ class Engine:
                     head += 1
                     self._head = head  # released before it runs, as popleft() did
                     self._run(held, out)
-                if head >= FIFO_COMPACT and 2 * head >= len(fifo):
-                    del fifo[:head]
-                    self._head = 0
+                self._head = cut_front(fifo, head, FIFO_COMPACT)
                 return out
         self._seq += 1
         heapq.heappush(heap, (ts, ev.source, ev.line, self._seq, ev))

@@ -242,6 +242,17 @@ class EventCountRule(CompiledRule):
 _COMPACT: Final = 1024
 
 
+def cut_front(items: list[Any], head: int, at: int) -> int:
+    """The read position of a list used as a queue (``items[head:]`` are the live entries),
+    after cutting the ones behind ``head`` once there are ``at`` of them and they are half the
+    list: each entry is moved at most once, and a list's operations compile (a deque's do not).
+    """
+    if head >= at and 2 * head >= len(items):
+        del items[:head]
+        return 0
+    return head
+
+
 class _Distinct:
     """One key's window: each value's latest time, and ``(time, value)`` in arrival order from
     ``order[head]`` (a list and a read position: mypyc compiles a list's operations, not a
@@ -291,10 +302,7 @@ class ValueCountRule(CompiledRule):
             latest = last.get(v)
             if latest is not None and latest == t:  # (typed: a float comparison, not generic)
                 del last[v]
-        if head >= _COMPACT and 2 * head >= len(order):
-            del order[:head]
-            head = 0
-        st.head = head
+        head = st.head = cut_front(order, head, _COMPACT)
         n = len(last)
         if n < self.threshold:
             return None
@@ -596,9 +604,7 @@ class CadenceRule(CompiledRule):
             n -= 1
             st.total -= old
             st.squares -= old * old
-            if st.head >= _CADENCE_COMPACT:
-                del gaps[: st.head]
-                st.head = 0
+            st.head = cut_front(gaps, st.head, _CADENCE_COMPACT)
         if n < n_max:
             return None
         mean = st.total / n
