@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from rempart.ingest import Quarantine
 from rempart.ingest.archive import ArchiveWriter, events_to_table, part_files
+from rempart.ingest.columnar import Block, _split_fields, iter_blocks
 from rempart.ingest.normalise import load_directory
 from rempart.ingest.pipeline import IngestStats, LineDecoder, iter_batches
 from rempart.protect.tokens import Tokenizer, TokenKey
@@ -191,9 +193,11 @@ TRAILING = st.sampled_from(
 
 @st.composite
 def log_lines(draw: st.DrawFn) -> str:
-    kind = draw(st.integers(0, 9))
+    kind = draw(st.integers(0, 10))
     if kind == 0:
         return draw(st.text(max_size=40).filter(lambda s: "\n" not in s and "\r" not in s))
+    if kind == 10:  # bare quotes (all fields empty), a tab, a lone quote
+        return draw(st.sampled_from(['"' * 8, '"' * 10, '"' * 12, "\t", '"']))
     if kind == 1:
         return ""
     ip = draw(st.sampled_from(["203.0.113.7", "2001:db8::1", "10.0.0.1", "é", "a]b"]))
@@ -240,6 +244,8 @@ PROFILE_TEXT = (
     bad_utf8_at=st.one_of(st.none(), st.integers(0, 59)),
     chunk_size=st.sampled_from([64, 700, 1 << 16]),
     custom_profile=st.booleans(),
+    plain=st.booleans(),
+    bom=st.booleans(),
 )
 def test_generated_lines_decode_identically(
     tmp_path_factory,
@@ -250,11 +256,19 @@ def test_generated_lines_decode_identically(
     bad_utf8_at,
     chunk_size,
     custom_profile,
+    plain,
+    bom,
 ):
     tmp = tmp_path_factory.mktemp("gen")
+    if plain:  # no blank line, no CR, valid UTF-8: the blocks Arrow's CSV tokenizer cuts
+        lines = [ln for ln in lines if ln] or ["x"]
+        crlf = [False] * len(crlf)
+        bad_utf8_at = None
     raw = [ln.encode() + (b"\r" if crlf[i] else b"") for i, ln in enumerate(lines)]
     if bad_utf8_at is not None and bad_utf8_at < len(raw):
         raw[bad_utf8_at] += b"\xff\xfe"
+    if bom:
+        raw[0] = b"\xef\xbb\xbf" + raw[0]
     data = b"\n".join(raw) + (b"\n" if final_newline else b"")
     log = tmp / "access.log"
     log.write_bytes(data)
@@ -283,3 +297,41 @@ def test_lines_longer_than_a_chunk_and_a_truncated_last_line(tmp_path, monkeypat
     assert [e.line for e in events] == [1, 3]
     assert [(r[1], r[2]) for r in records] == [(4, "truncated")]
     assert stats["lines"] == 4
+
+
+def _one_block(data: bytes) -> Block:
+    blocks = list(iter_blocks(io.BytesIO(data + b"\n"), where="t", chunk_size=1 << 16))
+    assert len(blocks) == 1
+    return blocks[0]
+
+
+def test_plain_blocks_are_cut_by_the_csv_tokenizer_and_the_others_are_not():
+    ok = (
+        '203.0.113.7 - PH0042 [29/Nov/2026:09:03:22 +0100] "GET /app/ HTTP/1.1" 200 512 "-"'
+        ' "UA" "0.012" "s-1"'
+    )
+    lines = [
+        ok,
+        ok[:40],  # another width
+        ok.replace('" "UA"', '"x"UA"'),  # not a space between two fields
+        ok.replace('"UA"', '"U\\"A"'),  # another width (and a backslash)
+        ok + " " + "x" * 500,  # too long
+        ok,
+    ]
+    split = _split_fields(_one_block("\n".join(lines).encode()), max_chars=400)
+    assert split is not None and split.lines == 6 and split.width == 11
+    # Candidates: every line with 11 fields, not too long, without a backslash.
+    assert split.rows.to_pylist() == [0, 2, 5]
+    assert split.part(5).to_pylist() == ["UA", "UA", "UA"]
+    assert split.plain_separators.to_pylist() == [True, False, True]
+    assert split.raw([1, 2, 3, 4]) == [line.encode() for line in lines[1:5]]
+    for other in (
+        f"{ok}\r\n{ok}",  # a CR: the tokenizer would end a line there
+        f"{ok}\n\n{ok}",  # a blank line: a row of empty fields, as bare quotes are
+        f"\n{ok}",
+        ok + "\n" + '"' * 10,  # bare quotes
+        f"\ufeff{ok}",  # a BOM: the tokenizer would drop it
+        f'"a"b\n{ok}',  # the first lines set the width: 3 fields here
+    ):
+        assert _split_fields(_one_block(other.encode()), max_chars=400) is None, other
+    assert _split_fields(_one_block(ok.encode() + b"\xff"), max_chars=400) is None

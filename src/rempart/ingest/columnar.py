@@ -1,8 +1,11 @@
 """Columnar decode of the combined log format: a whole chunk at a time with pyarrow compute.
 
-A chunk of raw bytes becomes one string array of lines; vectorised kernels (split on ``"``, a
-short RE2 pattern on the ``ip ident user [time]`` prefix, equality checks) select the lines that
-have the plain shape of the format, and cut them into columns. Python then runs once per
+A chunk of raw bytes is cut into its ``"``-separated fields, one column per field: by Arrow's
+CSV tokenizer (``"`` as the delimiter, no quoting) when the chunk is plain (valid UTF-8, no
+carriage return, no blank line), else by splitting the lines then each line on ``"``.
+Vectorised kernels (RE2 patterns on the end of the ``ip ident user [time]`` prefix and on
+``status bytes``, equality checks, byte slices at fixed places) select the lines that have the
+plain shape of the format and cut them into columns. Python then runs once per
 DISTINCT value of a column (request target, account, time string, user agent...), never once
 per line: route matching, beneficiary tokenisation, NIR redaction and directory lookups are all
 per distinct value, mapped back to the rows by dictionary indices.
@@ -17,6 +20,7 @@ the reference path. ``Event`` objects are only built on demand, and only for the
 from __future__ import annotations
 
 import gc
+import re
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,6 +30,7 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from rempart.errors import InputError
 from rempart.events import Column, Event, build_events
@@ -39,9 +44,12 @@ _STATUS_BYTES = r"^ [0-9]{3} (?:[0-9]{1,18}|-) $"
 _CATEGORIES = pa.list_(pa.string())
 _TS_TYPE = SCHEMA.field("ts").type
 _TIME = r"[0-9]{2}/[A-Za-z]{3}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4}"
-#: ``ip ident user [time] `` (what precedes the first quote of a line), the time in its strict
-#: 26-character form (any other form is left to the reference path).
-_PREFIX = r"^(?P<ip>[^ ]+) [^ ]+ (?P<user>[^ ]+) \[(?P<time>" + _TIME + r")\] $"
+#: What precedes the first quote of a line is ``ip ident user [time] ``, the time in its strict
+#: 26-character form (any other form is left to the reference path): the end is checked per
+#: line, ``ip ident user`` (the 30 characters before the end cut off) once per distinct value.
+_PREFIX_END = r" \[" + _TIME + r"\] $"
+_PREFIX_END_CHARS = 30
+_HEAD = re.compile(r"([^ ]+) [^ ]+ ([^ ]+)")
 _LINE = attrgetter("line")
 _ACTION = attrgetter("action")
 
@@ -85,6 +93,17 @@ def _int64s(arr: pa.Array) -> list[int]:
     return ints
 
 
+def _arange(n: int) -> pa.Array:
+    """0, 1... n - 1 (int64)."""
+    return pc.indices_nonzero(pa.repeat(pa.scalar(True), n)).cast(pa.int64())
+
+
+def _retyped(arr: pa.Array, small: pa.DataType, large: pa.DataType) -> pa.Array:
+    """The same bytes seen as strings or as binary (``large`` for 64-bit offsets)."""
+    wide = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
+    return arr.view(large if wide else small)
+
+
 def _whole(block: memoryview, kind: pa.DataType) -> pa.Array:
     offsets = pa.py_buffer(struct.pack("<qq", 0, len(block)))
     return pa.Array.from_buffers(kind, 1, [None, offsets, pa.py_buffer(block)])
@@ -98,6 +117,9 @@ class Block:
     data: memoryview
     complete: bool
     has_backslash: bool
+    #: No carriage return and no blank last line: the lines can be cut by Arrow's CSV
+    #: tokenizer (which also ends a line at a lone ``\r`` and drops a final empty line).
+    plain: bool = False
 
     def lines(self) -> list[bytes]:
         return bytes(self.data).split(b"\n")
@@ -133,11 +155,209 @@ def iter_blocks(stream: BinaryIO, *, where: str, chunk_size: int) -> Iterator[Bl
         if cut < 0:
             start = end
             continue
-        yield Block(memoryview(buf)[:cut], True, buf.find(b"\\", 0, cut) >= 0)
+        yield _block(buf, cut, True)
         start = end - cut - 1
         buf[:start] = buf[cut + 1 : end]
     if start:
-        yield Block(memoryview(buf)[:start], False, buf.find(b"\\", 0, start) >= 0)
+        yield _block(buf, start, False)
+
+
+def _block(buf: bytearray, end: int, complete: bool) -> Block:
+    plain = end > 0 and buf[end - 1] != 0x0A and buf.find(b"\r", 0, end) < 0
+    return Block(memoryview(buf)[:end], complete, buf.find(b"\\", 0, end) >= 0, plain)
+
+
+@dataclass(slots=True)
+class _Split:
+    """A block cut into lines and, for the candidate lines of the columnar path (``width``
+    fields between quotes, not too long, no backslash, valid UTF-8), into fields."""
+
+    lines: int
+    #: Fields per candidate line.
+    width: int
+    #: Line (index in the block) of each candidate.
+    rows: pa.Array
+    #: ``part(j)``: field ``j`` of each candidate (a string array aligned with ``rows``).
+    part: Callable[[int], pa.Array]
+    #: Per candidate: fields 4, 6... are one space and the last one is empty.
+    plain_separators: pa.Array
+    #: Per line: blank (None when the block has no blank line).
+    blank: pa.Array | None
+    #: ``raw(lines)``: the bytes of those lines (indices in the block, ascending).
+    raw: Callable[[list[int]], list[bytes]]
+
+
+def _plain_separators(part: Callable[[int], pa.Array], width: int) -> pa.Array:
+    ok = pc.equal(pc.binary_length(part(width - 1)), 0)
+    for j in range(4, width - 1, 2):
+        ok = pc.and_(ok, pc.equal(part(j), " "))
+    return ok
+
+
+def _sample_width(data: memoryview, sample: int = 1 << 15) -> int:
+    """The most common number of ``"``-separated fields in the first lines of ``data``."""
+    head = bytes(data[:sample])
+    lines = head.split(b"\n")
+    if len(head) == sample and len(lines) > 1:
+        lines.pop()  # cut
+    counts = Counter(line.count(b'"') + 1 for line in lines)
+    return counts.most_common(1)[0][0]
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+_CSV_PARSE = {"quote_char": False, "double_quote": False, "escape_char": False}
+
+
+def _split_fields(block: Block, max_chars: int) -> _Split | None:
+    """Cut a plain block (see ``Block.plain``) with Arrow's CSV tokenizer, ``"`` as the
+    delimiter and no quoting: one pass, each field its own column, no list array of parts.
+    None when the block is not plain, not UTF-8, or its lines have no usable width (the
+    general :func:`_split_lines` then applies)."""
+    data = block.data
+    if not block.plain or data[:3] == _UTF8_BOM:  # the CSV reader would drop a BOM
+        return None
+    width = _sample_width(data)
+    if width < 7 or width % 2 == 0:
+        return None
+    try:
+        _whole(data, pa.large_binary()).cast(pa.large_string())  # UTF-8 check of the block
+    except pa.ArrowInvalid:
+        return None
+    invalid: dict[int, str] = {}  # line (from 1) -> text, of the lines with another width
+
+    def other_width(row: pacsv.InvalidRow) -> str:
+        if row.number is not None:
+            invalid[row.number] = row.text
+        return "skip"
+
+    names = [str(j) for j in range(width)]
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(pa.py_buffer(data)),
+            read_options=pacsv.ReadOptions(
+                use_threads=False, column_names=names, block_size=len(data) + 1
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter='"',
+                newlines_in_values=False,
+                ignore_empty_lines=False,
+                invalid_row_handler=other_width,
+                **_CSV_PARSE,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.binary() for name in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid:
+        return None
+    cols = [table.column(j).combine_chunks() for j in range(width)]
+    lengths = pc.binary_length(cols[0])
+    for col in cols[1:]:
+        lengths = pc.add(lengths, pc.binary_length(col))
+    rows_n = len(lengths)
+    n = rows_n + len(invalid)
+    # A blank line is a row of empty fields, as is a line of bare quotes: no telling them
+    # apart here. And every byte must be accounted for (no line the tokenizer did not number).
+    total = (pc.sum(lengths).as_py() or 0) + rows_n * (width - 1) + n - 1
+    total += sum(len(text.encode("utf-8")) for text in invalid.values())
+    if total != data.nbytes or (rows_n and pc.min(lengths).as_py() == 0):
+        return None
+    row_lines = _arange(n)
+    if invalid:
+        skipped = pa.array([number - 1 for number in invalid], pa.int64())
+        row_lines = row_lines.filter(pc.invert(pc.is_in(row_lines, value_set=skipped)))
+    cand = pc.less_equal(lengths, max_chars - (width - 1))
+    if block.has_backslash:
+        for col in cols:
+            cand = pc.and_(cand, pc.invert(pc.match_substring(col, "\\")))
+    every = bool(pc.all(cand).as_py())
+    rows = row_lines if every else row_lines.filter(cand)
+    picked: dict[int, pa.Array] = {}
+
+    def part(j: int) -> pa.Array:
+        got = picked.get(j)
+        if got is None:
+            got = picked[j] = (cols[j] if every else cols[j].filter(cand)).view(pa.string())
+        return got
+
+    def raw(lines: list[int]) -> list[bytes]:
+        row_of = {line: k for k, line in enumerate(_ints(row_lines))}
+        out: list[bytes] = []
+        for line in lines:
+            text = invalid.get(line + 1)
+            if text is not None:
+                out.append(text.encode("utf-8"))
+            else:
+                k = row_of[line]
+                out.append(b'"'.join(col[k].as_py() for col in cols))
+        return out
+
+    return _Split(n, width, rows, part, _plain_separators(part, width), None, raw)
+
+
+def _split_lines(block: Block, max_chars: int) -> _Split:
+    """Cut any block: lines (a lone ``\\r`` before the newline dropped), then fields."""
+    bad_utf8: pa.Array | None = None
+    try:
+        whole = _whole(block.data, pa.large_binary()).cast(pa.large_string())
+        lines = pc.split_pattern(whole, "\n").flatten()
+    except pa.ArrowInvalid:
+        texts: list[str] = []
+        bad: list[bool] = []
+        for raw_line in block.lines():
+            try:
+                texts.append(raw_line.decode("utf-8"))
+                bad.append(False)
+            except UnicodeDecodeError:
+                texts.append("")
+                bad.append(True)
+        lines = pa.array(texts, pa.large_string())
+        bad_utf8 = pa.array(bad, pa.bool_())
+    original = lines
+    cr = pc.ends_with(lines, "\r")
+    if pc.any(cr).as_py():
+        lines = pc.if_else(cr, pc.utf8_slice_codeunits(lines, 0, -1), lines)
+    lengths = pc.binary_length(lines)
+    blank = pc.equal(lengths, 0)
+    if bad_utf8 is not None:
+        blank = pc.and_(blank, pc.invert(bad_utf8))
+    parts = pc.split_pattern(lines, '"')
+    nparts = pc.list_value_length(parts)
+    expected = pc.mode(nparts, 1)
+    width = expected[0]["mode"].as_py() if len(expected) else 0
+    cand = pc.and_(pc.equal(nparts, width), pc.less_equal(lengths, max_chars))
+    if width < 7 or width % 2 == 0:
+        cand = pc.and_(cand, pa.scalar(False))
+    if block.has_backslash:
+        cand = pc.and_(cand, pc.invert(pc.match_substring(lines, "\\")))
+    if bad_utf8 is not None:
+        cand = pc.and_(cand, pc.invert(bad_utf8))
+    rows = pc.indices_nonzero(cand).cast(pa.int64())
+    base = pc.take(parts.offsets, rows)
+    flat = parts.values
+
+    def part(j: int) -> pa.Array:
+        return flat.take(pc.add(base, j))
+
+    def raw(picked: list[int]) -> list[bytes]:
+        if bad_utf8 is None:
+            texts = original.take(pa.array(picked, pa.int64())).to_pylist()
+            return [text.encode("utf-8") for text in texts]
+        pieces = block.lines()
+        return [pieces[r] for r in picked]
+
+    if len(rows):
+        # Separators and the empty tail compared once over all the parts, then picked per
+        # row (cheaper than picking the strings and comparing them).
+        space = pc.equal(flat, " ")
+        ok = pc.equal(pc.binary_length(flat), 0).take(pc.add(base, width - 1))
+        for j in range(4, width - 1, 2):
+            ok = pc.and_(ok, space.take(pc.add(base, j)))
+    else:
+        ok = pa.array([], pa.bool_())
+    return _Split(len(lines), width, rows, part, ok, blank, raw)
 
 
 class ColumnarChunk:
@@ -311,6 +531,39 @@ class ColumnarChunk:
         return table
 
 
+def _split_heads(
+    heads: pa.DictionaryArray,
+) -> tuple[pa.DictionaryArray, pa.DictionaryArray, pa.Array]:
+    """``ip ident user`` (dictionary-encoded bytes) -> ip and user (dictionary-encoded) and
+    whether the head has that shape, per row; each distinct head is cut once."""
+    ips: dict[str | None, int] = {None: 0}
+    users: dict[str | None, int] = {None: 0}
+    ip_of: list[int] = []
+    user_of: list[int] = []
+    good: list[bool] = []
+    for raw in heads.dictionary.to_pylist():
+        try:
+            m = _HEAD.fullmatch(raw.decode("utf-8"))
+        except UnicodeDecodeError:  # a cut inside a character: the end did not match
+            m = None
+        if m is None:
+            ip_of.append(0)
+            user_of.append(0)
+            good.append(False)
+            continue
+        ip_of.append(ips.setdefault(m.group(1), len(ips)))
+        user_of.append(users.setdefault(m.group(2), len(users)))
+        good.append(True)
+    at = heads.indices
+
+    def encoded(codes: list[int], values: dict[str | None, int]) -> pa.DictionaryArray:
+        return pa.DictionaryArray.from_arrays(
+            pc.take(pa.array(codes, pa.int32()), at), pa.array(list(values), pa.string())
+        )
+
+    return encoded(ip_of, ips), encoded(user_of, users), pc.take(pa.array(good, pa.bool_()), at)
+
+
 class ColumnarDecoder:
     """Decodes blocks of combined-format lines for one run (caches persist across blocks)."""
 
@@ -340,95 +593,49 @@ class ColumnarDecoder:
     ) -> ColumnarChunk:
         """Decode one block (``len(chunk.lines)`` lines from ``first_line``)."""
         chunk = ColumnarChunk(source, first_line)
-        complete = block.complete
-        bad_utf8: pa.Array | None = None
-        try:
-            whole = _whole(block.data, pa.large_binary()).cast(pa.large_string())
-            lines = pc.split_pattern(whole, "\n").flatten()
-        except pa.ArrowInvalid:
-            texts: list[str] = []
-            bad: list[bool] = []
-            for raw in block.lines():
-                try:
-                    texts.append(raw.decode("utf-8"))
-                    bad.append(False)
-                except UnicodeDecodeError:
-                    texts.append("")
-                    bad.append(True)
-            lines = pa.array(texts, pa.large_string())
-            bad_utf8 = pa.array(bad, pa.bool_())
-        n = chunk.lines = len(lines)
-        original = lines
-        cr = pc.ends_with(lines, "\r")
-        if pc.any(cr).as_py():
-            lines = pc.if_else(cr, pc.utf8_slice_codeunits(lines, 0, -1), lines)
-        lengths = pc.binary_length(lines)
-        blank = pc.equal(lengths, 0)
-        if bad_utf8 is not None:
-            blank = pc.and_(blank, pc.invert(bad_utf8))
-        parts = pc.split_pattern(lines, '"')
-        nparts = pc.list_value_length(parts)
-        expected = pc.mode(nparts, 1)
-        width = expected[0]["mode"].as_py() if len(expected) else 0
-        cand = pc.and_(pc.equal(nparts, width), pc.less_equal(lengths, self.max_chars))
-        if width < 7 or width % 2 == 0:
-            cand = pc.and_(cand, pa.scalar(False))
-        if block.has_backslash:
-            cand = pc.and_(cand, pc.invert(pc.match_substring(lines, "\\")))
-        if bad_utf8 is not None:
-            cand = pc.and_(cand, pc.invert(bad_utf8))
-        rows = pc.indices_nonzero(cand).cast(pa.int64())
-        if len(rows):
-            self._columns(chunk, rows, parts, width)
+        split = _split_fields(block, self.max_chars) or _split_lines(block, self.max_chars)
+        n = chunk.lines = split.lines
+        if len(split.rows):
+            self._columns(chunk, split)
         # Everything else that is not blank: the reference path, in file order.
-        marks = [False] * n
-        for r in _ints(chunk.rows):
-            marks[r] = True
-        taken = pa.array(marks, pa.bool_())
-        others = _ints(pc.indices_nonzero(pc.invert(pc.or_(taken, blank))))
+        others: list[int] = []
+        if len(chunk.rows) < n:
+            left = pc.invert(pc.is_in(_arange(n), value_set=chunk.rows))
+            if split.blank is not None:
+                left = pc.and_(left, pc.invert(split.blank))
+            others = _ints(pc.indices_nonzero(left))
         if others:
-            if bad_utf8 is None:
-                picked = original.take(pa.array(others, pa.int64())).to_pylist()
-                raws = [text.encode("utf-8") for text in picked]
-            else:
-                pieces = block.lines()
-                raws = [pieces[r] for r in others]
+            complete = block.complete
             last = n - 1
-            for r, raw in zip(others, raws, strict=True):
+            for r, raw in zip(others, split.raw(others), strict=True):
                 chunk.slow_events += slow(source, first_line + r, raw, complete or r != last)
         return chunk
 
-    def _columns(self, chunk: ColumnarChunk, rows: pa.Array, parts: pa.Array, width: int) -> None:
-        """Columns of the candidate ``rows`` (each split in ``width`` parts on ``"``)."""
-        base = pc.take(parts.offsets, rows)
-        flat = parts.values
-
-        def part(j: int) -> pa.Array:
-            return flat.take(pc.add(base, j))
-
-        # Separators and the empty tail: compared once over all the parts, then picked per row
-        # (cheaper than picking the strings and comparing them).
-        space = pc.equal(flat, " ")
-        ok = pc.equal(pc.binary_length(flat), 0).take(pc.add(base, width - 1))
-        for j in range(4, width - 1, 2):
-            ok = pc.and_(ok, space.take(pc.add(base, j)))
-        prefix = pc.extract_regex(part(0), _PREFIX)
+    def _columns(self, chunk: ColumnarChunk, split: _Split) -> None:
+        """Columns of the candidate rows of ``split``."""
+        part = split.part
+        ok = split.plain_separators
+        rows = split.rows
+        width = split.width
+        p0 = part(0)
         p2 = part(2)
-        ok = pc.and_(ok, pc.and_(pc.is_valid(prefix), pc.match_substring_regex(p2, _STATUS_BYTES)))
-        ok = pc.fill_null(ok, False)
+        ok = pc.and_(ok, pc.match_substring_regex(p0, _PREFIX_END))
+        ok = pc.and_(ok, pc.match_substring_regex(p2, _STATUS_BYTES))
         # Low-cardinality columns are dictionary-encoded before rows are left out: filtering
         # their int32 indices is cheaper than filtering the strings.
-        encoded = {
-            "ip": prefix.field("ip").dictionary_encode(),
-            "user": prefix.field("user").dictionary_encode(),
-            "ua": part(5).dictionary_encode(),
-        }
+        # Cut by bytes (cheaper than by characters): where the end matched, its 30 characters
+        # are ASCII, so the cuts fall between characters; other rows are left out.
+        p0 = _retyped(p0, pa.binary(), pa.large_binary())
+        heads = pc.binary_slice(p0, 0, -_PREFIX_END_CHARS).dictionary_encode()
+        ip, user, good = _split_heads(heads)
+        ok = pc.and_(ok, good)
+        encoded = {"ip": ip, "user": user, "ua": part(5).dictionary_encode()}
         if self._session_at >= 0 and 7 + 2 * self._session_at < width:
             encoded["sid"] = part(7 + 2 * self._session_at).dictionary_encode()
         if self._org_at >= 0 and 7 + 2 * self._org_at < width:
             encoded["org"] = part(7 + 2 * self._org_at).dictionary_encode()
         cols = {k: v.indices for k, v in encoded.items()}
-        cols["time"] = prefix.field("time")
+        cols["time"] = pc.binary_slice(p0, 2 - _PREFIX_END_CHARS, -2)
         cols["request"] = part(1)
         cols["p2"] = p2
         cols = {k: v.filter(ok) for k, v in cols.items()}
@@ -437,12 +644,13 @@ class ColumnarDecoder:
             return
         # Time: one parse per distinct minute (and offset), seconds added in a vector. The
         # pattern made every time 26 ASCII characters; what ClfTimeParser refuses is left out.
-        times = cols.pop("time")
-        minutes = pc.utf8_replace_slice(times, 17, 20, "").dictionary_encode()
-        seconds = pc.utf8_slice_codeunits(times, 18, 20).cast(pa.int64())
+        times = cols.pop("time")  # ASCII bytes
+        minutes = pc.binary_replace_slice(times, 17, 20, "").dictionary_encode()
+        seconds = _retyped(pc.binary_slice(times, 18, 20), pa.string(), pa.large_string())
+        seconds = seconds.cast(pa.int64())
         cache = self.parse_time._minutes
         bases: list[float | None] = []
-        for key in minutes.dictionary.to_pylist():
+        for key in _retyped(minutes.dictionary, pa.string(), pa.large_string()).to_pylist():
             base = cache.get(key)
             if base is None:
                 try:
