@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NATIVE := $(VENV)/.native
+PYC := $(VENV)/.pyc
 # The compiled modules (rempart.native.NATIVE_MODULES) are rebuilt when one of them changes.
 NATIVE_SRC := setup.py src/rempart/native.py $(shell $(PY) src/rempart/native.py)
 DEMO_DIR ?= demo-out
@@ -21,7 +22,13 @@ $(NATIVE): $(NATIVE_SRC) | $(STAMP)
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(NATIVE)
 
-demo: $(STAMP) $(NATIVE)
+# Bytecode of the sources written once, so that a run does not compile them again (where
+# PYTHONDONTWRITEBYTECODE is set, as in many containers, Python never writes it itself).
+$(PYC): $(shell find src -name '*.py') | $(STAMP)
+	$(BIN)/python -m compileall -q src
+	touch $(PYC)
+
+demo: $(STAMP) $(NATIVE) $(PYC)
 	$(BIN)/python -m rempart.demo --out $(DEMO_DIR)
 
 test: $(STAMP) $(NATIVE)
@@ -32,10 +39,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench setup.py
 	$(BIN)/mypy
 
-bench: $(STAMP) $(NATIVE)
+bench: $(STAMP) $(NATIVE) $(PYC)
 	$(BIN)/python bench/run.py
 
-bench-peers: $(STAMP) $(NATIVE)
+bench-peers: $(STAMP) $(NATIVE) $(PYC)
 	bash bench/peers/run.sh
 
 clean:

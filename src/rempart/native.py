@@ -32,6 +32,8 @@ NATIVE_MODULES = (
     "rempart.detect.rollup",
     "rempart.detect.windows",
     "rempart.ingest.normalise",
+    "rempart.ingest.routes",
+    "rempart.protect.tokens",
     "rempart.events",
 )
 

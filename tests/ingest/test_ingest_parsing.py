@@ -148,6 +148,33 @@ def test_custom_profile_from_a_yaml_file(tmp_path, tokenizer):
     assert events[0].categories == ("identite", "nir")
 
 
+def test_route_matching_exact_first_then_patterns_in_order(tmp_path):
+    prof = tmp_path / "routes.yaml"
+    prof.write_text(
+        "name: order\n"
+        "routes:\n"
+        "  - {name: first, method: GET, path: /a, action: static}\n"
+        "  - {name: second, method: GET, path: /a, action: beneficiary.search}\n"
+        "  - {name: posted, method: POST, path: /a, action: claim.create}\n"
+        "  - {name: read, method: GET, path: '^/p/(?P<beneficiary>[0-9]+)?/x$',\n"
+        "     action: beneficiary.read, discloses: [identite]}\n"
+        "  - {name: any-p, method: GET, path: '^/p/', action: static}\n"
+        "  - {name: query, method: GET, path: '^/q$', action: beneficiary.read,\n"
+        "     beneficiary_param: nir, discloses: [identite]}\n"
+    )
+    match = load_profile(prof).match
+    assert [(r.name, bid) for r, bid in [match("GET", "/a"), match("POST", "/a")]] == [
+        ("first", None),  # the first of two exact routes wins
+        ("posted", None),
+    ]
+    assert (match("GET", "/p/123/x")[0].name, match("GET", "/p/123/x")[1]) == ("read", "123")
+    assert match("GET", "/p//x")[0].name == "read" and match("GET", "/p//x")[1] is None
+    assert match("GET", "/p/abc/x")[0].name == "any-p"  # the next pattern in order
+    assert match("GET", "/q")[0].name == "query" and match("GET", "/q")[1] is None
+    assert match("DELETE", "/a")[0].name == "other"
+    assert match("GET", "/p/123/x")[0].outcome(404) == "failure"
+
+
 # --- property-based: the fast path and the reference parser agree, and never crash -----------
 
 _PROFILE = load_profile("tiers-payant")

@@ -186,8 +186,9 @@ def test_cli_encrypt_decrypt_with_keyring_and_wrong_passphrase(tmp_path, patient
 
 @given(st.binary(min_size=16, max_size=80), st.text(max_size=40), st.text(min_size=1, max_size=8))
 def test_tokens_are_the_standard_hmac_sha256_of_purpose_and_identifier(secret, ident, purpose):
-    """The tokenizer uses OpenSSL's HMAC object directly (not through ``hmac.HMAC``): the
-    token must stay HMAC-SHA256(key, purpose NUL identifier), truncated, prefixed by the key id."""
+    """The tokenizer builds HMAC on keyed SHA-256 states (not through ``hmac.HMAC``), keys
+    longer than a block included: the token must stay HMAC-SHA256(key, purpose NUL identifier),
+    truncated, prefixed by the key id."""
     key = TokenKey(key_id="k7", secret=secret)
     expected = hmac.new(secret, purpose.encode() + b"\x00" + ident.encode(), hashlib.sha256)
     token = Tokenizer(key, purpose).token(ident)

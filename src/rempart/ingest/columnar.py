@@ -37,18 +37,22 @@ from rempart.events import Column, Event, build_events
 from rempart.ingest.archive import SCHEMA, events_to_table
 from rempart.ingest.normalise import Normalizer, RequestInfo
 from rempart.ingest.parsers import ClfTimeParser, Reject
-from rempart.ingest.profile import Route
+from rempart.ingest.routes import Route
 
 #: `` status bytes `` between the request and the referer (bytes small enough for int64).
 _STATUS_BYTES = r"^ [0-9]{3} (?:[0-9]{1,18}|-) $"
 _CATEGORIES = pa.list_(pa.string())
 _TS_TYPE = SCHEMA.field("ts").type
-_TIME = r"[0-9]{2}/[A-Za-z]{3}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4}"
 #: What precedes the first quote of a line is ``ip ident user [time] ``, the time in its strict
-#: 26-character form (any other form is left to the reference path): the end is checked per
-#: line, ``ip ident user`` (the 30 characters before the end cut off) once per distinct value.
-_PREFIX_END = r" \[" + _TIME + r"\] $"
+#: 26-character form ``dd/Mon/yyyy:HH:MM:SS +zzzz`` (any other form is left to the reference
+#: path): `` [time] `` is its last 30 bytes.
 _PREFIX_END_CHARS = 30
+#: The end of the prefix without the seconds (``:SS`` is 17-20 in the time).
+_MINUTE_END = re.compile(
+    rb" \[([0-9]{2}/[A-Za-z]{3}/[0-9]{4}:[0-9]{2}:[0-9]{2}):( [+-][0-9]{4})\] "
+)
+#: Seconds 00 to 60 (a leap second is accepted as the next minute, as by ClfTimeParser).
+_SECONDS = re.compile(rb"[0-5][0-9]|60")
 _HEAD = re.compile(r"([^ ]+) [^ ]+ ([^ ]+)")
 _LINE = attrgetter("line")
 _ACTION = attrgetter("action")
@@ -611,46 +615,20 @@ class ColumnarDecoder:
                 chunk.slow_events += slow(source, first_line + r, raw, complete or r != last)
         return chunk
 
-    def _columns(self, chunk: ColumnarChunk, split: _Split) -> None:
-        """Columns of the candidate rows of ``split``."""
-        part = split.part
-        ok = split.plain_separators
-        rows = split.rows
-        width = split.width
-        p0 = part(0)
-        p2 = part(2)
-        ok = pc.and_(ok, pc.match_substring_regex(p0, _PREFIX_END))
-        ok = pc.and_(ok, pc.match_substring_regex(p2, _STATUS_BYTES))
-        # Low-cardinality columns are dictionary-encoded before rows are left out: filtering
-        # their int32 indices is cheaper than filtering the strings.
-        # Cut by bytes (cheaper than by characters): where the end matched, its 30 characters
-        # are ASCII, so the cuts fall between characters; other rows are left out.
-        p0 = _retyped(p0, pa.binary(), pa.large_binary())
-        heads = pc.binary_slice(p0, 0, -_PREFIX_END_CHARS).dictionary_encode()
-        ip, user, good = _split_heads(heads)
-        ok = pc.and_(ok, good)
-        encoded = {"ip": ip, "user": user, "ua": part(5).dictionary_encode()}
-        if self._session_at >= 0 and 7 + 2 * self._session_at < width:
-            encoded["sid"] = part(7 + 2 * self._session_at).dictionary_encode()
-        if self._org_at >= 0 and 7 + 2 * self._org_at < width:
-            encoded["org"] = part(7 + 2 * self._org_at).dictionary_encode()
-        cols = {k: v.indices for k, v in encoded.items()}
-        cols["time"] = pc.binary_slice(p0, 2 - _PREFIX_END_CHARS, -2)
-        cols["request"] = part(1)
-        cols["p2"] = p2
-        cols = {k: v.filter(ok) for k, v in cols.items()}
-        rows = rows.filter(ok)
-        if not len(rows):
-            return
-        # Time: one parse per distinct minute (and offset), seconds added in a vector. The
-        # pattern made every time 26 ASCII characters; what ClfTimeParser refuses is left out.
-        times = cols.pop("time")  # ASCII bytes
-        minutes = pc.binary_replace_slice(times, 17, 20, "").dictionary_encode()
-        seconds = _retyped(pc.binary_slice(times, 18, 20), pa.string(), pa.large_string())
-        seconds = seconds.cast(pa.int64())
+    def _times(self, p0: pa.Array) -> tuple[pa.Array, pa.Array]:
+        """Epoch seconds of each prefix (bytes) and whether its end is `` [time] `` with the
+        time in its strict 26-character form and accepted by ``ClfTimeParser``."""
+        # `` [dd/Mon/yyyy:HH:MM:`` + `` +zzzz] ``: the end without the seconds.
+        ends = pc.binary_replace_slice(pc.binary_slice(p0, -_PREFIX_END_CHARS), 20, 22, "")
+        minutes = ends.dictionary_encode()
         cache = self.parse_time._minutes
         bases: list[float | None] = []
-        for key in _retyped(minutes.dictionary, pa.string(), pa.large_string()).to_pylist():
+        for raw in minutes.dictionary.to_pylist():
+            m = _MINUTE_END.fullmatch(raw)
+            if m is None:
+                bases.append(None)
+                continue
+            key = m.group(1).decode() + m.group(2).decode()  # the parser's minute key
             base = cache.get(key)
             if base is None:
                 try:
@@ -662,12 +640,50 @@ class ColumnarDecoder:
                     cache.clear()
                 cache[key] = base
             bases.append(base)
-        base_col = pc.take(pa.array(bases, pa.float64()), minutes.indices)
-        good = pc.and_(pc.is_valid(base_col), pc.less_equal(seconds, 60))
-        ts = pc.add(base_col, seconds.cast(pa.float64()))
-        cols = {k: v.filter(good) for k, v in cols.items()}
-        rows = rows.filter(good)
-        ts = ts.filter(good)
+        seconds = pc.binary_slice(p0, -10, -8).dictionary_encode()
+        values: list[float | None] = [
+            float(raw) if _SECONDS.fullmatch(raw) else None
+            for raw in seconds.dictionary.to_pylist()
+        ]
+        ts = pc.add(
+            pc.take(pa.array(bases, pa.float64()), minutes.indices),
+            pc.take(pa.array(values, pa.float64()), seconds.indices),
+        )
+        return ts, pc.is_valid(ts)
+
+    def _columns(self, chunk: ColumnarChunk, split: _Split) -> None:
+        """Columns of the candidate rows of ``split``."""
+        part = split.part
+        ok = split.plain_separators
+        rows = split.rows
+        width = split.width
+        p2 = part(2)
+        ok = pc.and_(ok, pc.match_substring_regex(p2, _STATUS_BYTES))
+        # The prefix is cut by bytes at fixed places from its end: `` [`` + time + ``] `` is its
+        # last 30 bytes, checked (and the time parsed) once per distinct minute and per distinct
+        # second; ``ip ident user`` before it once per distinct value. A row whose end is not
+        # ASCII fails those checks (its bytes do not decode, or not to that shape).
+        p0 = _retyped(part(0), pa.binary(), pa.large_binary())
+        ts, good = self._times(p0)
+        ok = pc.and_(ok, good)
+        heads = pc.binary_slice(p0, 0, -_PREFIX_END_CHARS).dictionary_encode()
+        ip, user, good = _split_heads(heads)
+        ok = pc.and_(ok, good)
+        # Low-cardinality columns are dictionary-encoded before rows are left out: filtering
+        # their int32 indices is cheaper than filtering the strings.
+        encoded = {"ip": ip, "user": user, "ua": part(5).dictionary_encode()}
+        if self._session_at >= 0 and 7 + 2 * self._session_at < width:
+            encoded["sid"] = part(7 + 2 * self._session_at).dictionary_encode()
+        if self._org_at >= 0 and 7 + 2 * self._org_at < width:
+            encoded["org"] = part(7 + 2 * self._org_at).dictionary_encode()
+        cols = {k: v.indices for k, v in encoded.items()}
+        cols["request"] = part(1)
+        cols["p2"] = p2
+        cols = {k: v.filter(ok) for k, v in cols.items()}
+        rows = rows.filter(ok)
+        ts = ts.filter(ok)
+        if not len(rows):
+            return
         # Requests: route, token, stored path and query once per distinct request line.
         enc = cols.pop("request").dictionary_encode()
         infos = self.normalizer.request_infos(enc.dictionary.to_pylist())

@@ -18,7 +18,8 @@ from urllib.parse import parse_qsl
 from rempart.errors import InputError
 from rempart.events import Event
 from rempart.ingest.parsers import RawRequest
-from rempart.ingest.profile import BENEFICIARY_PLACEHOLDER, Route, RouteProfile
+from rempart.ingest.profile import BENEFICIARY_PLACEHOLDER, RouteProfile
+from rempart.ingest.routes import Route
 from rempart.protect.tokens import Tokenizer
 
 #: A NIR-shaped run: 13 characters (digits, or 2A/2B for Corsica) and an optional 2-digit key,
@@ -130,7 +131,7 @@ class Normalizer:
         if info is not None:
             return info
         path, _, query = target.partition("?")
-        route, bid = self.profile.match(method, path)
+        route, bid = self.profile.matcher.match(method, path)
         return self.matched_request_info(method, target, path, query, route, bid)
 
     def matched_request_info(
@@ -179,7 +180,7 @@ class Normalizer:
             by_line.clear()
         out: list[RequestInfo | None] = list(map(by_line.get, requests))
         cached = self._requests.get
-        match = self.profile.match
+        matcher = self.profile.matcher
         tokenizer = self.tokenizer
         sealer = self.sealer
         cache = self._requests
@@ -194,7 +195,7 @@ class Normalizer:
             info = cached((method, target))
             if info is None:
                 path, _, query = target.partition("?")
-                route, bid = match(method, path)
+                route, bid = matcher.match(method, path)
                 if (
                     bid is None
                     or query
@@ -208,7 +209,7 @@ class Normalizer:
                     # The common case inline (an id in the path, no query: a rights check);
                     # the same result as matched_request_info, without its general steps.
                     ident = bid.upper()
-                    token = tokenizer(ident)
+                    token = tokenizer.token(ident)
                     if sealer is not None:
                         sealer(token, ident)
                     path = path.replace(bid, BENEFICIARY_PLACEHOLDER, 1)

@@ -8,7 +8,6 @@ paths are a dict lookup, patterns are tried in order only when no exact route ma
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from rempart.errors import ProfileError
-from rempart.events import Action, DataCategory, Outcome
+from rempart.events import Action, DataCategory
+from rempart.ingest.routes import Route, RouteMatcher
 from rempart.settings import StrictModel
 
 BENEFICIARY_PLACEHOLDER = "{beneficiary}"
@@ -55,39 +55,6 @@ class ProfileSpec(StrictModel):
     routes: list[RouteSpec]
 
 
-_SUCCESS = Outcome.SUCCESS.value
-_FAILURE = Outcome.FAILURE.value
-_UNKNOWN = Outcome.UNKNOWN.value
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    name: str
-    action: str
-    pattern: re.Pattern[str] | None
-    beneficiary_param: str | None
-    success: frozenset[int]
-    failure: frozenset[int]
-    discloses: tuple[str, ...]
-    extracts_beneficiary: bool
-
-    def outcome(self, status: int) -> str:
-        if status in self.success:
-            return _SUCCESS
-        if status in self.failure:
-            return _FAILURE
-        if self.success or self.failure:
-            # Explicit lists given and status in neither: an error page is a failure.
-            return _FAILURE if status >= 400 else _UNKNOWN
-        if 200 <= status < 400:
-            return _SUCCESS
-        if status >= 400:
-            return _FAILURE
-        return _UNKNOWN
-
-
-_OTHER = Route("other", Action.OTHER, None, None, frozenset(), frozenset(), (), False)
-
 _TRAILING_ALLOWED = {"request_time", "session_id", "organization_id", "forwarded_for", "ignore"}
 
 
@@ -105,8 +72,9 @@ class RouteProfile:
                     f"unknown trailing field {f!r}; expected one of {sorted(_TRAILING_ALLOWED)}",
                     where=where,
                 )
-        self._exact: dict[tuple[str, str], Route] = {}
-        self._patterns: list[tuple[str, Route]] = []
+        self.matcher = RouteMatcher()
+        #: ``match(method, path)`` -> (route, beneficiary id in the path or None).
+        self.match = self.matcher.match
         for r in spec.routes:
             compiled: re.Pattern[str] | None = None
             if r.path.startswith("^"):
@@ -133,31 +101,12 @@ class RouteProfile:
                 discloses=tuple(str(c) for c in r.discloses),
                 extracts_beneficiary=extracts or r.beneficiary_param is not None,
             )
-            if compiled is None:
-                self._exact.setdefault((r.method, r.path), route)
-            else:
-                self._patterns.append((r.method, route))
+            self.matcher.add(r.method, r.path, route)
         self._kind_re = (
             re.compile(spec.accounts.kind_pattern) if spec.accounts.kind_pattern else None
         )
         self._kinds = dict(spec.accounts.kinds)
         self._kind_cache: dict[str, str | None] = {}
-
-    def match(self, method: str, path: str) -> tuple[Route, str | None]:
-        """The route for a request and the beneficiary id in its path, if any."""
-        route = self._exact.get((method, path))
-        if route is not None:
-            return route, None
-        for m, r in self._patterns:
-            if m != method:
-                continue
-            assert r.pattern is not None
-            hit = r.pattern.match(path)
-            if hit is not None:
-                if r.extracts_beneficiary and r.beneficiary_param is None:
-                    return r, hit.group("beneficiary")
-                return r, None
-        return _OTHER, None
 
     def account_kind(self, account: str) -> str | None:
         """Peer group of an account from its name (``PH0042`` -> ``pharmacie``)."""

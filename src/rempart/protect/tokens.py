@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import os
 import re
 import secrets
@@ -31,6 +32,23 @@ try:  # OpenSSL's HMAC object itself: the one ``hmac.new`` wraps in a Python cla
     from _hashlib import hmac_new as _openssl_hmac
 except ImportError:  # pragma: no cover - a Python built without OpenSSL
     _openssl_hmac = None  # type: ignore[assignment]
+# CPython's own SHA-256 (``_sha256`` in 3.11, ``_sha2`` from 3.12): for short messages its copy
+# is a copy of the state where OpenSSL 3 allocates and frees contexts, and HMAC-SHA256 built on
+# it as ``hmac`` itself builds it without OpenSSL (RFC 2104, inner and outer hash states keyed
+# once) costs a quarter less per token (10.9k against 14.4k instructions).
+
+
+def _find_builtin_sha256() -> Any:
+    for module in ("_sha256", "_sha2"):
+        try:
+            return importlib.import_module(module).sha256
+        except (ImportError, AttributeError):
+            continue
+    return None  # pragma: no cover
+
+
+_builtin_sha256: Any = _find_builtin_sha256()
+_BLOCK = 64  # SHA-256's block size in bytes
 
 TOKEN_HEX_CHARS = 20
 _KEY_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
@@ -116,29 +134,49 @@ class Tokenizer:
     beneficiaries many times, so one HMAC per distinct id rather than per line.
     """
 
-    __slots__ = ("_cache", "_cache_size", "_mac", "key_id", "purpose")
+    __slots__ = ("_cache", "_cache_size", "_inner", "_mac", "_outer", "key_id", "purpose")
 
     def __init__(self, key: TokenKey, purpose: str = "beneficiary", cache_size: int = 2_000_000):
         self.key_id = key.key_id
         self.purpose = purpose
         prefix = purpose.encode() + b"\x00"
-        self._mac: Any = (
-            _openssl_hmac(key.secret, prefix, digestmod="sha256")
-            if _openssl_hmac is not None
-            else hmac.new(key.secret, prefix, hashlib.sha256)
-        )
+        self._inner: Any = None
+        self._outer: Any = None
+        self._mac: Any = None
+        if _builtin_sha256 is not None:
+            secret = key.secret
+            if len(secret) > _BLOCK:
+                secret = hashlib.sha256(secret).digest()
+            padded = secret.ljust(_BLOCK, b"\x00")
+            self._inner = _builtin_sha256(bytes(b ^ 0x36 for b in padded) + prefix)
+            self._outer = _builtin_sha256(bytes(b ^ 0x5C for b in padded))
+        elif _openssl_hmac is not None:  # pragma: no cover - no builtin SHA-256
+            self._mac = _openssl_hmac(key.secret, prefix, digestmod="sha256")
+        else:  # pragma: no cover
+            self._mac = hmac.new(key.secret, prefix, hashlib.sha256)
         self._cache: dict[str, str] = {}
         self._cache_size = cache_size
 
     def token(self, identifier: str) -> str:
         tok = self._cache.get(identifier)
         if tok is None:
-            mac = self._mac.copy()
-            mac.update(identifier.encode())
-            tok = f"{self.key_id}.{mac.hexdigest()[:TOKEN_HEX_CHARS]}"
+            tok = f"{self.key_id}.{self._hmac(identifier.encode())[:TOKEN_HEX_CHARS]}"
             if len(self._cache) >= self._cache_size:
                 self._cache.clear()
             self._cache[identifier] = tok
         return tok
 
-    __call__ = token
+    def _hmac(self, message: bytes) -> str:
+        """HMAC-SHA256(key, purpose NUL message), in hexadecimal."""
+        if self._inner is None:  # pragma: no cover - no builtin SHA-256
+            mac = self._mac.copy()
+            mac.update(message)
+            return str(mac.hexdigest())
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return str(outer.hexdigest())
+
+    def __call__(self, identifier: str) -> str:
+        return self.token(identifier)
