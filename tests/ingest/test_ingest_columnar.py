@@ -203,7 +203,11 @@ def log_lines(draw: st.DrawFn) -> str:
     ip = draw(st.sampled_from(["203.0.113.7", "2001:db8::1", "10.0.0.1", "é", "a]b"]))
     user = draw(st.sampled_from(["-", "PH0042", "MD7", "zz", "ü9", "LB0001"]))
     status = draw(st.sampled_from(["200", "401", "404", "500", "302", "20", "2000"]))
-    size = draw(st.sampled_from(["0", "512", "-", "007", "123456789012345678901234"]))
+    size = draw(
+        st.sampled_from(
+            ["0", "512", "-", "007", "123456789012345678", "1234567890123456789", "-1", "+1", "٣"]
+        )
+    )
     ua = draw(st.sampled_from(["-", "", "Mozilla/5.0 (X11)", 'curl \\"x\\"', "ua é"]))
     referer = draw(st.sampled_from(["-", "https://portail/app/", 'a\\"b']))
     text = (

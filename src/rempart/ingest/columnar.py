@@ -39,8 +39,10 @@ from rempart.ingest.normalise import Normalizer, RequestInfo
 from rempart.ingest.parsers import ClfTimeParser, Reject
 from rempart.ingest.routes import Route
 
-#: `` status bytes `` between the request and the referer (bytes small enough for int64).
-_STATUS_BYTES = r"^ [0-9]{3} (?:[0-9]{1,18}|-) $"
+#: `` status bytes `` between the request and the referer: `` 200 `` (checked once per distinct
+#: value), then 1 to 18 digits (small enough for int64) or ``-``, then a space.
+_STATUS = re.compile(rb" [0-9]{3} ")
+_SIZE_DIGITS = 18
 _CATEGORIES = pa.list_(pa.string())
 _TS_TYPE = SCHEMA.field("ts").type
 #: What precedes the first quote of a line is ``ip ident user [time] ``, the time in its strict
@@ -535,6 +537,21 @@ class ColumnarChunk:
         return table
 
 
+def _status_and_size(p2: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """`` status bytes `` -> status (int64), bytes (its text) and whether the field has that
+    shape, per row."""
+    heads = pc.binary_slice(_retyped(p2, pa.binary(), pa.large_binary()), 0, 5)
+    heads = heads.dictionary_encode()
+    codes = [
+        int(raw[1:4]) if _STATUS.fullmatch(raw) else None for raw in heads.dictionary.to_pylist()
+    ]
+    status = pc.take(pa.array(codes, pa.int64()), heads.indices)
+    size = pc.utf8_slice_codeunits(p2, 5, -1)
+    digits = pc.and_(pc.ascii_is_decimal(size), pc.less_equal(pc.binary_length(size), _SIZE_DIGITS))
+    good = pc.and_(pc.or_(digits, pc.equal(size, "-")), pc.ends_with(p2, " "))
+    return status, size, pc.and_(good, pc.is_valid(status))
+
+
 def _split_heads(
     heads: pa.DictionaryArray,
 ) -> tuple[pa.DictionaryArray, pa.DictionaryArray, pa.Array]:
@@ -657,8 +674,8 @@ class ColumnarDecoder:
         ok = split.plain_separators
         rows = split.rows
         width = split.width
-        p2 = part(2)
-        ok = pc.and_(ok, pc.match_substring_regex(p2, _STATUS_BYTES))
+        status, size, good = _status_and_size(part(2))
+        ok = pc.and_(ok, good)
         # The prefix is cut by bytes at fixed places from its end: `` [`` + time + ``] `` is its
         # last 30 bytes, checked (and the time parsed) once per distinct minute and per distinct
         # second; ``ip ident user`` before it once per distinct value. A row whose end is not
@@ -678,7 +695,8 @@ class ColumnarDecoder:
             encoded["org"] = part(7 + 2 * self._org_at).dictionary_encode()
         cols = {k: v.indices for k, v in encoded.items()}
         cols["request"] = part(1)
-        cols["p2"] = p2
+        cols["status"] = status
+        cols["size"] = size
         cols = {k: v.filter(ok) for k, v in cols.items()}
         rows = rows.filter(ok)
         ts = ts.filter(ok)
@@ -711,9 +729,8 @@ class ColumnarDecoder:
         }
         route_codes = [number[id(i.route)] * 2 + (i.token is not None) for i in known]
         # Status and bytes: fixed positions in " status bytes " (checked by _STATUS_BYTES).
-        p2 = cols.pop("p2")
-        status = pc.utf8_slice_codeunits(p2, 1, 4).cast(pa.int64())
-        size = pc.utf8_slice_codeunits(p2, 5, -1)
+        status = cols.pop("status")
+        size = cols.pop("size")
         size = pc.if_else(pc.equal(size, "-"), "0", size).cast(pa.int64())
         # Outcome and categories depend on (route, status, token or not): a few distinct codes.
         code = pc.add(
