@@ -3,9 +3,10 @@
 A chunk of raw bytes is cut into its ``"``-separated fields, one column per field: by Arrow's
 CSV tokenizer (``"`` as the delimiter, no quoting) when the chunk is plain (valid UTF-8, no
 carriage return, no blank line), else by splitting the lines then each line on ``"``.
-Vectorised kernels (RE2 patterns on the end of the ``ip ident user [time]`` prefix and on
-``status bytes``, equality checks, byte slices at fixed places) select the lines that have the
-plain shape of the format and cut them into columns. Python then runs once per
+Vectorised kernels (byte slices at fixed places, equality, length and ASCII-digit checks,
+dictionary encoding) select the lines that have the plain shape of the format and cut them into
+columns; what varies little (``ip ident user``, the minute and the second of the time, `` 200 ``)
+is checked once per distinct value. Python then runs once per
 DISTINCT value of a column (request target, account, time string, user agent...), never once
 per line: route matching, beneficiary tokenisation, NIR redaction and directory lookups are all
 per distinct value, mapped back to the rows by dictionary indices.

@@ -27,8 +27,7 @@ from typing import Any
 
 from rempart.errors import KeyMaterialError
 
-try:  # OpenSSL's HMAC object itself: the one ``hmac.new`` wraps in a Python class (3 Python-level
-    # calls per token for copy, update and hexdigest: about half the cost of a token).
+try:  # Fallback: OpenSSL's HMAC object itself (the one ``hmac.new`` wraps in a Python class).
     from _hashlib import hmac_new as _openssl_hmac
 except ImportError:  # pragma: no cover - a Python built without OpenSSL
     _openssl_hmac = None  # type: ignore[assignment]
