@@ -31,6 +31,7 @@ NATIVE_MODULES = (
     "rempart.detect.history",
     "rempart.detect.rollup",
     "rempart.detect.windows",
+    "rempart.ingest.distinct",
     "rempart.ingest.normalise",
     "rempart.ingest.routes",
     "rempart.protect.tokens",

@@ -36,6 +36,7 @@ import pyarrow.csv as pacsv
 from rempart.errors import InputError
 from rempart.events import Column, Event, build_events
 from rempart.ingest.archive import SCHEMA, events_to_table
+from rempart.ingest.distinct import HeadCutter, add_present, info_columns
 from rempart.ingest.normalise import Normalizer, RequestInfo
 from rempart.ingest.parsers import ClfTimeParser, Reject
 from rempart.ingest.routes import Route
@@ -56,7 +57,6 @@ _MINUTE_END = re.compile(
 )
 #: Seconds 00 to 60 (a leap second is accepted as the next minute, as by ClfTimeParser).
 _SECONDS = re.compile(rb"[0-5][0-9]|60")
-_HEAD = re.compile(r"([^ ]+) [^ ]+ ([^ ]+)")
 _LINE = attrgetter("line")
 _ACTION = attrgetter("action")
 
@@ -413,9 +413,8 @@ class ColumnarChunk:
         discloses = pa.array([bool(c) for c in vals["categories"]], pa.bool_())
         read = self.idx["req"].filter(pc.take(discloses, self.idx["code"]))
         tokens = vals["token"]
-        beneficiaries.update(tokens[i] for i in _ints(pc.unique(read)) if tokens[i])
-        users = vals["user"]
-        accounts.update(users[i] for i in _ints(pc.unique(self.idx["user"])) if users[i])
+        add_present(beneficiaries, tokens, _ints(pc.unique(read)))
+        add_present(accounts, vals["user"], _ints(pc.unique(self.idx["user"])))
         span = pc.min_max(self.ts)
         return span["min"].as_py(), span["max"].as_py()
 
@@ -554,33 +553,16 @@ def _status_and_size(p2: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
 
 
 def _split_heads(
-    heads: pa.DictionaryArray,
+    heads: pa.DictionaryArray, cutter: HeadCutter
 ) -> tuple[pa.DictionaryArray, pa.DictionaryArray, pa.Array]:
     """``ip ident user`` (dictionary-encoded bytes) -> ip and user (dictionary-encoded) and
     whether the head has that shape, per row; each distinct head is cut once."""
-    ips: dict[str | None, int] = {None: 0}
-    users: dict[str | None, int] = {None: 0}
-    ip_of: list[int] = []
-    user_of: list[int] = []
-    good: list[bool] = []
-    for raw in heads.dictionary.to_pylist():
-        try:
-            m = _HEAD.fullmatch(raw.decode("utf-8"))
-        except UnicodeDecodeError:  # a cut inside a character: the end did not match
-            m = None
-        if m is None:
-            ip_of.append(0)
-            user_of.append(0)
-            good.append(False)
-            continue
-        ip_of.append(ips.setdefault(m.group(1), len(ips)))
-        user_of.append(users.setdefault(m.group(2), len(users)))
-        good.append(True)
+    ip_of, user_of, good, ips, users = cutter.cut(heads.dictionary.to_pylist())
     at = heads.indices
 
-    def encoded(codes: list[int], values: dict[str | None, int]) -> pa.DictionaryArray:
+    def encoded(codes: list[int], values: list[str | None]) -> pa.DictionaryArray:
         return pa.DictionaryArray.from_arrays(
-            pc.take(pa.array(codes, pa.int32()), at), pa.array(list(values), pa.string())
+            pc.take(pa.array(codes, pa.int32()), at), pa.array(values, pa.string())
         )
 
     return encoded(ip_of, ips), encoded(user_of, users), pc.take(pa.array(good, pa.bool_()), at)
@@ -605,6 +587,7 @@ class ColumnarDecoder:
         #: Routes met so far, numbered (a route and a status make the outcome).
         self._routes: list[Route] = []
         self._route_no: dict[int, int] = {}
+        self._heads = HeadCutter()
 
     def decode(
         self,
@@ -685,7 +668,7 @@ class ColumnarDecoder:
         ts, good = self._times(p0)
         ok = pc.and_(ok, good)
         heads = pc.binary_slice(p0, 0, -_PREFIX_END_CHARS).dictionary_encode()
-        ip, user, good = _split_heads(heads)
+        ip, user, good = _split_heads(heads, self._heads)
         ok = pc.and_(ok, good)
         # Low-cardinality columns are dictionary-encoded before rows are left out: filtering
         # their int32 indices is cheaper than filtering the strings.
@@ -707,7 +690,8 @@ class ColumnarDecoder:
         enc = cols.pop("request").dictionary_encode()
         infos = self.normalizer.request_infos(enc.dictionary.to_pylist())
         req_idx = enc.indices
-        if any(i is None for i in infos):
+        info = info_columns(infos, _NO_REQUEST, self._route_no, self._routes)
+        if info.missing:  # request lines that are not 2 or 3 words: left out
             good = pc.take(pa.array([i is not None for i in infos], pa.bool_()), req_idx)
             cols = {k: v.filter(good) for k, v in cols.items()}
             rows = rows.filter(good)
@@ -715,21 +699,15 @@ class ColumnarDecoder:
             req_idx = req_idx.filter(good)
         if not len(rows):
             return
-        known = [i if i is not None else _NO_REQUEST for i in infos]  # None rows: left out
-        for route in {id(i.route): i.route for i in known}.values():
-            if id(route) not in self._route_no:
-                self._route_no[id(route)] = len(self._routes)
-                self._routes.append(route)
-        number = self._route_no
         vals: dict[str, list[Any]] = {
-            "action": [i.route.action for i in known],
-            "method": [i.method for i in known],
-            "path": [i.path for i in known],
-            "query": [i.query for i in known],
-            "token": [i.token for i in known],
+            "action": info.action,
+            "method": info.method,
+            "path": info.path,
+            "query": info.query,
+            "token": info.token,
         }
-        route_codes = [number[id(i.route)] * 2 + (i.token is not None) for i in known]
-        # Status and bytes: fixed positions in " status bytes " (checked by _STATUS_BYTES).
+        route_codes = info.route_code
+        # Status and bytes (checked by _status_and_size).
         status = cols.pop("status")
         size = cols.pop("size")
         size = pc.if_else(pc.equal(size, "-"), "0", size).cast(pa.int64())
