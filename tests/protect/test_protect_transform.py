@@ -193,3 +193,14 @@ def test_tokens_are_the_standard_hmac_sha256_of_purpose_and_identifier(secret, i
     expected = hmac.new(secret, purpose.encode() + b"\x00" + ident.encode(), hashlib.sha256)
     token = Tokenizer(key, purpose).token(ident)
     assert token == f"k7.{expected.hexdigest()[:TOKEN_HEX_CHARS]}"
+
+
+def test_tokens_are_the_same_on_openssl_sha256_where_cpythons_own_is_missing(monkeypatch):
+    import rempart.protect.tokens as tokens
+
+    for secret in (b"s" * 16, b"k" * 64, b"long" * 30):
+        key = TokenKey(key_id="k7", secret=secret)
+        builtin = Tokenizer(key).token("185057800608436")
+        monkeypatch.setattr(tokens, "_sha256", hashlib.sha256)
+        assert Tokenizer(key).token("185057800608436") == builtin
+        monkeypatch.undo()

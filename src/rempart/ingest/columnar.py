@@ -212,7 +212,6 @@ def _sample_width(data: memoryview, sample: int = 1 << 15) -> int:
 
 
 _UTF8_BOM = b"\xef\xbb\xbf"
-_CSV_PARSE = {"quote_char": False, "double_quote": False, "escape_char": False}
 
 
 def _split_fields(block: Block, max_chars: int) -> _Split | None:
@@ -249,7 +248,9 @@ def _split_fields(block: Block, max_chars: int) -> _Split | None:
                 newlines_in_values=False,
                 ignore_empty_lines=False,
                 invalid_row_handler=other_width,
-                **_CSV_PARSE,
+                quote_char=False,
+                double_quote=False,
+                escape_char=False,
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.binary() for name in names},
@@ -537,15 +538,25 @@ class ColumnarChunk:
         return table
 
 
+def _per_distinct(arr: pa.Array, fn: Callable[[Any], Any], kind: pa.DataType) -> pa.Array:
+    """``fn`` of each value of ``arr`` (None: null), called once per distinct value."""
+    enc = arr.dictionary_encode()
+    return pc.take(pa.array([fn(v) for v in enc.dictionary.to_pylist()], kind), enc.indices)
+
+
+def _status(head: bytes) -> int | None:
+    return int(head[1:4]) if _STATUS.fullmatch(head) else None
+
+
+def _second(digits: bytes) -> float | None:
+    return float(digits) if _SECONDS.fullmatch(digits) else None
+
+
 def _status_and_size(p2: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
     """`` status bytes `` -> status (int64), bytes (its text) and whether the field has that
     shape, per row."""
     heads = pc.binary_slice(_retyped(p2, pa.binary(), pa.large_binary()), 0, 5)
-    heads = heads.dictionary_encode()
-    codes = [
-        int(raw[1:4]) if _STATUS.fullmatch(raw) else None for raw in heads.dictionary.to_pylist()
-    ]
-    status = pc.take(pa.array(codes, pa.int64()), heads.indices)
+    status = _per_distinct(heads, _status, pa.int64())
     size = pc.utf8_slice_codeunits(p2, 5, -1)
     digits = pc.and_(pc.ascii_is_decimal(size), pc.less_equal(pc.binary_length(size), _SIZE_DIGITS))
     good = pc.and_(pc.or_(digits, pc.equal(size, "-")), pc.ends_with(p2, " "))
@@ -621,36 +632,20 @@ class ColumnarDecoder:
         time in its strict 26-character form and accepted by ``ClfTimeParser``."""
         # `` [dd/Mon/yyyy:HH:MM:`` + `` +zzzz] ``: the end without the seconds.
         ends = pc.binary_replace_slice(pc.binary_slice(p0, -_PREFIX_END_CHARS), 20, 22, "")
-        minutes = ends.dictionary_encode()
-        cache = self.parse_time._minutes
-        bases: list[float | None] = []
-        for raw in minutes.dictionary.to_pylist():
-            m = _MINUTE_END.fullmatch(raw)
-            if m is None:
-                bases.append(None)
-                continue
-            key = m.group(1).decode() + m.group(2).decode()  # the parser's minute key
-            base = cache.get(key)
-            if base is None:
-                try:
-                    base = self.parse_time._parse_minute(key[:17] + ":00" + key[17:])
-                except Reject:
-                    bases.append(None)
-                    continue
-                if len(cache) > 100_000:
-                    cache.clear()
-                cache[key] = base
-            bases.append(base)
-        seconds = pc.binary_slice(p0, -10, -8).dictionary_encode()
-        values: list[float | None] = [
-            float(raw) if _SECONDS.fullmatch(raw) else None
-            for raw in seconds.dictionary.to_pylist()
-        ]
         ts = pc.add(
-            pc.take(pa.array(bases, pa.float64()), minutes.indices),
-            pc.take(pa.array(values, pa.float64()), seconds.indices),
+            _per_distinct(ends, self._minute, pa.float64()),
+            _per_distinct(pc.binary_slice(p0, -10, -8), _second, pa.float64()),
         )
         return ts, pc.is_valid(ts)
+
+    def _minute(self, end: bytes) -> float | None:
+        m = _MINUTE_END.fullmatch(end)
+        if m is None:
+            return None
+        try:  # the parser's minute key: the time without its seconds
+            return self.parse_time.minute(m.group(1).decode() + m.group(2).decode())
+        except Reject:
+            return None
 
     def _columns(self, chunk: ColumnarChunk, split: _Split) -> None:
         """Columns of the candidate rows of ``split``."""

@@ -92,18 +92,22 @@ class ClfTimeParser:
         seconds = int(text[18:20])
         if seconds > 60:
             raise Reject("bad_timestamp", text[:40])
-        minute_key = text[:17] + text[20:]
-        base = self._minutes.get(minute_key)
-        if base is None:
-            base = self._parse_minute(text)
-            if len(self._minutes) > 100_000:
-                self._minutes.clear()
-            self._minutes[minute_key] = base
-        ts = base + seconds
+        ts = self.minute(text[:17] + text[20:]) + seconds
         if len(self._cache) > 200_000:
             self._cache.clear()
         self._cache[text] = ts
         return ts
+
+    def minute(self, minute_key: str) -> float:
+        """Epoch seconds of a time without its seconds (``29/Nov/2026:09:03 +0100``), cached;
+        raises ``Reject`` as ``__call__`` does."""
+        base = self._minutes.get(minute_key)
+        if base is None:
+            base = self._parse_minute(minute_key[:17] + ":00" + minute_key[17:])
+            if len(self._minutes) > 100_000:
+                self._minutes.clear()
+            self._minutes[minute_key] = base
+        return base
 
     @staticmethod
     def _parse_minute(text: str) -> float:
