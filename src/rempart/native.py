@@ -21,6 +21,7 @@ from pathlib import Path
 
 #: The modules that run once per event or per distinct value (compiled when possible).
 NATIVE_MODULES = (
+    "rempart.alerts",
     "rempart.detect.baseline",
     "rempart.detect.baseline_days",
     "rempart.detect.care",

@@ -4,6 +4,7 @@ serial path's one-line error."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -59,6 +60,25 @@ def test_when_hunting_with_two_workers_then_alerts_and_summary_equal_the_serial_
     assert len(serial.alerts) >= 7  # the scenarios are detected, so the comparison means something
     assert len({a.rule_id for a in serial.alerts}) >= 5
     assert _comparable(piped) == _comparable(serial)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_when_hunting_then_the_collector_is_off_during_the_replay_and_restored_after(
+    all_scenarios_log: Path, specs: list[RuleSpec], enabled: bool
+) -> None:
+    seen: list[bool] = []
+    (gc.enable if enabled else gc.disable)()
+    try:
+        result = run_hunt(
+            _request([all_scenarios_log]),
+            specs,
+            on_batch=lambda _lines: seen.append(gc.isenabled()),
+        )
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+    assert result.alerts
+    assert seen and not any(seen)
 
 
 def test_when_lines_are_malformed_then_both_paths_quarantine_the_same_lines_and_files(

@@ -82,6 +82,41 @@ def compile_rule(spec: RuleSpec) -> CompiledRule:
     return _RUNTIME[spec.type](spec)
 
 
+class _FireSpec:
+    """What acting on a fire reads of its rule's spec, as compiled attributes: ``RuleSpec``
+    is an interpreted dataclass, where each attribute read is a generic lookup, and an alert
+    update reads about ten of them."""
+
+    __slots__ = (
+        "alert",
+        "dedupe",
+        "entity",
+        "entity_value",
+        "id",
+        "is_account",
+        "is_campaign",
+        "is_ip",
+        "signals",
+        "spec",
+        "tried",
+    )
+
+    def __init__(self, spec: RuleSpec, signals: bool):
+        self.spec = spec
+        self.id = spec.id
+        self.entity = spec.entity
+        self.entity_value: str = spec.entity.value
+        self.dedupe = spec.dedupe
+        self.alert = spec.alert
+        #: Whether a fire is also a signal (risk roll-up, campaign, novelty context).
+        self.signals = signals
+        #: The rule counts accounts tried from its entity (spraying, stuffing).
+        self.tried = spec.field == "user_name"
+        self.is_campaign = spec.type == "campaign"
+        self.is_ip = spec.entity == EntityType.IP
+        self.is_account = spec.entity == EntityType.ACCOUNT
+
+
 def _hhmm(ts: float) -> str:
     dt = datetime.fromtimestamp(ts, tz=UTC) + timedelta(seconds=utc_offset(ts))
     return dt.strftime("%H:%M")
@@ -115,6 +150,14 @@ class Engine:
         for c in self.campaigns:
             for sid in c.spec.signals:
                 self.campaign_by_signal.setdefault(sid, []).append(c)
+        self._fire_specs = {
+            s.id: _FireSpec(
+                s, s.risk > 0 or s.id in self.campaign_by_signal or s.type == "new_value"
+            )
+            for s in rules
+        }
+        #: The fire specs of ``self.rules``, by rule position.
+        self._rule_fs = [self._fire_specs[r.spec.id] for r in self.rules]
         self.lateness = lateness
         self.history = BeneficiaryHistory()
         self._alerts: dict[str, Alert] = {}
@@ -156,6 +199,11 @@ class Engine:
     def process(self, ev: Event) -> list[Alert]:
         """Offer one event; returns the alerts created as a result (possibly none)."""
         out: list[Alert] = []
+        self._feed(ev, out)
+        return out
+
+    def _feed(self, ev: Event, out: list[Alert]) -> None:
+        """``process``, adding the alerts created to ``out``."""
         ts = ev.ts
         if self.lateness <= 0:
             if ts >= self._max_ts:
@@ -163,14 +211,14 @@ class Engine:
             else:
                 self.late_events += 1
             self._run(ev, out)
-            return out
+            return
         if ts > self._max_ts:
             self._max_ts = ts
         limit = self._max_ts - self.lateness
         if ts < limit:
             self.late_events += 1
             self._run(ev, out)
-            return out
+            return
         heap = self._heap
         fifo = self._fifo
         if not heap:
@@ -194,12 +242,11 @@ class Engine:
                     self._head = head  # released before it runs, as popleft() did
                     self._run(held, out)
                 self._head = cut_front(fifo, head, FIFO_COMPACT)
-                return out
+                return
         self._seq += 1
         heapq.heappush(heap, (ts, ev.source, ev.line, self._seq, ev))
         while heap and heap[0][0] <= limit:
             self._run(heapq.heappop(heap)[4], out)
-        return out
 
     def _hold_in_heap(self) -> None:
         """An event arrived out of order: move the held FIFO (sorted, so already a heap)."""
@@ -213,7 +260,7 @@ class Engine:
     def process_many(self, events: Iterable[Event]) -> list[Alert]:
         out: list[Alert] = []
         for ev in events:
-            out.extend(self.process(ev))
+            self._feed(ev, out)
         return out
 
     def flush(self) -> list[Alert]:
@@ -340,29 +387,30 @@ class Engine:
     def _emit(self, fired: list[tuple[int, Any, Any]], ev: Event, out: list[Alert]) -> None:
         """Act on this event's fires in rule order (rules never read what firing changes, so
         acting after every rule observed the event is the same as acting in between)."""
-        items: list[tuple[int, RuleSpec, Fire]] = []
+        items: list[tuple[int, _FireSpec, Fire]] = []
+        by_pos = self._rule_fs
         for pos, rule, fire in fired:
             if isinstance(fire, list):  # a group of baseline rules: fires by member index
                 for member, f in zip(rule.members, fire, strict=True):
                     if f is not None:
-                        items.append((self._position[id(member)], member.spec, f))
+                        at = self._position[id(member)]
+                        items.append((at, by_pos[at], f))
             else:
-                items.append((pos, rule.spec, fire))
+                items.append((pos, by_pos[pos], fire))
         if len(items) > 1:
             items.sort(key=lambda item: item[0])
-        for _pos, spec, f in items:
-            self._on_fire(spec, ev, f, out)
+        for _pos, fs, f in items:
+            self._on_fire(fs, ev, f, out)
 
-    def _on_fire(self, spec: RuleSpec, ev: Event, fire: Fire, out: list[Alert]) -> None:
-        entity = fire.key
-        if spec.risk > 0 or spec.id in self.campaign_by_signal or spec.type == "new_value":
-            sk = (spec.id, entity)
+    def _on_fire(self, fs: _FireSpec, ev: Event, fire: Fire, out: list[Alert]) -> None:
+        if fs.signals:
+            sk = (fs.id, fire.key)
             last = self._signal_seen.get(sk)
             self._signal_seen[sk] = ev.ts
-            if last is None or ev.ts - last > spec.dedupe:
-                self._signal(spec, ev, fire, out)
-        if spec.alert:
-            self._alert(spec, ev, fire, out)
+            if last is None or ev.ts - last > fs.dedupe:
+                self._signal(fs.spec, ev, fire, out)
+        if fs.alert:
+            self._alert(fs, ev, fire, out)
 
     def _signal(self, spec: RuleSpec, ev: Event, fire: Fire, out: list[Alert]) -> None:
         entity = fire.key
@@ -379,12 +427,12 @@ class Engine:
                     continue
                 f = risk.add(entity, spec.id, spec.title, spec.risk, ev.ts)
                 if f is not None:
-                    self._alert(risk.spec, ev, f, out)
+                    self._alert(self._fire_specs[risk.spec.id], ev, f, out)
         if spec.entity == EntityType.ACCOUNT:
             for camp in self.campaign_by_signal.get(spec.id, ()):
                 f = camp.add(entity, ev)
                 if f is not None:
-                    self._alert(camp.spec, ev, f, out)
+                    self._alert(self._fire_specs[camp.spec.id], ev, f, out)
 
     def _context(self, account: str, ts: float, etype: EntityType) -> str:
         if etype != EntityType.ACCOUNT:
@@ -398,14 +446,16 @@ class Engine:
         since = min(recent.values())
         return f"; new {' and '.join(sorted(recent))} since {_hhmm(since)}"
 
-    def _alert(self, spec: RuleSpec, ev: Event, fire: Fire, out: list[Alert]) -> None:
-        etype = spec.entity
-        key = (spec.id, etype.value, fire.key)
+    def _alert(self, fs: _FireSpec, ev: Event, fire: Fire, out: list[Alert]) -> None:
+        key = (fs.id, fs.entity_value, fire.key)
         ts = ev.ts
         alert = self._open.get(key)
         aid = ""
-        if alert is None or ts - alert.last_seen > spec.dedupe:
-            aid = alert_id(spec.id, etype.value, fire.key, fire.first_seen)
+        if alert is None or ts - alert.last_seen > fs.dedupe:
+            if alert is not None and alert.first_seen == fire.first_seen:
+                aid = alert.id  # the same inputs to ``alert_id``: the same episode
+            else:
+                aid = alert_id(fs.id, fs.entity_value, fire.key, fire.first_seen)
             if alert is not None and alert.id != aid:
                 alert = None
             if alert is None and aid in self._alerts:
@@ -422,15 +472,17 @@ class Engine:
                 alert.ips.append(ev.source_ip)
                 if alert.targets:
                     self.watch.watch_tried(alert)
-            tried = spec.field == "user_name"
-            if spec.type == "campaign" and fire.related:
+            tried = fs.tried
+            if fs.is_campaign and fire.related:
                 self.watch.add_accounts(alert, fire.related, False)
             elif tried and fire.related:
                 self.watch.add_accounts(alert, fire.related, True)
-            elif etype == EntityType.IP and ev.user_name and ev.user_name not in alert.accounts:
+            elif fs.is_ip and ev.user_name and ev.user_name not in alert.accounts:
                 self.watch.add_accounts(alert, [ev.user_name], tried)
             self._updated.add(alert.id)
             return
+        spec = fs.spec
+        etype = fs.entity
         targets: list[str] = []
         if etype == EntityType.ACCOUNT:
             accounts = [fire.key]

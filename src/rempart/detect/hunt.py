@@ -90,15 +90,21 @@ def write_alerts(alerts: Iterable[Alert], out: IO[str]) -> int:
 
 @contextmanager
 def bulk_gc() -> Iterator[None]:
-    """Replay keeps millions of small long-lived containers (window entries, per-account day
-    state): collect the young generation every 100,000 allocations instead of 700, so the cyclic
-    collector stops rescanning them (about 7% of a hunt's CPU time). Restored on exit."""
-    old = gc.get_threshold()
-    gc.set_threshold(100_000, 50, 100)
+    """The cyclic collector is off during a replay, and restored on exit.
+
+    Replay keeps millions of small long-lived containers (window entries, per-account day
+    state) that the collector would scan at least twice each, and makes no cyclic garbage per
+    event: its cycles (rules and their shared state) are built once with the engine. Measured on
+    the 1M-line log: 52,000 unreachable objects at the end of the run with the collector off
+    the whole time, the engine's own, and the same peak memory; 2 to 3% of the CPU time spent in
+    collections with it on (``perf``), after the thresholds had already been raised."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
-        gc.set_threshold(*old)
+        if enabled:
+            gc.enable()
 
 
 def run_hunt(
