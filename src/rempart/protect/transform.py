@@ -228,7 +228,7 @@ def department_of(code: str) -> str:
     """Department of an INSEE commune code or a postal code (``2A004`` -> ``2A``,
     ``97105`` -> ``971``, ``75015`` -> ``75``; postal ``20xxx`` -> ``20``: Corsica)."""
     c = code.strip().upper()
-    if len(c) != 5 or not (c.isdigit() or c[:2] in ("2A", "2B")):
+    if len(c) != 5 or not c.isascii() or not (c.isdigit() or c[:2] in ("2A", "2B")):
         raise ids.IdentifierError("not a 5-character commune or postal code")
     return c[:3] if c[:2] in ("97", "98") else c[:2]
 

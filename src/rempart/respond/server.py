@@ -160,7 +160,12 @@ def create_app(service: ResponseService, *, manage_lifecycle: bool = True) -> Fa
     async def ingest(request: Request, _t: ApiToken = require(TokenScope.INGEST)) -> JSONResponse:
         declared = request.headers.get("content-length")
         limit = server.max_body_bytes
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if (
+            declared is not None
+            and declared.isascii()
+            and declared.isdigit()
+            and int(declared) > limit
+        ):
             return JSONResponse({"error": f"body larger than {limit} bytes"}, status_code=413)
         chunks: list[bytes] = []
         size = 0
