@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from rempart.cli._common import CONFIG_OPTION, console, err_console, get_config, print_json
+from rempart.gcpause import paused
 
 if TYPE_CHECKING:
     from rempart.alerts import Alert
@@ -217,19 +218,22 @@ def hunt(
     config: Path = CONFIG_OPTION,
 ) -> None:
     """Replay logs through the detection rules; summary table, alerts as JSON lines."""
-    from rempart.detect.hunt import default_workers, run_hunt, write_alerts
-    from rempart.ingest.service import IngestRequest
+    # A batch job: imports, rules and replay make no garbage cycles to collect, and their
+    # objects are frozen after (the process ends soon; see rempart.gcpause).
+    with paused(freeze=True):
+        from rempart.detect.hunt import default_workers, run_hunt, write_alerts
+        from rempart.ingest.service import IngestRequest
 
-    cfg = get_config(config)
-    specs = _load_specs(cfg, rules, profile)
-    request = IngestRequest.from_config(cfg, paths=paths, profile=profile, directory=directory)
-    result = run_hunt(
-        request,
-        specs,
-        state_url=state,
-        lateness=cfg.detection.lateness_seconds if lateness is None else lateness,
-        workers=default_workers(request.paths) if workers is None else workers,
-    )
+        cfg = get_config(config)
+        specs = _load_specs(cfg, rules, profile)
+        request = IngestRequest.from_config(cfg, paths=paths, profile=profile, directory=directory)
+        result = run_hunt(
+            request,
+            specs,
+            state_url=state,
+            lateness=cfg.detection.lateness_seconds if lateness is None else lateness,
+            workers=default_workers(request.paths) if workers is None else workers,
+        )
     if out is not None:
         with out.open("w", encoding="utf-8") as fh:
             write_alerts(result.alerts, fh)

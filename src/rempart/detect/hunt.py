@@ -8,12 +8,11 @@ after, so a restart loses neither baselines nor lines.
 
 from __future__ import annotations
 
-import gc
 import json
 import signal
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from rempart.alerts import Alert
 from rempart.detect.engine import Engine
 from rempart.detect.spec import RuleSpec
 from rempart.events import Event
+from rempart.gcpause import paused
 from rempart.ingest.service import IngestRequest
 
 if TYPE_CHECKING:
@@ -88,9 +88,8 @@ def write_alerts(alerts: Iterable[Alert], out: IO[str]) -> int:
     return n
 
 
-@contextmanager
-def bulk_gc() -> Iterator[None]:
-    """The cyclic collector is off during a replay, and restored on exit.
+def bulk_gc() -> AbstractContextManager[None]:
+    """The cyclic collector is off during a replay (:func:`rempart.gcpause.paused`).
 
     Replay keeps millions of small long-lived containers (window entries, per-account day
     state) that the collector would scan at least twice each, and makes no cyclic garbage per
@@ -98,13 +97,7 @@ def bulk_gc() -> Iterator[None]:
     the 1M-line log: 52,000 unreachable objects at the end of the run with the collector off
     the whole time, the engine's own, and the same peak memory; 2 to 3% of the CPU time spent in
     collections with it on (``perf``), after the thresholds had already been raised."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+    return paused()
 
 
 def run_hunt(
