@@ -313,19 +313,30 @@ class SurpriseRule(CompiledRule):
             odd = self._odd_days(st, day, peer)
         oldest = day - self.history_days
         explained = st.explained
-        rows = [r for r in st.days.rows() if r[0] == day or r[0] not in explained]
         min_value, min_reads = spec.min_value, spec.min_reads
+        # The days held (``DayCounts.rows``, read in place: no tuple or int object per day),
+        # leaving out explained days other than ``day``.
+        days = st.days
+        ring_n, ring_x = days.n, days.x
+        size = len(ring_n)
+        start = max(days.first, days.last - size + 1, 0)
+        end = days.last + 1
         # The spans that reach ``min_value`` orphans over ``min_reads`` reads of history (most
         # do not: then neither the peers' share nor the test is needed).
         tested = []
         for span in spec.spans:
             first = day - span + 1
             nw = xw = nh = xh = 0
-            for d, dn, dx in rows:
+            for d in range(start, end):
+                i = d % size
+                dn = ring_n[i]
+                dx = ring_x[i]
+                if (dn == 0 and dx == 0) or (explained and d != day and d in explained):
+                    continue
                 if first <= d <= day:
                     nw += dn
                     xw += dx
-                elif oldest <= d < first and d not in odd:
+                elif oldest <= d < first and not (odd and d in odd):
                     nh += dn
                     xh += dx
             if xw >= min_value and nh >= min_reads:
