@@ -58,8 +58,6 @@ EVIDENCE_CAP: Final = 25
 FIFO_COMPACT: Final = 4096
 EVICT_EVERY: Final = 3600.0
 NOVELTY_CONTEXT: Final = 86400.0
-#: Beneficiary hashes kept by token at most (then the cache starts again).
-BH_CACHE: Final = 500_000
 
 _RUNTIME: dict[str, type[CompiledRule]] = {
     "match": MatchRule,
@@ -196,8 +194,6 @@ class Engine:
         self._max_ts = float("-inf")
         self._next_evict = float("-inf")
         self._ctx = EventContext()
-        #: ``beneficiary_hash`` by token (bounded by ``BH_CACHE``).
-        self._bh: dict[str, int] = {}
 
     # -- feeding -------------------------------------------------------------------------
     def process(self, ev: Event) -> list[Alert]:
@@ -345,15 +341,7 @@ class Engine:
         ctx.seq += 1
         token = ev.beneficiary_token
         if token is not None:
-            # The decoder shares one string per distinct token: a lookup by identity mostly.
-            cached = self._bh.get(token)
-            if cached is None:
-                bh = beneficiary_hash(token)
-                if len(self._bh) >= BH_CACHE:
-                    self._bh.clear()
-                self._bh[token] = bh
-            else:
-                bh = cached
+            bh = beneficiary_hash(token)
             ctx.bh = bh
             user = ev.user_name
             if ev.categories and user is not None:
