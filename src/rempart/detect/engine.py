@@ -93,15 +93,14 @@ class _FireSpec:
         "entity",
         "entity_value",
         "id",
-        "is_account",
         "is_campaign",
         "is_ip",
-        "signals",
+        "is_signal",
         "spec",
         "tried",
     )
 
-    def __init__(self, spec: RuleSpec, signals: bool):
+    def __init__(self, spec: RuleSpec, is_signal: bool):
         self.spec = spec
         self.id = spec.id
         self.entity = spec.entity
@@ -109,12 +108,11 @@ class _FireSpec:
         self.dedupe = spec.dedupe
         self.alert = spec.alert
         #: Whether a fire is also a signal (risk roll-up, campaign, novelty context).
-        self.signals = signals
+        self.is_signal = is_signal
         #: The rule counts accounts tried from its entity (spraying, stuffing).
         self.tried = spec.field == "user_name"
         self.is_campaign = spec.type == "campaign"
         self.is_ip = spec.entity == EntityType.IP
-        self.is_account = spec.entity == EntityType.ACCOUNT
 
 
 def _hhmm(ts: float) -> str:
@@ -403,7 +401,7 @@ class Engine:
             self._on_fire(fs, ev, f, out)
 
     def _on_fire(self, fs: _FireSpec, ev: Event, fire: Fire, out: list[Alert]) -> None:
-        if fs.signals:
+        if fs.is_signal:
             sk = (fs.id, fire.key)
             last = self._signal_seen.get(sk)
             self._signal_seen[sk] = ev.ts
