@@ -226,7 +226,7 @@ def _kind_of_run(raw: str) -> tuple[str, str] | None:
                 _NIR_SEEN.clear()
             ok = _NIR_SEEN[digits] = ids.is_valid_nir(digits)
         return ("nir", digits) if ok else None
-    if not (digits.isascii() and digits.isdigit()):
+    if not ids.ascii_digits(digits):
         return None
     if n == 10:
         return ("phone", digits) if digits[0] == "0" and digits[1] != "0" else None

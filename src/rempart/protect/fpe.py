@@ -71,7 +71,7 @@ class NirFpe:
     def detokenize(self, token: str) -> str:
         """Token -> the NIR it stands for; ``KeyMaterialError`` when it is not one of ours."""
         t = token.strip()
-        if len(t) != 15 or not (t.isascii() and t.isdigit()) or t[3:5] not in IMPOSSIBLE_MONTHS:
+        if len(t) != 15 or not ids.ascii_digits(t) or t[3:5] not in IMPOSSIBLE_MONTHS:
             raise KeyMaterialError("not a NIR-shaped token", where=f"purpose {self.purpose}")
         body, key = t[:13], int(t[13:])
         valid_key = int(ids.nir_key(body))

@@ -34,9 +34,9 @@ class IdentifierError(InputError):
     """A value is not a valid identifier of the requested kind."""
 
 
-def _digits(text: str) -> bool:
-    """ASCII digits only: ``str.isdigit`` also takes superscripts and other scripts' digits,
-    which ``int`` then refuses or reads (``"0¹"``, ``"٣"``)."""
+def ascii_digits(text: str) -> bool:
+    """Whether ``text`` is ASCII digits only: ``str.isdigit`` also takes superscripts and
+    other scripts' digits, which ``int`` then refuses or reads (``"0¹"``, ``"٣"``)."""
     return text.isascii() and text.isdigit()
 
 
@@ -80,7 +80,9 @@ def _nir_problem(nir: str) -> str | None:
     if nir[0] not in NIR_SEXES:
         return "first digit (sex) must be 1, 2, 7 or 8"
     dept = nir[5:7]
-    if not (_digits(nir[:5]) and _digits(nir[7:])) or not (_digits(dept) or dept in ("2A", "2B")):
+    if not (ascii_digits(nir[:5]) and ascii_digits(nir[7:])) or not (
+        ascii_digits(dept) or dept in ("2A", "2B")
+    ):
         return "only digits, and 2A/2B for Corsica"
     if month_status(int(nir[3:5])) is None:
         return "month must be 01-12, 20-42 or 50-99"
@@ -97,9 +99,9 @@ def is_valid_nir(text: str) -> bool:
     nir = text if len(text) == 15 else normalize_nir(text)
     if len(nir) != 15 or nir[0] not in NIR_SEXES:
         return False
-    if _digits(nir):
+    if ascii_digits(nir):
         number = int(nir[:13])
-    elif nir[5:7] in ("2A", "2B") and _digits(nir[:5]) and _digits(nir[7:]):
+    elif nir[5:7] in ("2A", "2B") and ascii_digits(nir[:5]) and ascii_digits(nir[7:]):
         number = int(nir[:5] + ("19" if nir[6] == "A" else "18") + nir[7:13])
     else:
         return False
@@ -207,27 +209,27 @@ def luhn_ok(digits: str) -> bool:
 def is_valid_rpps(text: str) -> bool:
     """RPPS: 11 digits, starting with 1, Luhn check digit."""
     n = _strip(text)
-    return len(n) == 11 and _digits(n) and n[0] == "1" and luhn_ok(n)
+    return len(n) == 11 and ascii_digits(n) and n[0] == "1" and luhn_ok(n)
 
 
 def _valid_department(dept: str) -> bool:
     if dept in ("2A", "2B"):
         return True
-    return _digits(dept) and (1 <= int(dept) <= 95 or dept in ("97", "98", "99"))
+    return ascii_digits(dept) and (1 <= int(dept) <= 95 or dept in ("97", "98", "99"))
 
 
 def is_valid_adeli(text: str) -> bool:
     """ADELI: 9 digits, department (2A/2B) + profession code + serial. No public checksum."""
     n = _strip(text)
-    return len(n) == 9 and _valid_department(n[:2]) and _digits(n[2:]) and n[2] != "0"
+    return len(n) == 9 and _valid_department(n[:2]) and ascii_digits(n[2:]) and n[2] != "0"
 
 
 def is_valid_finess(text: str) -> bool:
     """FINESS: 9 characters, department (2A/2B) then digits, Luhn key on the 9 digits."""
     n = _strip(text)
-    if len(n) != 9 or not _valid_department(n[:2]) or not _digits(n[2:]):
+    if len(n) != 9 or not _valid_department(n[:2]) or not ascii_digits(n[2:]):
         return False
-    digits = n.replace("2A", "20").replace("2B", "20") if not _digits(n[:2]) else n
+    digits = n.replace("2A", "20").replace("2B", "20") if not ascii_digits(n[:2]) else n
     return _luhn.is_valid(digits)
 
 
@@ -235,14 +237,14 @@ def is_valid_finess(text: str) -> bool:
 
 
 def is_valid_siren(text: str) -> bool:
-    n = text if len(text) == 9 and _digits(text) else _strip(text)
-    return len(n) == 9 and _digits(n) and luhn_ok(n)
+    n = text if len(text) == 9 and ascii_digits(text) else _strip(text)
+    return len(n) == 9 and ascii_digits(n) and luhn_ok(n)
 
 
 def is_valid_siret(text: str) -> bool:
     """SIRET (14 digits, Luhn; La Poste's 356000000xxxxx by digit sum, as python-stdnum)."""
-    n = text if len(text) == 14 and _digits(text) else _strip(text)
-    if len(n) != 14 or not _digits(n):
+    n = text if len(text) == 14 and ascii_digits(text) else _strip(text)
+    if len(n) != 14 or not ascii_digits(n):
         return False
     if luhn_ok(n) and luhn_ok(n[:9]):
         return True
@@ -279,7 +281,7 @@ def normalize_phone(text: str) -> str | None:
         n = "0" + n[4:]
     if n.startswith("00"):
         return None
-    if len(n) == 10 and _digits(n) and n[0] == "0" and n[1] != "0":
+    if len(n) == 10 and ascii_digits(n) and n[0] == "0" and n[1] != "0":
         return n
     return None
 
