@@ -46,9 +46,15 @@ def _per_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(LineDecoder, "_decode_combined", each)
 
 
-def _run(paths: list[Path], mode: str, monkeypatch: pytest.MonkeyPatch, **kw: object):
+def _run(
+    paths: list[Path],
+    mode: str,
+    monkeypatch: pytest.MonkeyPatch,
+    counts_only: bool = False,
+    **kw: object,
+):
     quarantine = Recorder()
-    stats = IngestStats()
+    stats = IngestStats(counts_only=counts_only)
     with monkeypatch.context() as m:
         if mode == "reference":
             _per_line(m)
@@ -72,6 +78,12 @@ def _same_everywhere(paths: list[Path], monkeypatch: pytest.MonkeyPatch, **kw: o
     for mode in ("fast", "reference"):
         assert events == got[mode][0], mode
         assert stats == got[mode][2], mode
+    # Counting only (hunt): the same lines and events, in every mode.
+    for mode in ("columnar", "fast"):
+        counted = _run(paths, mode, monkeypatch, counts_only=True, **kw)[2]
+        assert (counted["lines"], counted["events"]) == (stats["lines"], stats["events"])
+        assert counted["accounts"] == counted["beneficiaries_read"] == 0
+        assert counted["quarantined"] == stats["quarantined"]
     # Quarantine in file order, as the reference path (the former fast path wrote the bad
     # lines of a chunk last to first).
     assert records == got["reference"][1]

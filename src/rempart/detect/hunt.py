@@ -163,7 +163,7 @@ def _serial_events(
     from rempart.ingest.pipeline import IngestStats
     from rempart.ingest.quarantine import Quarantine
 
-    stats = IngestStats()
+    stats = IngestStats(counts_only=True)
     quarantine = Quarantine(request.quarantine_dir)
     for batch in request.batches(quarantine, stats, keep_actions=keep):
         yield batch.events()

@@ -192,7 +192,7 @@ def _child(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     status: dict[str, Any]
     code = 0
-    stats = IngestStats()
+    stats = IngestStats(counts_only=True)
     try:
         with (
             os.fdopen(data_fd, "wb", buffering=1 << 20) as sink,

@@ -34,9 +34,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from rempart.errors import InputError
-from rempart.events import Column, Event, build_events
+from rempart.events import Event
 from rempart.ingest.archive import SCHEMA, events_to_table
-from rempart.ingest.distinct import HeadCutter, add_present, info_columns
+from rempart.ingest.distinct import HeadCutter, add_present, combined_events, info_columns
 from rempart.ingest.normalise import Normalizer, RequestInfo
 from rempart.ingest.parsers import ClfTimeParser, Reject
 from rempart.ingest.routes import Route
@@ -447,45 +447,19 @@ class ColumnarChunk:
         ts = self.ts if mask is None else self.ts.filter(mask)
         status = self.status if mask is None else self.status.filter(mask)
         size = self.size if mask is None else self.size.filter(mask)
-        vals = self.vals
         ints = {name: _ints(arr) for name, arr in idx.items()}
-        n = len(rows)
-        each = list(range(n))  # the index of a column with one value per row
-        zeros = [0] * n  # ... and of a constant one
-
-        def column(name: str, index: str) -> Column:
-            return vals[name], ints[index]
-
-        orgs = column("dir_org", "user")
-        if "org" in idx:
-            org, dir_org = vals["org"], vals["dir_org"]
-            per_row = [org[o] or dir_org[d] for o, d in zip(ints["org"], ints["user"], strict=True)]
-            orgs = per_row, each
         first = self.first_line
         was_enabled = gc.isenabled()
         gc.disable()  # many new objects, no cycles: collections here are pure overhead
         try:
-            fast = build_events(
-                [
-                    (_floats(ts), each),
-                    column("ip", "ip"),
-                    column("action", "req"),
-                    column("outcome", "code"),
-                    column("user", "user"),
-                    orgs,
-                    column("ua", "ua"),
-                    column("method", "req"),
-                    column("path", "req"),
-                    column("query", "req"),
-                    (_ints(status), each),
-                    (_int64s(size), each),
-                    column("sid", "sid") if "sid" in idx else ([None], zeros),
-                    column("token", "req"),
-                    column("categories", "code"),
-                    column("kind", "user"),
-                    ([self.source], zeros),
-                    ([first + r for r in _ints(rows)], each),
-                ]
+            fast = combined_events(
+                self.vals,
+                ints,
+                _floats(ts),
+                _ints(status),
+                _int64s(size),
+                self.source,
+                [first + r for r in _ints(rows)],
             )
         finally:
             if was_enabled:

@@ -9,8 +9,9 @@ million lines. The loops live here, typed, so that they compile to C.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
+from rempart.events import Event
 from rempart.ingest.normalise import RequestInfo
 from rempart.ingest.routes import Route
 
@@ -130,3 +131,66 @@ def add_present(into: set[str], values: list[str | None], indices: list[int]) ->
         value = values[i]
         if value:
             into.add(value)
+
+
+def combined_events(
+    vals: dict[str, list[Any]],
+    ints: dict[str, list[int]],
+    ts: list[float],
+    status: list[int],
+    size: list[int],
+    source: str,
+    lines: list[int],
+) -> list[Event]:
+    """The events of a chunk's columnar rows, in row order (``rempart.ingest.columnar``:
+    ``vals`` are the distinct values of each column and ``ints`` the per-row indices into them,
+    by index name: ``req``, ``code``, ``user``, ``ip``, ``ua`` and, when present, ``sid`` and
+    ``org``).
+
+    Columns that share an index (the request's action, method, path, query and token; the
+    outcome and categories; the account, its kind and its directory organisation) read it once
+    per row: half the list reads of the general :func:`rempart.events.build_events`. The
+    organisation of the line (``org``, when the profile has that field) wins over the
+    directory's.
+    """
+    action, method, path, query = vals["action"], vals["method"], vals["path"], vals["query"]
+    token, outcome, categories = vals["token"], vals["outcome"], vals["categories"]
+    users, kinds, dir_orgs = vals["user"], vals["kind"], vals["dir_org"]
+    ips, uas = vals["ip"], vals["ua"]
+    req_i, code_i, user_i = ints["req"], ints["code"], ints["user"]
+    ip_i, ua_i = ints["ip"], ints["ua"]
+    sids = vals.get("sid")
+    sid_i = ints.get("sid", req_i)
+    orgs = vals.get("org")
+    org_i = ints.get("org", req_i)
+    out: list[Event] = []
+    for r in range(len(ts)):
+        q = req_i[r]
+        c = code_i[r]
+        u = user_i[r]
+        org = dir_orgs[u]
+        if orgs is not None:
+            org = orgs[org_i[r]] or org
+        out.append(
+            Event(
+                ts[r],
+                ips[ip_i[r]],
+                action[q],
+                outcome[c],
+                users[u],
+                org,
+                uas[ua_i[r]],
+                method[q],
+                path[q],
+                query[q],
+                status[r],
+                size[r],
+                None if sids is None else sids[sid_i[r]],
+                token[q],
+                categories[c],
+                kinds[u],
+                source,
+                lines[r],
+            )
+        )
+    return out

@@ -55,11 +55,17 @@ class IngestStats:
     beneficiaries_read: set[str] = field(default_factory=set)
     first_ts: float | None = None
     last_ts: float | None = None
+    #: Count lines and events only (actions, outcomes, accounts, beneficiaries and times stay
+    #: empty): for a caller that reads nothing else, such as ``hunt`` (the distinct accounts
+    #: and beneficiaries of each chunk cost about 1% of its time).
+    counts_only: bool = False
 
     def observe(self, events: list[Event]) -> None:
         if not events:
             return
         self.events += len(events)
+        if self.counts_only:
+            return
         self.actions.update(map(_ACTION, events))
         self.outcomes.update(map(_OUTCOME, events))
         self.accounts.update(map(_USER, events))
@@ -74,6 +80,9 @@ class IngestStats:
 
     def observe_chunk(self, chunk: ColumnarChunk) -> None:
         """Same as :meth:`observe` on every event of the chunk, computed from its columns."""
+        if self.counts_only:
+            self.events += len(chunk)
+            return
         self.observe(chunk.slow_events)
         span = chunk.observe_into(
             self.actions, self.outcomes, self.accounts, self.beneficiaries_read
