@@ -1,5 +1,6 @@
 # Rempart — all set-up is done by these targets on a fresh machine.
-PY ?= python3
+# The interpreter the virtual environment is made from: see tools/pick-python.
+PY ?= $(shell sh tools/pick-python)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

@@ -6,8 +6,9 @@ compiler is available: the same typed sources, about 1.5 times less CPU for
 
 - ``REMPART_PURE=1`` in the environment makes ``import rempart`` call ``use_source_modules``:
   every ``rempart`` module is then loaded from its ``.py`` file (to debug, or to compare);
-- ``stale_modules`` lists compiled modules older than their source (an edit not yet rebuilt:
-  ``make`` rebuilds them, ``pip install -e .`` too). The test suite refuses to run on those.
+- ``stale_modules`` lists compiled modules older than their source in a source checkout (an
+  edit not yet rebuilt: ``make`` rebuilds them, ``pip install -e .`` too). The test suite
+  refuses to run on those.
 
 No dependencies: ``setup.py`` loads this file on its own, before anything is installed.
 """
@@ -68,7 +69,11 @@ def compiled_path(module: str) -> Path | None:
 
 
 def stale_modules() -> list[str]:
-    """Compiled modules whose source changed after they were built."""
+    """Compiled modules whose source changed after they were built (in a source checkout:
+    an installed wheel cannot hold an edit, and pip writes each ``.py`` file after its
+    extension, in the same instant or the next)."""
+    if _ROOT.parent.name in ("site-packages", "dist-packages"):
+        return []
     stale = []
     for module in NATIVE_MODULES:
         ext = compiled_path(module)

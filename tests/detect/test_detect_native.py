@@ -94,6 +94,13 @@ def test_a_compiled_module_older_than_its_source_is_stale(
     os.utime(engine_source, (built.stat().st_mtime + 5, built.stat().st_mtime + 5))
     assert native.stale_modules() == ["rempart.detect.engine"]
     assert native.compiled_path("rempart.detect.history") is None
+    # Installed from a wheel, pip writes each source after its extension: never stale.
+    installed = tmp_path / "site-packages"
+    installed.mkdir()
+    pkg.rename(installed / "rempart")
+    monkeypatch.setattr(native, "_ROOT", installed / "rempart")
+    assert native.compiled_path("rempart.detect.engine") is not None
+    assert native.stale_modules() == []
 
 
 def test_the_version_says_whether_the_modules_run_compiled_and_main_warns_when_stale(
