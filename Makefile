@@ -1,6 +1,8 @@
 # Rempart — all set-up is done by these targets on a fresh machine.
-# The interpreter the virtual environment is made from: see tools/pick-python.
-PY ?= $(shell sh tools/pick-python)
+# The interpreter the virtual environment is made from (picked once): see tools/pick-python.
+ifndef PY
+PY := $(shell sh tools/pick-python)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

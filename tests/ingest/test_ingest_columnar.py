@@ -78,7 +78,7 @@ def _same_everywhere(paths: list[Path], monkeypatch: pytest.MonkeyPatch, **kw: o
     for mode in ("fast", "reference"):
         assert events == got[mode][0], mode
         assert stats == got[mode][2], mode
-    # Counting only (hunt): the same lines and events, in every mode.
+    # Counting only (hunt): the same lines, events and quarantine, columnar or line by line.
     for mode in ("columnar", "fast"):
         counted = _run(paths, mode, monkeypatch, counts_only=True, **kw)[2]
         assert (counted["lines"], counted["events"]) == (stats["lines"], stats["events"])
