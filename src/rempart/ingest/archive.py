@@ -20,7 +20,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from rempart.errors import StoreError
 from rempart.events import Event
@@ -185,6 +184,8 @@ class ArchiveWriter:
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / f"part-{self.run}-{self._seq:06d}.parquet"
         tmp = final.with_suffix(".parquet.tmp")
+        import pyarrow.parquet as pq  # on use: 35 ms to import, which `hunt` never needs
+
         try:
             with tmp.open("wb") as fh:
                 pq.write_table(table, fh, compression="zstd")
@@ -211,6 +212,8 @@ def part_files(directory: Path) -> list[Path]:
 
 def latest_checkpoint(directory: Path) -> dict[str, Any] | None:
     """The checkpoint of the newest part file that carries one."""
+    import pyarrow.parquet as pq
+
     for path in reversed(part_files(directory)):
         meta = pq.read_schema(path).metadata or {}
         if CHECKPOINT_KEY in meta:
