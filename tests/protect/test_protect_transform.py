@@ -191,8 +191,12 @@ def test_tokens_are_the_standard_hmac_sha256_of_purpose_and_identifier(secret, i
     truncated, prefixed by the key id."""
     key = TokenKey(key_id="k7", secret=secret)
     expected = hmac.new(secret, purpose.encode() + b"\x00" + ident.encode(), hashlib.sha256)
-    token = Tokenizer(key, purpose).token(ident)
-    assert token == f"k7.{expected.hexdigest()[:TOKEN_HEX_CHARS]}"
+    tokenizer = Tokenizer(key, purpose)
+    fresh = tokenizer.fresh_token(ident)  # the uncached path the columnar decode takes
+    assert not tokenizer._cache
+    token = tokenizer.token(ident)
+    assert token == fresh == f"k7.{expected.hexdigest()[:TOKEN_HEX_CHARS]}"
+    assert tokenizer.token(ident) == token and len(tokenizer._cache) == 1
 
 
 def test_tokens_are_the_same_on_openssl_sha256_where_cpythons_own_is_missing(monkeypatch):

@@ -219,7 +219,9 @@ class Normalizer:
                     # The common case inline (an id in the path, no query: a rights check);
                     # the same result as matched_request_info, without its general steps.
                     ident = bid.upper()
-                    token = tokenizer.token(ident)
+                    # A new request line: its identifier is new too, as a rule (the token
+                    # cache would only grow).
+                    token = tokenizer.fresh_token(ident)
                     if sealer is not None:
                         sealer(token, ident)
                     path = path.replace(bid, BENEFICIARY_PLACEHOLDER, 1)

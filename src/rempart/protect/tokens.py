@@ -147,11 +147,17 @@ class Tokenizer:
     def token(self, identifier: str) -> str:
         tok = self._cache.get(identifier)
         if tok is None:
-            tok = f"{self.key_id}.{self._hmac(identifier.encode())[:TOKEN_HEX_CHARS]}"
+            tok = self.fresh_token(identifier)
             if len(self._cache) >= self._cache_size:
                 self._cache.clear()
             self._cache[identifier] = tok
         return tok
+
+    def fresh_token(self, identifier: str) -> str:
+        """The token, computed without the cache: for a caller that keeps its own cache of
+        what contains the identifier (the columnar decode keeps request lines: on the 1M-line
+        log, none of its 150,000 calls would have found its identifier in this cache)."""
+        return f"{self.key_id}.{self._hmac(identifier.encode())[:TOKEN_HEX_CHARS]}"
 
     def _hmac(self, message: bytes) -> str:
         """HMAC-SHA256(key, purpose NUL message), in hexadecimal."""
