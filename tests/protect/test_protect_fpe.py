@@ -60,8 +60,8 @@ def test_a_real_nir_is_not_accepted_as_a_token():
 
 
 def test_a_token_with_digits_of_another_kind_is_refused_in_one_error() -> None:
+    token = FPE.tokenize("295109912611193")
     with pytest.raises(KeyMaterialError, match="not a NIR-shaped token"):
-        token = FPE.tokenize("295109912611193")
         FPE.detokenize(token[:13] + "\u00b9\u00b2")  # superscripts: str.isdigit takes them
 
 

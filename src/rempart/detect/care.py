@@ -319,7 +319,7 @@ class SurpriseRule(CompiledRule):
         days = st.days
         ring_n, ring_x = days.n, days.x
         size = len(ring_n)
-        start = max(days.first, days.last - size + 1, 0)
+        start = days.first_held()
         end = days.last + 1
         # The spans that reach ``min_value`` orphans over ``min_reads`` reads of history (most
         # do not: then neither the peers' share nor the test is needed).

@@ -145,13 +145,17 @@ class DayCounts:
             return None
         return self.n[day % size], self.x[day % size]
 
+    def first_held(self) -> int:
+        """The oldest day the ring still holds (days ``first_held()`` to ``last``; a day
+        without counts among them reads as zeros)."""
+        return max(self.first, self.last - len(self.n) + 1, 0)
+
     def rows(self) -> list[tuple[int, int, int]]:
         """``(day, novel reads, orphans)`` of every day held with a count, oldest first."""
         n, x = self.n, self.x
         size = len(n)
-        last = self.last
         out = []
-        for d in range(max(self.first, last - size + 1, 0), last + 1):
+        for d in range(self.first_held(), self.last + 1):
             i = d % size
             if n[i] or x[i]:
                 out.append((d, n[i], x[i]))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gc
 import io
 import json
 import os
@@ -32,6 +31,7 @@ import pyarrow.compute as pc
 
 from rempart import errors
 from rempart.events import EVENT_FIELDS, Column, Event, build_events
+from rempart.gcpause import paused
 from rempart.ingest.columnar import _floats, _int64s, _ints
 from rempart.ingest.service import IngestRequest
 
@@ -359,13 +359,8 @@ def piped_events(
                         batch, meta = reader.read_next_batch_with_custom_metadata()
                     except StopIteration:
                         break
-                    was_enabled = gc.isenabled()
-                    gc.disable()  # many new objects, no cycles
-                    try:
+                    with paused():  # many new objects, no cycles
                         events = decode_events(batch)
-                    finally:
-                        if was_enabled:
-                            gc.enable()
                     yield events
                     if on_batch is not None and meta is not None:
                         on_batch(int(meta[b"lines"]))

@@ -20,7 +20,6 @@ the reference path. ``Event`` objects are only built on demand, and only for the
 
 from __future__ import annotations
 
-import gc
 import re
 import struct
 from collections import Counter
@@ -35,6 +34,7 @@ import pyarrow.csv as pacsv
 
 from rempart.errors import InputError
 from rempart.events import Event
+from rempart.gcpause import paused
 from rempart.ingest.archive import SCHEMA, events_to_table
 from rempart.ingest.distinct import HeadCutter, add_present, combined_events, info_columns
 from rempart.ingest.normalise import Normalizer, RequestInfo
@@ -449,9 +449,7 @@ class ColumnarChunk:
         size = self.size if mask is None else self.size.filter(mask)
         ints = {name: _ints(arr) for name, arr in idx.items()}
         first = self.first_line
-        was_enabled = gc.isenabled()
-        gc.disable()  # many new objects, no cycles: collections here are pure overhead
-        try:
+        with paused():  # many new objects, no cycles: collections here are pure overhead
             fast = combined_events(
                 self.vals,
                 ints,
@@ -461,9 +459,6 @@ class ColumnarChunk:
                 self.source,
                 [first + r for r in _ints(rows)],
             )
-        finally:
-            if was_enabled:
-                gc.enable()
         if slow:
             fast.extend(slow)
             fast.sort(key=_LINE)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rempart.errors import InputError
+from rempart.gcpause import paused
 from rempart.sim.directory import directory_csv
 from rempart.sim.engine import Simulation
 from rempart.sim.options import SimOptions
@@ -87,9 +87,7 @@ def simulate(
     lines = 0
     with ExitStack() as stack:
         # Millions of long-lived tuples and no reference cycles: the cyclic GC only costs time.
-        if gc.isenabled():
-            gc.disable()
-            stack.callback(gc.enable)
+        stack.enter_context(paused())
         log = stack.enter_context(
             open(log_path, "w", encoding="utf-8", newline="\n", buffering=1 << 20)
         )
