@@ -207,6 +207,7 @@ def test_when_an_account_works_for_forty_days_then_its_state_stays_bounded() -> 
 
 def _observe_read(rule: SurpriseRule, ts: float, user: str, token: str, novel: bool) -> int:
     ctx = EventContext()
+    ctx.ts_box = ts
     ctx.bh = int(token[-8:], 16) if len(token) >= 8 else 1
     ctx.novel = novel
     rule.observe(_read(ts, user, token, f"{user}-s", 1), ctx)

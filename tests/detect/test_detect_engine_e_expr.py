@@ -1,12 +1,14 @@
 """Two comparisons of one field compile to a single read of the field: same truth as the
-comparisons compiled one by one, including on a missing value."""
+comparisons compiled one by one, including on a missing value. Filters compiled as the
+engine's native ``Pred`` objects have the truth of their closures."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rempart.detect.expr import BoolOp, _compile_test, _fold, compile_node, parse
+from rempart.detect.expr import BoolOp, _compile_test, _fold, compile_node, compile_pred, parse
+from rempart.detect.loader import load_pack
 from rempart.events import Event
 
 OPS = ["<", "<=", ">", ">="]
@@ -48,3 +50,50 @@ def test_when_night_hours_then_or_range_is_true_only_at_night() -> None:
     noon = Event(ts=1705316400.0, source_ip="1.1.1.1", action="a", outcome="success")
     assert pred(night) is True
     assert pred(noon) is False
+
+
+# The engine's dispatch calls filters as native ``Pred`` objects (``compile_pred``): the same
+# truth value as the closures of ``compile_node`` on every filter, joined or negated.
+_FILTERS = [
+    *{spec.filter for spec in load_pack("tiers-payant") if spec.filter},
+    '(hour >= 22 or hour < 6) and account_kind not in ["hopital"]',
+    "not (weekday >= 5) or status == 404",
+    'hour >= 8 and hour < 18 and not (action == "auth.login" or bytes > 1000)',
+    'account_kind == "pharmacie" or (hour < 7 and weekday == 6) or user_name exists',
+    "true",
+    "false and status == 200",
+]
+
+
+@given(
+    st.sampled_from(_FILTERS),
+    st.floats(min_value=0, max_value=4e9),
+    st.sampled_from(["beneficiary.read", "auth.login", "claim.create"]),
+    st.sampled_from(["success", "failure"]),
+    st.sampled_from([None, "hopital", "pharmacie", "medecin"]),
+    st.sampled_from([None, "PH0001"]),
+    st.sampled_from([200, 404]),
+    st.integers(0, 5000),
+)
+def test_when_filter_compiled_as_pred_then_same_truth_as_compile_node(
+    text: str,
+    ts: float,
+    action: str,
+    outcome: str,
+    kind: str | None,
+    user: str | None,
+    status: int,
+    size: int,
+) -> None:
+    node = parse(text)
+    ev = Event(
+        ts=ts,
+        source_ip="10.0.0.1",
+        action=action,
+        outcome=outcome,
+        user_name=user,
+        account_kind=kind,
+        status=status,
+        bytes=size,
+    )
+    assert compile_pred(node).test(ev) is bool(compile_node(node)(ev))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from rempart.detect.expr import local_day_span
 from rempart.detect.windows import CompiledRule, EventContext, Fire
@@ -208,11 +208,11 @@ class _ReadDays:
                 if pending:
                     pending.pop()  # a claim follows its rights check: pair with the latest
                 return self.out
-            bh = ctx.bh
+            bh: Any = ctx.bh  # the engine's int object, not a new one per set operation
             if bh is None or not ev.categories:
                 return self.out
             novel = ctx.novel
-            pending.append((ts, novel))
+            pending.append((ctx.ts_box, novel))
         else:
             bh = ctx.bh
             if bh is None or not ev.categories:
@@ -306,7 +306,7 @@ class _ReadDays:
             if st.pending:
                 st.pending.pop()
         else:
-            bh = ctx.bh
+            bh: Any = ctx.bh
             if bh is not None and ev.categories:
                 novel = ctx.novel
                 added: list[_View] = []
@@ -364,7 +364,7 @@ class _ReadDays:
             if st.pending:
                 st.pending.pop()
             return
-        bh = ctx.bh
+        bh: Any = ctx.bh
         if bh is None or not ev.categories:
             return
         if bh not in st.today:

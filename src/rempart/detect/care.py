@@ -70,7 +70,9 @@ class _Account:
     def __init__(self, group: str | None, history_days: int):
         self.group = group
         #: Reads awaiting a claim: [time, novel, session, beneficiary hash, day].
-        self.pending: list[tuple[float, bool, str, int, int]] = []
+        #: (time, novel, session, beneficiary hash, day); the two ints are typed ``Any`` so
+        #: that compiled code stores the objects it is given instead of boxing new ones.
+        self.pending: list[tuple[float, bool, str, Any, Any]] = []
         #: day -> [novel reads, orphans]
         self.days = DayCounts(history_days + 1)
         #: (day, time, beneficiary hash) of recent orphans (longest span, capped).
@@ -99,6 +101,7 @@ class SurpriseRule(CompiledRule):
     __slots__ = (
         "claim_window",
         "day",
+        "day_box",
         "day_from",
         "day_to",
         "group_of",
@@ -120,6 +123,8 @@ class SurpriseRule(CompiledRule):
         #: Local day of the timestamps in [day_from, day_to): one hour at most, the same UTC
         #: offset throughout (see ``_local_day``); empty until the first read.
         self.day = 0
+        #: ``day`` as an int object, made once per span: each pending read holds this one.
+        self.day_box: Any = 0
         self.day_from = 0.0
         self.day_to = 0.0
 
@@ -127,6 +132,7 @@ class SurpriseRule(CompiledRule):
         """``local_day(ts)``, and the span of timestamps sharing it within the hour."""
         day, self.day_from, self.day_to = local_day_span(ts)
         self.day = day
+        self.day_box = day
         return day
 
     # -- events ---------------------------------------------------------------------------
@@ -162,7 +168,7 @@ class SurpriseRule(CompiledRule):
             fire = self._expire(key, st, ts)
         else:
             fire = None
-        bh = ctx.bh
+        bh: Any = ctx.bh  # the engine's int object: stored as it is, not a new one
         if bh is None or not ev.categories:
             return fire
         day = self.day if self.day_from <= ts < self.day_to else self._local_day(ts)
@@ -179,7 +185,7 @@ class SurpriseRule(CompiledRule):
                 prow[0] = prow[0] + 1
             else:
                 self._count_novel(st, day)
-        pending.append((ts, novel, ev.session_id or "", bh, day))
+        pending.append((ctx.ts_box, novel, ev.session_id or "", bh, self.day_box))
         return fire
 
     def _count(self, st: _Account, day: int, index: int) -> None:
@@ -225,7 +231,8 @@ class SurpriseRule(CompiledRule):
         fire: Fire | None = None
         expired = 0
         while expired < len(pending) and pending[expired][0] < limit:
-            t, novel, _session, bh, day = pending[expired]
+            t, novel, _session, bh, day_box = pending[expired]
+            day: int = day_box
             expired += 1
             if not novel:
                 continue

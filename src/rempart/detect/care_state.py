@@ -172,7 +172,8 @@ class Orphans:
         self.times = array("d")
         self.hashes = array("I")
 
-    def append(self, day: int, t: float, bh: int) -> None:
+    def append(self, day: int, t: float, bh: Any) -> None:
+        # ``bh`` an int, typed ``Any`` to be passed on as the object it is (not boxed again).
         self.days.append(day)
         self.times.append(t)
         self.hashes.append(bh)

@@ -35,7 +35,7 @@ from rempart.detect.baseline import BaselineRule, share_read_days
 from rempart.detect.baseline_days import _ReadDays
 from rempart.detect.care import SurpriseRule
 from rempart.detect.exposure import ExposureWatch
-from rempart.detect.expr import Const, Predicate, compile_node, specialize, utc_offset
+from rempart.detect.expr import Const, Pred, as_pred, compile_pred, specialize, utc_offset
 from rempart.detect.history import BeneficiaryHistory, beneficiary_hash
 from rempart.detect.rollup import CampaignCorrelator, RiskRollup
 from rempart.detect.spec import RuleSpec
@@ -75,7 +75,7 @@ _NOVELTY_LABEL: Final = {"ip24": "IP", "ip16": "network", "source_ip": "IP", "us
 #: A dispatch entry: (rule position, the rule or None, the group of baseline rules sharing
 #: their day state or None, residual filter or None). Typed, so that the compiled engine calls
 #: ``observe`` as a C function (a bound method would go through Python's call protocol).
-_Entry = tuple[int, CompiledRule | None, _ReadDays | None, Predicate | None]
+_Entry = tuple[int, CompiledRule | None, _ReadDays | None, Pred | None]
 
 
 def compile_rule(spec: RuleSpec) -> CompiledRule:
@@ -316,12 +316,12 @@ class Engine:
             if rule.actions is not None and action not in rule.actions:
                 continue
             if self.reference:
-                rules.append((pos, rule, None, rule.matches))
+                rules.append((pos, rule, None, as_pred(rule.matches)))
                 continue
             node = specialize(rule.filter_node(), known)
             if isinstance(node, Const) and not node.value:
                 continue
-            pred = None if isinstance(node, Const) else compile_node(node)
+            pred = None if isinstance(node, Const) else compile_pred(node)
             if isinstance(rule, BaselineRule) and len(rule.tracker.members) > 1:
                 # Members share filter and state: one entry, at the first member's position.
                 if id(rule.tracker) not in groups:
@@ -337,10 +337,14 @@ class Engine:
         self.events_seen += 1
         ctx = self._ctx
         ctx.seq += 1
+        ctx.ts_box = ev.ts
         token = ev.beneficiary_token
         if token is not None:
-            bh = beneficiary_hash(token)
-            ctx.bh = bh
+            ctx.bh = beneficiary_hash(token)
+            # The int object every rule stores or looks up: boxed here once. Compiled, each
+            # rule that narrowed ``ctx.bh`` to ``int`` made a new object at every set or list
+            # operation (five per read).
+            bh: Any = ctx.bh
             user = ev.user_name
             if ev.categories and user is not None:
                 ctx.novel = self.history.observe(user, bh) if self._first_seen else False
@@ -357,7 +361,7 @@ class Engine:
             rules = self._rules_for(ev.action, ev.outcome)
         fired: list[tuple[int, Any, Any]] | None = None
         for pos, rule, group, pred in rules:
-            if pred is None or pred(ev):
+            if pred is None or pred.test(ev):
                 observer: Any
                 fire: Any  # a Fire, or a group's fires by member index
                 if rule is not None:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any, Final
+from typing import Any, Final, final
 from zoneinfo import ZoneInfo
 
 from rempart.events import ECS_FIELDS, FIELD_BY_ECS, Event
@@ -580,6 +580,83 @@ def _fold(op: str, parts: list[Predicate]) -> Predicate:
     if op == "and":
         return lambda e: a(e) and b(e)
     return lambda e: a(e) or b(e)
+
+
+_FN: Final = 0
+_TABLE: Final = 1
+_AND: Final = 2
+_OR: Final = 3
+_NOT: Final = 4
+
+
+@final
+class Pred:
+    """A compiled filter as a native object, for the engine's per-event dispatch: compiled
+    code calls ``test`` directly, where calling a closure goes through Python's generic call
+    protocol (about 400 instructions per event for an ``hour`` test joined by ``and`` with
+    another test, on every read offered to ``TP-HARV-004``). One final class with a kind
+    rather than a class per kind: the engine's dispatch entries are type-checked when
+    unpacked, and a check against subclasses walks the type's bases at every event."""
+
+    __slots__ = ("fn", "items", "kind", "table", "weekday")
+
+    def __init__(
+        self,
+        kind: int,
+        fn: Predicate | None = None,
+        items: list[Pred] | None = None,
+        table: list[bool] | None = None,
+        weekday: bool = False,
+    ):
+        self.kind = kind
+        self.fn: Predicate = fn if fn is not None else _false
+        self.items: list[Pred] = items if items is not None else []
+        self.table: list[bool] = table if table is not None else []
+        self.weekday = weekday
+
+    def test(self, e: Event) -> bool:
+        kind = self.kind
+        if kind == _TABLE:  # a node that reads only ``hour`` (or ``weekday``): one list read
+            return self.table[_weekday(e) if self.weekday else _hour(e)]
+        if kind == _AND:  # (mypyc compiles ``all`` and ``any`` over a generator to a loop)
+            return all(p.test(e) for p in self.items)
+        if kind == _OR:
+            return any(p.test(e) for p in self.items)
+        if kind == _NOT:
+            return not self.items[0].test(e)
+        return bool(self.fn(e))
+
+
+def _false(e: Event) -> bool:
+    return False
+
+
+def as_pred(fn: Predicate) -> Pred:
+    """A predicate function as a :class:`Pred`."""
+    return Pred(_FN, fn=fn)
+
+
+def compile_pred(node: Node) -> Pred:
+    """:func:`compile_node` as a :class:`Pred`: the same truth value on every event, with
+    ``and``, ``or``, ``not`` and the ``hour`` and ``weekday`` tables native (the tests on
+    other fields call the closures of :func:`compile_node`)."""
+    if isinstance(node, Const):
+        return as_pred(_compile_node(node))
+    fields = _fields_of(node)
+    if fields == {"hour"}:
+        return Pred(_TABLE, table=_value_table(_compile_node(node), _hour, 24, 3600.0))
+    if fields == {"weekday"}:
+        table = _value_table(_compile_node(node), _weekday, 7, 86400.0)
+        return Pred(_TABLE, table=table, weekday=True)
+    if isinstance(node, Not):
+        return Pred(_NOT, items=[compile_pred(node.inner)])
+    if isinstance(node, BoolOp):
+        ranged = _compile_range(node)
+        if ranged is not None:
+            return as_pred(ranged)
+        items = [compile_pred(n) for n in node.items]
+        return Pred(_AND if node.op == "and" else _OR, items=items)
+    return as_pred(_compile_test(node))
 
 
 def _strip_actions(node: Node, actions: frozenset[str]) -> Node:

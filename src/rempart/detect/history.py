@@ -95,23 +95,23 @@ class BeneficiaryHistory:
     def __init__(self) -> None:
         self.accounts: dict[str, _AccountHistory] = {}
 
-    def observe(self, account: str, h: int) -> bool:
-        """Record that ``account`` read beneficiary ``h``; True when it never had before."""
+    def observe(self, account: str, h: Any) -> bool:
+        """Record that ``account`` read beneficiary ``h`` (an ``int``); True when it never had
+        before. ``h`` is typed ``Any`` so that compiled code takes the caller's int object as
+        it is: as an ``int``, each set operation or call would make a new one."""
         hist = self.accounts.get(account)
         if hist is None:
             hist = self.accounts[account] = _AccountHistory()
-        # ``h`` boxed once: compiled, each set operation or call would make a new int object.
-        boxed: Any = h
         recent = hist.recent
-        if recent is not None and boxed in recent:
+        if recent is not None and h in recent:
             return False
         arr = hist.arr
-        i = bisect_left(arr, boxed)
+        i = bisect_left(arr, h)
         if i < len(arr) and arr[i] == h:
             return False
         if recent is None:
             recent = hist.recent = set()
-        recent.add(boxed)
+        recent.add(h)
         # Merge in batches of at least an eighth of the history: an account reading 100,000
         # records does about 40 merges instead of 390 (each one costs the whole history).
         if len(recent) >= _MERGE_AT and len(recent) >= len(arr) >> 3:

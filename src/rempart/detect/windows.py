@@ -69,7 +69,7 @@ class Fire:
 class EventContext:
     """Per-event facts computed once by the engine and shared by every rule."""
 
-    __slots__ = ("bh", "day", "day_ts", "novel", "seq")
+    __slots__ = ("bh", "day", "day_ts", "novel", "seq", "ts_box")
 
     def __init__(self) -> None:
         #: Number of the event being processed (memo key for state shared between rules).
@@ -79,6 +79,9 @@ class EventContext:
         #: Local day number of ``day_ts`` (memo shared by the baseline rules).
         self.day = 0
         self.day_ts = -1.0
+        #: The event's time as a float object, made once: rules that store the time (windows,
+        #: pending reads) store this one (compiled, each would box a new float).
+        self.ts_box: Any = 0.0
 
 
 def key_getter(fields: tuple[str, ...]) -> Callable[[Event], str | None]:
@@ -290,9 +293,10 @@ class ValueCountRule(CompiledRule):
         if st is None:
             st = self.state[key] = _Distinct()
         ts = ev.ts
-        st.last[value] = ts
+        ts_box: Any = ctx.ts_box
+        st.last[value] = ts_box
         order = st.order
-        order.append((ts, value))
+        order.append((ts_box, value))
         limit = ts - self.window
         last = st.last
         head = st.head
