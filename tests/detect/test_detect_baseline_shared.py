@@ -277,11 +277,11 @@ def test_the_tracker_type_is_the_one_the_engine_dispatches_to() -> None:
     engine = Engine(SPECS)
     trackers = {id(r.tracker) for r in engine.rules if isinstance(r, BaselineRule)}
     assert len(trackers) == 1
-    # A dispatch entry: (position, rule or None, group of baseline rules or None, filter).
+    # A dispatch entry: position, rule or None, group of baseline rules or None, filter.
     entries = engine._rules_for("claim.create", "success")
-    assert [(e[1], type(e[2])) for e in entries] == [(None, _ReadDays)]
+    assert [(e.rule, type(e.group)) for e in entries] == [(None, _ReadDays)]
     reads = engine._rules_for("beneficiary.read", "success")
-    assert [type(e[2]) for e in reads if e[1] is None] == [_ReadDays]
+    assert [type(e.group) for e in reads if e.rule is None] == [_ReadDays]
 
 
 _DST = [1711846800.0, 1729990800.0]  # 2024-03-31 and 2024-10-27 01:00Z: Paris changes offset

@@ -28,7 +28,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, final
 
 from rempart.alerts import Alert, EntityType, EvidenceRef, alert_id
 from rempart.detect.baseline import BaselineRule, share_read_days
@@ -72,10 +72,24 @@ _RUNTIME: dict[str, type[CompiledRule]] = {
 _NOVELTY_LABEL: Final = {"ip24": "IP", "ip16": "network", "source_ip": "IP", "user_agent": "client"}
 
 
-#: A dispatch entry: (rule position, the rule or None, the group of baseline rules sharing
-#: their day state or None, residual filter or None). Typed, so that the compiled engine calls
-#: ``observe`` as a C function (a bound method would go through Python's call protocol).
-_Entry = tuple[int, CompiledRule | None, _ReadDays | None, Pred | None]
+@final
+class _Entry:
+    """A dispatch entry: the rule's position, the rule or None, the group of baseline rules
+    sharing their day state or None, the residual filter or None. Typed, so that the compiled
+    engine calls ``observe`` as a C function (a bound method would go through Python's call
+    protocol); a class, not a tuple, because unpacking a typed tuple checks each item's type
+    at every event, and a check against a class with subclasses (``CompiledRule``) walks the
+    item's bases: eight ``PyType_IsSubtype`` calls per event."""
+
+    __slots__ = ("group", "pos", "pred", "rule")
+
+    def __init__(
+        self, pos: int, rule: CompiledRule | None, group: _ReadDays | None, pred: Pred | None
+    ):
+        self.pos = pos
+        self.rule = rule
+        self.group = group
+        self.pred = pred
 
 
 def compile_rule(spec: RuleSpec) -> CompiledRule:
@@ -316,7 +330,7 @@ class Engine:
             if rule.actions is not None and action not in rule.actions:
                 continue
             if self.reference:
-                rules.append((pos, rule, None, as_pred(rule.matches)))
+                rules.append(_Entry(pos, rule, None, as_pred(rule.matches)))
                 continue
             node = specialize(rule.filter_node(), known)
             if isinstance(node, Const) and not node.value:
@@ -326,9 +340,9 @@ class Engine:
                 # Members share filter and state: one entry, at the first member's position.
                 if id(rule.tracker) not in groups:
                     groups.add(id(rule.tracker))
-                    rules.append((pos, None, rule.tracker, pred))
+                    rules.append(_Entry(pos, None, rule.tracker, pred))
                 continue
-            rules.append((pos, rule, None, pred))
+            rules.append(_Entry(pos, rule, None, pred))
         found = tuple(rules)
         self._dispatch.setdefault(action, {})[outcome] = found
         return found
@@ -360,21 +374,24 @@ class Engine:
         if rules is None:
             rules = self._rules_for(ev.action, ev.outcome)
         fired: list[tuple[int, Any, Any]] | None = None
-        for pos, rule, group, pred in rules:
+        for entry in rules:
+            pred = entry.pred
             if pred is None or pred.test(ev):
                 observer: Any
                 fire: Any  # a Fire, or a group's fires by member index
+                rule = entry.rule
                 if rule is not None:
                     observer = rule
                     fire = rule.observe(ev, ctx)
                 else:
+                    group = entry.group
                     assert group is not None  # an entry holds a rule or a group
                     observer = group
                     fire = group.observe(ev, ctx)
                 if fire is not None:
                     if fired is None:
                         fired = []
-                    fired.append((pos, observer, fire))
+                    fired.append((entry.pos, observer, fire))
         if fired is not None:
             self._emit(fired, ev, out)
         if (
