@@ -9,7 +9,7 @@ from detect_events import read_event
 
 from rempart.alerts import Alert
 from rempart.detect.engine import Engine
-from rempart.detect.loader import load_pack
+from rempart.detect.loader import load_pack, load_rules
 from rempart.detect.store import StateStore
 from rempart.events import Event
 
@@ -185,3 +185,32 @@ def test_take_updated_reports_growing_alerts_once() -> None:
     updated = engine.take_updated()
     assert {a.rule_id for a in updated} >= {"TP-HARV-001"}
     assert engine.take_updated() == []
+
+
+def test_dispatch_memo_is_right_from_the_first_event_even_for_empty_action(tmp_path) -> None:
+    # The engine remembers the last (action, outcome) and its rules, starting from ("", "").
+    # A rule that reads no action must see every event, including one with an empty action
+    # and outcome first, and events whose action alternates.
+    (tmp_path / "r.yaml").write_text(
+        "id: X-ANY-1\nversion: 1\ntitle: t\ntype: event_count\nseverity: low\n"
+        "description: d\ntechnique: T1078\nfalse_positives: none\n"
+        "filter: status == 404\ngroup_by: user_name\nwindow: 1h\nthreshold: 3\n"
+        "samples:\n  - name: three 404\n    events:\n"
+        + "      - {user_name: PH1, action: auth.login, outcome: failure, status: 404}\n" * 3
+        + "    expect: [{entity: PH1}]\n"
+    )
+    specs = load_rules([tmp_path])
+    for actions in (["", "", ""], ["", "auth.login", ""], ["beneficiary.read", "", "auth.login"]):
+        engine = Engine(specs, lateness=0)
+        for k, action in enumerate(actions):
+            engine.process(
+                Event(
+                    ts=T0 + k,
+                    source_ip="10.0.0.1",
+                    action=action,
+                    outcome="" if action == "" else "failure",
+                    user_name="PH1",
+                    status=404,
+                )
+            )
+        assert [a.entity for a in engine.alerts.values()] == ["PH1"], actions

@@ -185,6 +185,12 @@ class Engine:
         #: baseline rules sharing their day state (``_ReadDays``).
         self._dispatch: dict[str, dict[str, tuple[_Entry, ...]]]
         self._dispatch = {}
+        #: The last (action, outcome) dispatched and its entries: consecutive events mostly
+        #: share them (two string comparisons instead of two dict lookups). Set for ("", "")
+        #: at the end of ``__init__``, so that it is right for any event.
+        self._last_action = ""
+        self._last_outcome = ""
+        self._last_rules: tuple[_Entry, ...] = ()
         self._position = {id(r): i for i, r in enumerate(self.rules)}
         self._open: dict[tuple[str, str, str], Alert] = {}
         self.watch = ExposureWatch(self.specs, self._alerts)
@@ -206,6 +212,7 @@ class Engine:
         self._max_ts = float("-inf")
         self._next_evict = float("-inf")
         self._ctx = EventContext()
+        self._last_rules = self._rules_for("", "")
 
     # -- feeding -------------------------------------------------------------------------
     def process(self, ev: Event) -> list[Alert]:
@@ -354,25 +361,36 @@ class Engine:
         ctx.ts_box = ev.ts
         token = ev.beneficiary_token
         if token is not None:
-            ctx.bh = beneficiary_hash(token)
-            # The int object every rule stores or looks up: boxed here once. Compiled, each
-            # rule that narrowed ``ctx.bh`` to ``int`` made a new object at every set or list
-            # operation (five per read).
-            bh: Any = ctx.bh
+            # The int object every rule stores or looks up: boxed here once (as ``Any``: read
+            # back from ``ctx.bh``, which mypy narrows to ``int``, it would be unboxed and
+            # boxed again). Compiled, each rule that narrowed ``ctx.bh`` to ``int`` made a new
+            # object at every set or list operation (five per read).
+            bh: Any = beneficiary_hash(token)
+            ctx.bh = bh
             user = ev.user_name
             if ev.categories and user is not None:
                 ctx.novel = self.history.observe(user, bh) if self._first_seen else False
-                if user in self._watch_account or ev.source_ip in self._watch_ip:
+                # (both empty until an alert is open: their sizes are read without a lookup)
+                if (self._watch_account and user in self._watch_account) or (
+                    self._watch_ip and ev.source_ip in self._watch_ip
+                ):
                     self.watch.expose(ev, bh)
             else:
                 ctx.novel = False
         else:
             ctx.bh = None
             ctx.novel = False
-        by_outcome = self._dispatch.get(ev.action)
-        rules = by_outcome.get(ev.outcome) if by_outcome is not None else None
-        if rules is None:
-            rules = self._rules_for(ev.action, ev.outcome)
+        action = ev.action
+        outcome = ev.outcome
+        if action == self._last_action and outcome == self._last_outcome:
+            rules = self._last_rules
+        else:
+            by_outcome = self._dispatch.get(action)
+            got = by_outcome.get(outcome) if by_outcome is not None else None
+            rules = got if got is not None else self._rules_for(action, outcome)
+            self._last_action = action
+            self._last_outcome = outcome
+            self._last_rules = rules
         fired: list[tuple[int, Any, Any]] | None = None
         for entry in rules:
             pred = entry.pred

@@ -393,7 +393,7 @@ class TemporalOrderedRule(CompiledRule):
     step the rule keeps firing (the engine turns that into updates of one alert).
     """
 
-    __slots__ = ("step_tests", "steps", "window")
+    __slots__ = ("last_action", "last_outcome", "last_tests", "step_tests", "steps", "window")
 
     def __init__(self, spec: RuleSpec):
         super().__init__(spec)
@@ -415,6 +415,12 @@ class TemporalOrderedRule(CompiledRule):
         #: action -> outcome -> per step: True / False when decided by them, else a predicate
         #: (two lookups by string: cheaper than building and hashing an (action, outcome) key).
         self.step_tests: dict[str, dict[str, tuple[bool | Predicate, ...]]] = {}
+        #: The last (action, outcome) met and its tests: consecutive events mostly share them
+        #: (two string comparisons instead of two dict lookups). Set for ("", "") from the
+        #: start, so that it is right for any event.
+        self.last_action = ""
+        self.last_outcome = ""
+        self.last_tests = self._step_tests(Event(0.0, "", "", ""))
 
     def _step_tests(self, ev: Event) -> tuple[bool | Predicate, ...]:
         known = {"action": ev.action, "outcome": ev.outcome}
@@ -430,10 +436,17 @@ class TemporalOrderedRule(CompiledRule):
         key = self.key(ev)
         if key is None:
             return None
-        by_outcome = self.step_tests.get(ev.action)
-        tests = by_outcome.get(ev.outcome) if by_outcome is not None else None
-        if tests is None:
-            tests = self._step_tests(ev)
+        action = ev.action
+        outcome = ev.outcome
+        if action == self.last_action and outcome == self.last_outcome:
+            tests = self.last_tests
+        else:
+            by_outcome = self.step_tests.get(action)
+            got = by_outcome.get(outcome) if by_outcome is not None else None
+            tests = got if got is not None else self._step_tests(ev)
+            self.last_action = action
+            self.last_outcome = outcome
+            self.last_tests = tests
         st: _Chain | None = self.state.get(key)
         ts = ev.ts
         window = self.window
