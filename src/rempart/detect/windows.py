@@ -9,6 +9,7 @@ checkpoints (see :mod:`rempart.detect.store`).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Collection
 from operator import attrgetter
@@ -257,26 +258,43 @@ def cut_front(items: list[Any], head: int, at: int) -> int:
 
 
 class _Distinct:
-    """One key's window: each value's latest time, and ``(time, value)`` in arrival order from
-    ``order[head]`` (a list and a read position: mypyc compiles a list's operations, not a
-    deque's; the front is cut once half of the list is behind ``head``)."""
+    """One key's window: ``(time, value)`` in arrival order from ``order[head]`` (a list and a
+    read position: mypyc compiles a list's operations, not a deque's; the front is cut once
+    half of the list is behind ``head``), and each value's latest time in the window, ``last``.
+
+    ``last`` is kept only while the window holds at least as many events as the threshold
+    needs: with fewer events there are fewer distinct values, so the rule cannot fire, and the
+    dict (a set and, on expiry, a lookup and a delete per event) would be work for nothing. It
+    is built from ``order`` when the window reaches that size, and dropped when it shrinks
+    below it: most accounts never read 40 records in 10 minutes."""
 
     __slots__ = ("head", "last", "order")
 
     def __init__(self) -> None:
-        self.last: dict[Any, float] = {}
+        self.last: dict[Any, float] | None = None
         self.order: list[tuple[float, Any]] = []
         self.head = 0
 
+    def latest(self) -> dict[Any, float]:
+        """Each value's latest time in the window (built from ``order``, as ``last`` holds)."""
+        last: dict[Any, float] = {}
+        order = self.order
+        for i in range(self.head, len(order)):
+            t, v = order[i]
+            last[v] = t
+        return last
+
 
 class ValueCountRule(CompiledRule):
-    __slots__ = ("is_beneficiary", "threshold", "value_of", "window")
+    __slots__ = ("is_beneficiary", "min_events", "threshold", "value_of", "window")
 
     def __init__(self, spec: RuleSpec):
         super().__init__(spec)
         assert spec.field is not None
         self.window = spec.window
         self.threshold = spec.threshold
+        #: The fewest events in a window that can hold ``threshold`` distinct values.
+        self.min_events = max(1, math.ceil(spec.threshold))
         self.is_beneficiary = spec.field == "beneficiary_token"
         resolved = resolve_field(spec.field)
         assert resolved is not None
@@ -294,19 +312,30 @@ class ValueCountRule(CompiledRule):
             st = self.state[key] = _Distinct()
         ts = ev.ts
         ts_box: Any = ctx.ts_box
-        st.last[value] = ts_box
         order = st.order
         order.append((ts_box, value))
         limit = ts - self.window
-        last = st.last
         head = st.head
-        while order[head][0] < limit:
-            t, v = order[head]
-            head += 1
-            latest = last.get(v)
-            if latest is not None and latest == t:  # (typed: a float comparison, not generic)
-                del last[v]
-        head = st.head = cut_front(order, head, _COMPACT)
+        last = st.last
+        if last is None:  # fewer events than the threshold needs until this one: no dict
+            while order[head][0] < limit:
+                head += 1
+            head = st.head = cut_front(order, head, _COMPACT)
+            if len(order) - head < self.min_events:
+                return None
+            last = st.last = st.latest()
+        else:
+            last[value] = ts_box
+            while order[head][0] < limit:
+                t, v = order[head]
+                head += 1
+                latest = last.get(v)
+                if latest is not None and latest == t:  # (typed: a float comparison)
+                    del last[v]
+            head = st.head = cut_front(order, head, _COMPACT)
+            if len(order) - head < self.min_events:
+                st.last = None  # too few events again to fire: back to the list alone
+                return None
         n = len(last)
         if n < self.threshold:
             return None
@@ -346,7 +375,8 @@ class ValueCountRule(CompiledRule):
             st = _Distinct()
             for t, v in items:
                 st.order.append((t, v))
-                st.last[v] = t
+            if len(st.order) >= self.min_events:
+                st.last = st.latest()
             self.state[k] = st
 
 

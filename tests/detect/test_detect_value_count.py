@@ -1,0 +1,72 @@
+"""The value-count window against a plain recount: distinct values among the key's events of
+the last ``window`` seconds, whatever the window holds (its per-value dict is kept only while
+the window holds enough events to reach the threshold), and after a dump and load."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rempart.detect.loader import load_rules
+from rempart.detect.windows import EventContext, ValueCountRule
+from rempart.events import Event
+
+WINDOW = 60.0
+THRESHOLD = 4
+
+
+def _spec():  # type: ignore[no-untyped-def]
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "r.yaml").write_text(
+            "id: X-VC-1\nversion: 1\ntitle: t\ntype: value_count\nseverity: low\n"
+            "description: d\ntechnique: T1110.003\nfalse_positives: none\n"
+            "filter: action == 'auth.login'\ngroup_by: user_name\nfield: source_ip\n"
+            f"window: {int(WINDOW)}s\nthreshold: {THRESHOLD}\n"
+            "samples:\n  - name: four addresses\n    events:\n"
+            + "".join(
+                f"      - {{user_name: PH1, action: auth.login, source_ip: 10.0.0.{i}}}\n"
+                for i in range(4)
+            )
+            + "    expect: [{entity: PH1}]\n"
+        )
+        return load_rules([Path(d)])[0]
+
+
+SPEC = _spec()
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 50), st.integers(0, 6), st.sampled_from(["PH1", "PH2"])),
+        max_size=120,
+    ),
+    st.integers(0, 120),
+)
+def test_value_count_fires_exactly_when_the_recount_reaches_the_threshold(
+    steps: list[tuple[float, int, str]], restart_at: int
+) -> None:
+    rule = ValueCountRule(SPEC)
+    seen: list[tuple[float, str, str]] = []
+    ts = 1_700_000_000.0
+    for k, (gap, ip, user) in enumerate(steps):
+        if k == restart_at:  # a restart: the state dumped and loaded into a new rule
+            again = ValueCountRule(SPEC)
+            again.load(rule.dump())
+            rule = again
+        ts += gap
+        ev = Event(
+            ts=ts, source_ip=f"10.0.0.{ip}", action="auth.login", outcome="failure", user_name=user
+        )
+        ctx = EventContext()
+        ctx.ts_box = ts
+        fire = rule.observe(ev, ctx)
+        seen.append((ts, user, f"10.0.0.{ip}"))
+        distinct = {v for t, u, v in seen if u == user and t >= ts - WINDOW}
+        assert (fire is not None) == (len(distinct) >= THRESHOLD), (k, distinct)
+        if fire is not None:
+            assert fire.metrics["distinct"] == len(distinct)
+            first = min(t for t, u, _v in seen if u == user and t >= ts - WINDOW)
+            assert fire.first_seen == first
