@@ -43,6 +43,8 @@ from rempart.events import Event
 __all__ = ["BaselineRule", "_Day", "_ReadDays", "local_day", "share_read_days"]
 
 PEER_MIN_DAYS: Final = 30
+#: ``float("inf")`` once (compiled, the call parses the string each time).
+_INF: Final = float("inf")
 PEER_CAP: Final = 20000
 
 
@@ -202,8 +204,10 @@ class BaselineRule(CompiledRule):
         if group is None:
             return None
         ck = (group, day)
-        if ck in self.peer_cache:
-            return self.peer_cache[ck]
+        # One lookup: -inf is no quantile of finite values, so it stands for "not cached".
+        cached = self.peer_cache.get(ck, -_INF)
+        if cached is None or cached != -_INF:
+            return cached
         pool = self.peers.get(group)
         value: float | None = None
         if pool is not None:
@@ -233,7 +237,7 @@ class BaselineRule(CompiledRule):
                 parts.append(self.spec.own_factor * own)
             if peer is not None:
                 parts.append(self.spec.peer_factor * peer)
-            thr = max(parts) if (own is not None or peer is not None) else float("inf")
+            thr = max(parts) if (own is not None or peer is not None) else _INF
             h.thr = (thr, own, peer)
         return h.thr
 

@@ -227,7 +227,7 @@ class SurpriseRule(CompiledRule):
 
     def _expire(self, key: str, st: _Account, now: float) -> Fire | None:
         pending = st.pending
-        limit = now - self.spec.claim_window
+        limit = now - self.claim_window
         fire: Fire | None = None
         expired = 0
         while expired < len(pending) and pending[expired][0] < limit:
