@@ -243,11 +243,13 @@ class Engine:
         if not heap:
             if self._head < len(fifo):
                 last = fifo[-1]
+                # (source, line) order among equal times; the same source compared first:
+                # compiled, ``==`` on two strings is a pointer test when they are the same
+                # object, where ``<`` is a generic comparison.
                 if ts < last.ts or (
                     ts == last.ts
                     and (
-                        ev.source < last.source
-                        or (ev.source == last.source and ev.line < last.line)
+                        ev.line < last.line if ev.source == last.source else ev.source < last.source
                     )
                 ):
                     self._hold_in_heap()

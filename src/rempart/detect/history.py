@@ -106,9 +106,11 @@ class BeneficiaryHistory:
         if recent is not None and h in recent:
             return False
         arr = hist.arr
-        i = bisect_left(arr, h)
-        if i < len(arr) and arr[i] == h:
-            return False
+        n = len(arr)
+        if n:  # (empty until the first merge, at 256 beneficiaries: no call to bisect then)
+            i = bisect_left(arr, h)
+            if i < n and arr[i] == h:
+                return False
         if recent is None:
             recent = hist.recent = set()
         recent.add(h)
