@@ -69,9 +69,9 @@ class _Account:
 
     def __init__(self, group: str | None, history_days: int):
         self.group = group
-        #: Reads awaiting a claim: [time, novel, session, beneficiary hash, day].
-        #: (time, novel, session, beneficiary hash, day); the two ints are typed ``Any`` so
-        #: that compiled code stores the objects it is given instead of boxing new ones.
+        #: Reads awaiting a claim: (time, novel, session, beneficiary hash, day). The two ints
+        #: are typed ``Any`` so that compiled code stores the objects it is given (the engine's
+        #: hash, the rule's day) instead of boxing new ones.
         self.pending: list[tuple[float, bool, str, Any, Any]] = []
         #: day -> [novel reads, orphans]
         self.days = DayCounts(history_days + 1)

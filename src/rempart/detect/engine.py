@@ -366,7 +366,7 @@ class Engine:
             # The int object every rule stores or looks up: boxed here once (as ``Any``: read
             # back from ``ctx.bh``, which mypy narrows to ``int``, it would be unboxed and
             # boxed again). Compiled, each rule that narrowed ``ctx.bh`` to ``int`` made a new
-            # object at every set or list operation (five per read).
+            # object at every set or list operation (four more per read).
             bh: Any = beneficiary_hash(token)
             ctx.bh = bh
             user = ev.user_name
