@@ -258,31 +258,40 @@ def cut_front(items: list[Any], head: int, at: int) -> int:
 
 
 class _Distinct:
-    """One key's window: ``(time, value)`` in arrival order from ``order[head]`` (a list and a
-    read position: mypyc compiles a list's operations, not a deque's; the front is cut once
-    half of the list is behind ``head``), and each value's latest time in the window, ``last``.
+    """One key's window: times and values in arrival order from index ``head`` of two
+    parallel lists (no tuple per event; a list and a read position: mypyc compiles a list's
+    operations, not a deque's; the front is cut once half of the lists is behind ``head``), and
+    each value's latest time in the window, ``last``.
 
     ``last`` is kept only while the window holds at least as many events as the threshold
     needs: with fewer events there are fewer distinct values, so the rule cannot fire, and the
     dict (a set and, on expiry, a lookup and a delete per event) would be work for nothing. It
-    is built from ``order`` when the window reaches that size, and dropped when it shrinks
+    is built from the lists when the window reaches that size, and dropped when it shrinks
     below it: most accounts never read 40 records in 10 minutes."""
 
-    __slots__ = ("head", "last", "order")
+    __slots__ = ("head", "last", "times", "values")
 
     def __init__(self) -> None:
         self.last: dict[Any, float] | None = None
-        self.order: list[tuple[float, Any]] = []
+        self.times: list[float] = []
+        self.values: list[Any] = []
         self.head = 0
 
     def latest(self) -> dict[Any, float]:
-        """Each value's latest time in the window (built from ``order``, as ``last`` holds)."""
+        """Each value's latest time in the window (built from the lists, as ``last`` holds)."""
         last: dict[Any, float] = {}
-        order = self.order
-        for i in range(self.head, len(order)):
-            t, v = order[i]
-            last[v] = t
+        times, values = self.times, self.values
+        for i in range(self.head, len(times)):
+            last[values[i]] = times[i]
         return last
+
+    def cut(self, head: int) -> int:
+        """``cut_front`` of both lists."""
+        if head >= _COMPACT and 2 * head >= len(self.times):
+            del self.times[:head]
+            del self.values[:head]
+            return 0
+        return head
 
 
 class ValueCountRule(CompiledRule):
@@ -312,34 +321,37 @@ class ValueCountRule(CompiledRule):
             st = self.state[key] = _Distinct()
         ts = ev.ts
         ts_box: Any = ctx.ts_box
-        order = st.order
-        order.append((ts_box, value))
+        times = st.times
+        times.append(ts_box)
+        values = st.values
+        values.append(value)
         limit = ts - self.window
         head = st.head
         last = st.last
         if last is None:  # fewer events than the threshold needs until this one: no dict
-            while order[head][0] < limit:
+            while times[head] < limit:
                 head += 1
-            head = st.head = cut_front(order, head, _COMPACT)
-            if len(order) - head < self.min_events:
+            head = st.head = st.cut(head)
+            if len(times) - head < self.min_events:
                 return None
             last = st.last = st.latest()
         else:
             last[value] = ts_box
-            while order[head][0] < limit:
-                t, v = order[head]
+            while times[head] < limit:
+                t = times[head]
+                v = values[head]
                 head += 1
                 latest = last.get(v)
                 if latest is not None and latest == t:  # (typed: a float comparison)
                     del last[v]
-            head = st.head = cut_front(order, head, _COMPACT)
-            if len(order) - head < self.min_events:
-                st.last = None  # too few events again to fire: back to the list alone
+            head = st.head = st.cut(head)
+            if len(times) - head < self.min_events:
+                st.last = None  # too few events again to fire: back to the lists alone
                 return None
         n = len(last)
         if n < self.threshold:
             return None
-        first = order[head][0]
+        first = times[head]
         assert self.spec.field is not None
         what = _FIELD_WORDS.get(self.spec.field, f"distinct {self.spec.field}")
         verb = "read" if self.is_beneficiary else "saw"
@@ -360,22 +372,26 @@ class ValueCountRule(CompiledRule):
         dead: list[str] = []
         for k, value in self.state.items():
             st: _Distinct = value  # typed: compiled attribute reads (``state`` holds Any)
-            if st.head >= len(st.order) or st.order[-1][0] < limit:
+            if st.head >= len(st.times) or st.times[-1] < limit:
                 dead.append(k)
         for k in dead:
             del self.state[k]
         return len(dead)
 
     def dump(self) -> dict[str, Any]:
-        return {k: [[t, v] for t, v in st.order[st.head :]] for k, st in self.state.items()}
+        return {
+            k: [[st.times[i], st.values[i]] for i in range(st.head, len(st.times))]
+            for k, st in self.state.items()
+        }
 
     def load(self, data: dict[str, Any]) -> None:
         self.state = {}
         for k, items in data.items():
             st = _Distinct()
             for t, v in items:
-                st.order.append((t, v))
-            if len(st.order) >= self.min_events:
+                st.times.append(t)
+                st.values.append(v)
+            if len(st.times) >= self.min_events:
                 st.last = st.latest()
             self.state[k] = st
 
