@@ -70,3 +70,30 @@ def test_value_count_fires_exactly_when_the_recount_reaches_the_threshold(
             assert fire.metrics["distinct"] == len(distinct)
             first = min(t for t, u, _v in seen if u == user and t >= ts - WINDOW)
             assert fire.first_seen == first
+
+
+def test_a_long_window_is_compacted_without_losing_its_values() -> None:
+    # 6,000 events 0.05 s apart: 1,200 in a 60 s window, so the lists are cut at their read
+    # position (every 1,024 expired entries) many times; the count stays the recount's.
+    rule = ValueCountRule(SPEC)
+    times: list[float] = []
+    values: list[str] = []
+    start = 0
+    for k in range(6000):
+        ts = 1_700_000_000.0 + k * 0.05
+        ip = f"10.0.0.{(k * 7) % 5 if k < 4000 else k % 3}"
+        ev = Event(ts=ts, source_ip=ip, action="auth.login", outcome="failure", user_name="PH1")
+        ctx = EventContext()
+        ctx.ts_box = ts
+        fire = rule.observe(ev, ctx)
+        times.append(ts)
+        values.append(ip)
+        while times[start] < ts - WINDOW:
+            start += 1
+        distinct = len(set(values[start:]))
+        assert (fire is not None) == (distinct >= THRESHOLD), k
+        if fire is not None:
+            assert fire.metrics["distinct"] == distinct
+    st = rule.state["PH1"]
+    assert len(st.times) == len(st.values) < 3000  # cut, not grown without end
+    assert rule.dump()["PH1"] == [[t, v] for t, v in zip(times[start:], values[start:])]

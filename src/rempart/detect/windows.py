@@ -287,11 +287,10 @@ class _Distinct:
 
     def cut(self, head: int) -> int:
         """``cut_front`` of both lists."""
-        if head >= _COMPACT and 2 * head >= len(self.times):
-            del self.times[:head]
+        cut = cut_front(self.times, head, _COMPACT)
+        if cut != head:
             del self.values[:head]
-            return 0
-        return head
+        return cut
 
 
 class ValueCountRule(CompiledRule):
