@@ -51,6 +51,9 @@ SCHEMA = pa.schema(
 _CATEGORIES = pa.list_(pa.string())
 _INT64_MAX = 2**63 - 1
 _STRING_COLUMNS = [f.name for f in SCHEMA if f.type == pa.string()]
+#: A typed scalar, not a Python float: pyarrow infers a Python value's type by trying to import
+#: python-dateutil at each call (see ``rempart.ingest.columnar._lit``).
+_MICROS_PER_DAY = pa.scalar(86_400_000_000.0, pa.float64())
 
 
 def events_to_table(events: list[Event]) -> pa.Table:
@@ -119,7 +122,7 @@ class ArchiveWriter:
         if not table.num_rows:
             return
         micros = table.column("ts").cast(pa.int64()).combine_chunks()
-        days = pc.floor(pc.divide(micros.cast(pa.float64()), 86_400_000_000.0)).cast(pa.int64())
+        days = pc.floor(pc.divide(micros.cast(pa.float64()), _MICROS_PER_DAY)).cast(pa.int64())
         self._add(table, days, lambda i: micros[i].as_py() / 1_000_000)
 
     def _add(
