@@ -72,14 +72,22 @@ def simulated_log(accounts: int, days: int, seed: int = 7) -> Path:
 
 
 def machine() -> str:
+    """Cores, CPU and Python: the CPU's family and model too, since a cloud machine's "model
+    name" may say only "AMD EPYC" for generations a third apart in speed."""
     cpu = "unknown CPU"
+    fields: dict[str, str] = {}
     try:
         for ln in Path("/proc/cpuinfo").read_text().splitlines():
-            if ln.startswith("model name"):
-                cpu = ln.split(":", 1)[1].strip()
-                break
+            name, _, value = ln.partition(":")
+            if not name.strip():
+                break  # the first processor's block only
+            fields.setdefault(name.strip(), value.strip())
     except OSError:
         pass
+    if "model name" in fields:
+        cpu = fields["model name"]
+        if "cpu family" in fields and "model" in fields:
+            cpu += f" (family {fields['cpu family']}, model {fields['model']})"
     return f"{os.cpu_count()} cores, {cpu}, Python {sys.version.split()[0]}"
 
 

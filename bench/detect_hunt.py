@@ -29,6 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine
+
 LINES_PER_ACCOUNT_DAY = 116  # measured on the simulator's default mix
 
 
@@ -140,7 +143,7 @@ def main() -> None:
     n_lines = truth["totals"]["lines"]
     print(
         f"log: {log / 'access.log'} ({n_lines:,} lines, {truth['totals']['accounts']:,} "
-        f"account names, {len(truth['attacks'])} attacks)"
+        f"account names, {len(truth['attacks'])} attacks); machine: {machine()}"
     )
     walls, cpus, rss = [], [], []
     for i in range(args.runs):

@@ -214,8 +214,9 @@ def log_lines(draw: st.DrawFn) -> str:
         return draw(st.sampled_from(['"' * 8, '"' * 10, '"' * 12, "\t", '"']))
     if kind == 1:
         return ""
-    ip = draw(st.sampled_from(["203.0.113.7", "2001:db8::1", "10.0.0.1", "é", "a]b"]))
-    user = draw(st.sampled_from(["-", "PH0042", "MD7", "zz", "ü9", "LB0001"]))
+    # An ip with a space or an empty user: a head without the ``ip ident user`` shape.
+    ip = draw(st.sampled_from(["203.0.113.7", "2001:db8::1", "10.0.0.1", "é", "a]b", "10.0.0.1 x"]))
+    user = draw(st.sampled_from(["-", "PH0042", "MD7", "zz", "ü9", "LB0001", ""]))
     status = draw(st.sampled_from(["200", "401", "404", "500", "302", "20", "2000"]))
     size = draw(
         st.sampled_from(
@@ -302,6 +303,24 @@ def test_generated_lines_decode_identically(
         stored = f"{e.path if e.action != 'static' else ''}?{e.query or ''}"
         for nir in (NIR_A, NIR_B, "1 85 05 78 006 084 36"):
             assert nir not in stored
+
+
+def test_lines_whose_head_is_not_ip_ident_user_are_set_aside_as_line_by_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ip with a space, an empty user, or a user with a space: the columnar decode cuts
+    each distinct head once and must reject these as the per-line path does (twice each, so
+    that the second of each is a cache hit)."""
+    rest = '[29/Nov/2026:09:03:22 +0100] "GET /app/ HTTP/1.1" 200 5 "-" "ua" "0.1" "s-1"'
+    heads = ["10.0.0.1 x - PH0042", "10.0.0.2 -", "10.0.0.3 - PH 7", "10.0.0.4 - PH0042"]
+    log = tmp_path / "access.log"
+    log.write_text("".join(f"{h} {rest}\n" for h in heads * 2))
+    events, records, stats, _ = _same_everywhere([log], monkeypatch)
+    assert [(e.source_ip, e.user_name, e.line) for e in events] == [
+        ("10.0.0.4", "PH0042", 4),
+        ("10.0.0.4", "PH0042", 8),
+    ]
+    assert len(records) == 6 and stats["quarantined"]
 
 
 def test_lines_longer_than_a_chunk_and_a_truncated_last_line(tmp_path, monkeypatch):

@@ -376,6 +376,7 @@ class BaselineRule(CompiledRule):
                 v.new = new
                 if self.pairs_claims:
                     st.pending = [(t, bool(n)) for t, n in pending]
+                    st.oldest = st.pending[0][0] if st.pending else _INF
             if self.pairs_claims:
                 if self.only_new:
                     v.orph_new = orphans

@@ -73,7 +73,7 @@ class _Day(_View):
     a side that has not seen the key yet) and ``day`` is ``_SPLIT`` until they agree again.
     """
 
-    __slots__ = ("bar_n", "bar_new", "bar_orph", "hists", "pending", "views")
+    __slots__ = ("bar_n", "bar_new", "bar_orph", "hists", "oldest", "pending", "views")
 
     def __init__(self, day: int, group: str | None, members: int):
         super().__init__(day, group, set(), 0)
@@ -81,6 +81,9 @@ class _Day(_View):
         #: list (a handful of reads within the claim window; compiled list operations are
         #: cheaper than a deque's generic method calls).
         self.pending: list[tuple[float, bool]] = []
+        #: The time of ``pending[0]`` (inf when none): the per-event expiry check reads this
+        #: field, not the oldest read's tuple and float, objects an hour old and out of cache.
+        self.oldest = _INF
         #: Each member rule's learning for this key, by member index.
         self.hists = [_Hist() for _ in range(members)]
         self.views: list[_View | None] | None = None
@@ -201,17 +204,21 @@ class _ReadDays:
             return self.out
         # Fast path: every side on this day already (no roll, one view).
         if self.pairs_claims:
-            pending = st.pending
-            if pending and pending[0][0] < ts - self.claim_window:
+            if st.oldest < ts - self.claim_window:
                 self._expire(key, st, st, ts)
+            pending = st.pending
             if ev.action == self.claim_action:
                 if pending:
                     pending.pop()  # a claim follows its rights check: pair with the latest
+                    if not pending:
+                        st.oldest = _INF
                 return self.out
             bh: Any = ctx.bh  # the engine's int object, not a new one per set operation
             if bh is None or not ev.categories:
                 return self.out
             novel = ctx.novel
+            if not pending:
+                st.oldest = ts
             pending.append((ctx.ts_box, novel))
         else:
             bh = ctx.bh
@@ -252,6 +259,7 @@ class _ReadDays:
             exp_all += 1
         if exp_all:
             del pending[:exp_all]
+            st.oldest = pending[0][0] if pending else _INF
             v.orph_all += exp_all
             v.orph_new += exp_new
             self._judge_members(key, v, st.hists, ts, exp_new, self.fast_by_side[self.pair_side])
@@ -287,7 +295,7 @@ class _ReadDays:
         ts = ev.ts
         ps = self.pair_side
         vp = views[ps] if ps >= 0 else None
-        if vp is not None and st.pending and st.pending[0][0] < ts - self.claim_window:
+        if vp is not None and st.oldest < ts - self.claim_window:
             self._expire(key, st, vp, ts)
         for s in range(self.sides):
             if claim and s != ps:
@@ -305,6 +313,8 @@ class _ReadDays:
         if claim:
             if st.pending:
                 st.pending.pop()
+                if not st.pending:
+                    st.oldest = _INF
         else:
             bh: Any = ctx.bh
             if bh is not None and ev.categories:
@@ -318,6 +328,8 @@ class _ReadDays:
                             if novel:
                                 v.new += 1
                 if ps >= 0:
+                    if not st.pending:
+                        st.oldest = ts
                     st.pending.append((ts, novel))
                 for s, v in enumerate(views):
                     if v is not None:
@@ -350,7 +362,7 @@ class _ReadDays:
     def _step_together(self, ev: Event, ctx: EventContext, key: str, st: _Day, day: int) -> None:
         """``observe`` when every side rolls with this event (all sides see it)."""
         ts = ev.ts
-        if self.pairs_claims and st.pending and st.pending[0][0] < ts - self.claim_window:
+        if self.pairs_claims and st.oldest < ts - self.claim_window:
             self._expire(key, st, st, ts)
         if day != st.day:
             for m, index, _n, _q in self.fast:
@@ -363,6 +375,8 @@ class _ReadDays:
         if self.pairs_claims and ev.action == self.claim_action:
             if st.pending:
                 st.pending.pop()
+                if not st.pending:
+                    st.oldest = _INF
             return
         bh: Any = ctx.bh
         if bh is None or not ev.categories:
@@ -372,6 +386,8 @@ class _ReadDays:
             if ctx.novel:
                 st.new += 1
         if self.pairs_claims:
+            if not st.pending:
+                st.oldest = ts
             st.pending.append((ts, ctx.novel))
         self._judge_members(key, st, st.hists, ts, -1, self.fast)
         if self.barred:

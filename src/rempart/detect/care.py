@@ -50,6 +50,7 @@ ODD_DAY_P: Final = 0.01
 ORPHAN_CAP: Final = 2000
 _NONE: frozenset[int] = frozenset()
 _NO_ROW: list[int] = []  # ``_Account.prow`` while ``today`` is None: never written
+_INF: Final = float("inf")
 
 
 class _Account:
@@ -60,6 +61,7 @@ class _Account:
         "group",
         "last",
         "odd",
+        "oldest",
         "orphans",
         "pending",
         "prow",
@@ -73,6 +75,9 @@ class _Account:
         #: are typed ``Any`` so that compiled code stores the objects it is given (the engine's
         #: hash, the rule's day) instead of boxing new ones.
         self.pending: list[tuple[float, bool, str, Any, Any]] = []
+        #: The time of ``pending[0]`` (inf when none): the per-event expiry check reads this
+        #: field, not the oldest read's tuple and float, objects an hour old and out of cache.
+        self.oldest = _INF
         #: day -> [novel reads, orphans]
         self.days = DayCounts(history_days + 1)
         #: (day, time, beneficiary hash) of recent orphans (longest span, capped).
@@ -152,22 +157,23 @@ class SurpriseRule(CompiledRule):
         if ev.action == "claim.create":
             if not pending:
                 return None  # nothing awaits a claim: nothing to expire nor to pair
-            fire = self._expire(key, st, ts) if pending[0][0] < ts - self.claim_window else None
+            fire = self._expire(key, st, ts) if st.oldest < ts - self.claim_window else None
             if not pending:
                 return fire
             session = ev.session_id or ""
             if pending[-1][2] == session:
                 pending.pop()  # a claim follows its rights check: the latest of the session
+                if not pending:
+                    st.oldest = _INF
             else:
                 for i in range(len(pending) - 2, -1, -1):
                     if pending[i][2] == session:
                         del pending[i]
+                        if i == 0:
+                            st.oldest = pending[0][0]
                         break
             return fire
-        if pending and pending[0][0] < ts - self.claim_window:
-            fire = self._expire(key, st, ts)
-        else:
-            fire = None
+        fire = self._expire(key, st, ts) if st.oldest < ts - self.claim_window else None
         bh: Any = ctx.bh  # the engine's int object: stored as it is, not a new one
         if bh is None or not ev.categories:
             return fire
@@ -185,6 +191,8 @@ class SurpriseRule(CompiledRule):
                 prow[0] = prow[0] + 1
             else:
                 self._count_novel(st, day)
+        if not pending:
+            st.oldest = ts
         pending.append((ctx.ts_box, novel, ev.session_id or "", bh, self.day_box))
         return fire
 
@@ -248,6 +256,7 @@ class SurpriseRule(CompiledRule):
                 fire = f
         if expired:
             del pending[:expired]
+            st.oldest = pending[0][0] if pending else _INF
             orphans = st.orphans
             if orphans:
                 # Only the longest span's orphans can be evidence of a new alert.
@@ -479,6 +488,7 @@ class SurpriseRule(CompiledRule):
             st.pending = [
                 (float(t), bool(nv), str(s), int(h), int(d)) for t, nv, s, h, d in pending
             ]
+            st.oldest = st.pending[0][0] if st.pending else _INF
             for d, n, x in sorted(days):
                 st.days.put(int(d), int(n), int(x))
             for d, t, h in orphans:

@@ -17,13 +17,16 @@ from rempart.ingest.routes import Route
 
 _HEAD: Final = re.compile(r"([^ ]+) [^ ]+ ([^ ]+)")
 _CACHE_MAX: Final = 200_000
+#: What ``_cut`` gives for a head without the ``ip ident user`` shape, told by its empty ip (a
+#: cut's parts are never empty): one cache lookup per head, None only for a head not seen yet.
+_NOT_A_HEAD: Final = ("", "")
 
 
 class HeadCutter:
     """``ip ident user`` (the bytes before `` [time] ``) -> ip and user, cached across chunks."""
 
     def __init__(self) -> None:
-        self._cache: dict[bytes, tuple[str, str] | None] = {}
+        self._cache: dict[bytes, tuple[str, str]] = {}
 
     def cut(
         self, heads: list[bytes]
@@ -41,17 +44,15 @@ class HeadCutter:
         user_of: list[int] = []
         good: list[bool] = []
         for raw in heads:
-            if raw in cache:
-                got = cache[raw]
-            else:
-                got = _cut(raw)
-                cache[raw] = got
+            got = cache.get(raw)
             if got is None:
+                got = cache[raw] = _cut(raw)
+            ip, user = got
+            if not ip:  # _NOT_A_HEAD
                 ip_of.append(0)
                 user_of.append(0)
                 good.append(False)
                 continue
-            ip, user = got
             i = ip_no.get(ip)
             if i is None:
                 i = ip_no[ip] = len(ips)
@@ -66,14 +67,14 @@ class HeadCutter:
         return ip_of, user_of, good, ips, users
 
 
-def _cut(raw: bytes) -> tuple[str, str] | None:
+def _cut(raw: bytes) -> tuple[str, str]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:  # a cut inside a character: the end of the prefix is not ASCII
-        return None
+        return _NOT_A_HEAD
     m = _HEAD.fullmatch(text)
     if m is None:
-        return None
+        return _NOT_A_HEAD
     return str(m.group(1)), str(m.group(2))
 
 
