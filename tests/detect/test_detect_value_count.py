@@ -70,6 +70,13 @@ def test_value_count_fires_exactly_when_the_recount_reaches_the_threshold(
             assert fire.metrics["distinct"] == len(distinct)
             first = min(t for t, u, _v in seen if u == user and t >= ts - WINDOW)
             assert fire.first_seen == first
+        # The window's ends kept beside the lists are the lists' (what expiry and eviction read).
+        for window in rule.state.values():
+            assert window.oldest == window.times[window.head]
+            assert window.newest == window.times[-1]
+        if k % 5 == 4:  # eviction drops the keys with no event left in the window, only those
+            rule.evict(ts)
+            assert set(rule.state) == {u for t, u, _v in seen if t >= ts - WINDOW}
 
 
 def test_a_long_window_is_compacted_without_losing_its_values() -> None:

@@ -267,15 +267,21 @@ class _Distinct:
     needs: with fewer events there are fewer distinct values, so the rule cannot fire, and the
     dict (a set and, on expiry, a lookup and a delete per event) would be work for nothing. It
     is built from the lists when the window reaches that size, and dropped when it shrinks
-    below it: most accounts never read 40 records in 10 minutes."""
+    below it: most accounts never read 40 records in 10 minutes.
 
-    __slots__ = ("head", "last", "times", "values")
+    ``oldest`` and ``newest`` are ``times[head]`` and ``times[-1]`` (inf and -inf when empty):
+    the per-event expiry check and the hourly eviction read these fields, not the float objects
+    in the lists, which are minutes old and out of cache on a large log."""
+
+    __slots__ = ("head", "last", "newest", "oldest", "times", "values")
 
     def __init__(self) -> None:
         self.last: dict[Any, float] | None = None
         self.times: list[float] = []
         self.values: list[Any] = []
         self.head = 0
+        self.oldest = math.inf
+        self.newest = -math.inf
 
     def latest(self) -> dict[Any, float]:
         """Each value's latest time in the window (built from the lists, as ``last`` holds)."""
@@ -316,9 +322,11 @@ class ValueCountRule(CompiledRule):
         if value is None:
             return None
         st: _Distinct | None = self.state.get(key)
+        ts = ev.ts
         if st is None:
             st = self.state[key] = _Distinct()
-        ts = ev.ts
+            st.oldest = ts
+        st.newest = ts
         ts_box: Any = ctx.ts_box
         times = st.times
         times.append(ts_box)
@@ -328,22 +336,26 @@ class ValueCountRule(CompiledRule):
         head = st.head
         last = st.last
         if last is None:  # fewer events than the threshold needs until this one: no dict
-            while times[head] < limit:
-                head += 1
-            head = st.head = st.cut(head)
+            if st.oldest < limit:
+                while times[head] < limit:
+                    head += 1
+                head = st.head = st.cut(head)
+                st.oldest = times[head]
             if len(times) - head < self.min_events:
                 return None
             last = st.last = st.latest()
         else:
             last[value] = ts_box
-            while times[head] < limit:
-                t = times[head]
-                v = values[head]
-                head += 1
-                latest = last.get(v)
-                if latest is not None and latest == t:  # (typed: a float comparison)
-                    del last[v]
-            head = st.head = st.cut(head)
+            if st.oldest < limit:
+                while times[head] < limit:
+                    t = times[head]
+                    v = values[head]
+                    head += 1
+                    latest = last.get(v)
+                    if latest is not None and latest == t:  # (typed: a float comparison)
+                        del last[v]
+                head = st.head = st.cut(head)
+                st.oldest = times[head]
             if len(times) - head < self.min_events:
                 st.last = None  # too few events again to fire: back to the lists alone
                 return None
@@ -371,7 +383,7 @@ class ValueCountRule(CompiledRule):
         dead: list[str] = []
         for k, value in self.state.items():
             st: _Distinct = value  # typed: compiled attribute reads (``state`` holds Any)
-            if st.head >= len(st.times) or st.times[-1] < limit:
+            if st.newest < limit:
                 dead.append(k)
         for k in dead:
             del self.state[k]
@@ -390,6 +402,8 @@ class ValueCountRule(CompiledRule):
             for t, v in items:
                 st.times.append(t)
                 st.values.append(v)
+            if st.times:
+                st.oldest, st.newest = st.times[0], st.times[-1]
             if len(st.times) >= self.min_events:
                 st.last = st.latest()
             self.state[k] = st
