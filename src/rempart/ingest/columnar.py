@@ -464,7 +464,8 @@ class ColumnarChunk:
         status = self.status if mask is None else self.status.filter(mask)
         size = self.size if mask is None else self.size.filter(mask)
         ints = {name: _ints(arr) for name, arr in idx.items()}
-        first = self.first_line
+        # Line numbers added by Arrow (a Python loop over every row before).
+        lines = pc.add(rows.cast(pa.int64()), pa.scalar(self.first_line, pa.int64()))
         with paused():  # many new objects, no cycles: collections here are pure overhead
             fast = combined_events(
                 self.vals,
@@ -473,7 +474,7 @@ class ColumnarChunk:
                 _ints(status),
                 _int64s(size),
                 self.source,
-                [first + r for r in _ints(rows)],
+                _int64s(lines),
             )
         if slow:
             fast.extend(slow)
