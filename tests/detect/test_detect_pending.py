@@ -58,10 +58,15 @@ def _queues(engine: Engine) -> list[tuple[str, Any]]:
     return out
 
 
+def _time(read: Any) -> float:
+    """A pending read's time: a ``(time, novel)`` tuple (baseline) or a ``_Read`` (surprise)."""
+    return float(read[0]) if isinstance(read, tuple) else float(read.ts)
+
+
 def _check(engine: Engine) -> int:
     queues = _queues(engine)
     for rule_id, s in queues:
-        expected = s.pending[0][0] if s.pending else math.inf
+        expected = _time(s.pending[0]) if s.pending else math.inf
         assert s.oldest == expected, (rule_id, s.pending, s.oldest)
     return sum(1 for _r, s in queues if s.pending)
 
@@ -100,7 +105,7 @@ def test_claims_of_older_reads_and_expiry_move_the_oldest_time() -> None:
     assert _check(engine) >= 1
     rule = next(r for r in engine.rules if isinstance(r, SurpriseRule))
     state = rule.state["PH0001"]
-    assert [p[0] for p in state.pending] == [T0 + 10, T0 + 20]
+    assert [p.ts for p in state.pending] == [T0 + 10, T0 + 20]
     assert state.oldest == T0 + 10
     engine.process(read_event(T0 + 4 * 3600, "PH0001", "d", session_id="s3", line=5))
     _check(engine)

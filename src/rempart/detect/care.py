@@ -53,6 +53,23 @@ _NO_ROW: list[int] = []  # ``_Account.prow`` while ``today`` is None: never writ
 _INF: Final = float("inf")
 
 
+class _Read:
+    """A read awaiting a claim. A native object rather than a tuple: compiled code reads one
+    field of it, where a typed tuple taken from the list has every item's type checked and its
+    time unboxed, which touches the time's float object too (an hour old, out of cache)."""
+
+    __slots__ = ("bh", "day", "novel", "session", "ts")
+
+    def __init__(self, ts: float, novel: bool, session: str, bh: Any, day: Any) -> None:
+        self.ts = ts
+        self.novel = novel
+        self.session = session
+        #: The two ints are typed ``Any`` so that compiled code stores the objects it is given
+        #: (the engine's hash, the rule's day) instead of boxing new ones.
+        self.bh = bh
+        self.day = day
+
+
 class _Account:
     __slots__ = (
         "days",
@@ -71,10 +88,8 @@ class _Account:
 
     def __init__(self, group: str | None, history_days: int):
         self.group = group
-        #: Reads awaiting a claim: (time, novel, session, beneficiary hash, day). The two ints
-        #: are typed ``Any`` so that compiled code stores the objects it is given (the engine's
-        #: hash, the rule's day) instead of boxing new ones.
-        self.pending: list[tuple[float, bool, str, Any, Any]] = []
+        #: Reads awaiting a claim, oldest first.
+        self.pending: list[_Read] = []
         #: The time of ``pending[0]`` (inf when none): the per-event expiry check reads this
         #: field, not the oldest read's tuple and float, objects an hour old and out of cache.
         self.oldest = _INF
@@ -161,16 +176,16 @@ class SurpriseRule(CompiledRule):
             if not pending:
                 return fire
             session = ev.session_id or ""
-            if pending[-1][2] == session:
+            if pending[-1].session == session:
                 pending.pop()  # a claim follows its rights check: the latest of the session
                 if not pending:
                     st.oldest = _INF
             else:
                 for i in range(len(pending) - 2, -1, -1):
-                    if pending[i][2] == session:
+                    if pending[i].session == session:
                         del pending[i]
                         if i == 0:
-                            st.oldest = pending[0][0]
+                            st.oldest = pending[0].ts
                         break
             return fire
         fire = self._expire(key, st, ts) if st.oldest < ts - self.claim_window else None
@@ -193,7 +208,7 @@ class SurpriseRule(CompiledRule):
                 self._count_novel(st, day)
         if not pending:
             st.oldest = ts
-        pending.append((ctx.ts_box, novel, ev.session_id or "", bh, self.day_box))
+        pending.append(_Read(ts, novel, ev.session_id or "", bh, self.day_box))
         return fire
 
     def _count(self, st: _Account, day: int, index: int) -> None:
@@ -238,14 +253,17 @@ class SurpriseRule(CompiledRule):
         limit = now - self.claim_window
         fire: Fire | None = None
         expired = 0
-        while expired < len(pending) and pending[expired][0] < limit:
-            t, novel, _session, bh, day_box = pending[expired]
-            day: int = day_box
+        while expired < len(pending):
+            read = pending[expired]
+            if read.ts >= limit:
+                break
             expired += 1
-            if not novel:
+            if not read.novel:
                 continue
+            day: int = read.day
+            bh: Any = read.bh
             self._count(st, day, 1)
-            st.orphans.append(day, t, bh)
+            st.orphans.append(day, read.ts, bh)
             ep = st.episode
             if ep is not None and ep.day == day:
                 ep.exposed.add(bh)
@@ -256,7 +274,7 @@ class SurpriseRule(CompiledRule):
                 fire = f
         if expired:
             del pending[:expired]
-            st.oldest = pending[0][0] if pending else _INF
+            st.oldest = pending[0].ts if pending else _INF
             orphans = st.orphans
             if orphans:
                 # Only the longest span's orphans can be evidence of a new alert.
@@ -462,7 +480,7 @@ class SurpriseRule(CompiledRule):
             k: [
                 st.group,
                 st.last,
-                [list(p) for p in st.pending],
+                [[p.ts, p.novel, p.session, p.bh, p.day] for p in st.pending],
                 [list(r) for r in st.days.rows()],
                 [list(o) for o in st.orphans],
                 sorted(st.explained),
@@ -486,9 +504,9 @@ class SurpriseRule(CompiledRule):
                 st.episode = Episode.load(item[7])
             st.last = float(last)
             st.pending = [
-                (float(t), bool(nv), str(s), int(h), int(d)) for t, nv, s, h, d in pending
+                _Read(float(t), bool(nv), str(s), int(h), int(d)) for t, nv, s, h, d in pending
             ]
-            st.oldest = st.pending[0][0] if st.pending else _INF
+            st.oldest = st.pending[0].ts if st.pending else _INF
             for d, n, x in sorted(days):
                 st.days.put(int(d), int(n), int(x))
             for d, t, h in orphans:
