@@ -91,7 +91,7 @@ class _Account:
         #: Reads awaiting a claim, oldest first.
         self.pending: list[_Read] = []
         #: The time of ``pending[0]`` (inf when none): the per-event expiry check reads this
-        #: field, not the oldest read's tuple and float, objects an hour old and out of cache.
+        #: field, not the oldest read's object, an hour old and out of cache.
         self.oldest = _INF
         #: day -> [novel reads, orphans]
         self.days = DayCounts(history_days + 1)
