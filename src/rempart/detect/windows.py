@@ -334,31 +334,25 @@ class ValueCountRule(CompiledRule):
         values.append(value)
         limit = ts - self.window
         head = st.head
-        last = st.last
-        if last is None:  # fewer events than the threshold needs until this one: no dict
-            if st.oldest < limit:
-                while times[head] < limit:
-                    head += 1
-                head = st.head = st.cut(head)
-                st.oldest = times[head]
-            if len(times) - head < self.min_events:
-                return None
-            last = st.last = st.latest()
-        else:
+        last = st.last  # None while the window had fewer events than the threshold needs
+        if last is not None:
             last[value] = ts_box
-            if st.oldest < limit:
-                while times[head] < limit:
+        if st.oldest < limit:
+            while times[head] < limit:
+                if last is not None:
                     t = times[head]
                     v = values[head]
-                    head += 1
                     latest = last.get(v)
                     if latest is not None and latest == t:  # (typed: a float comparison)
                         del last[v]
-                head = st.head = st.cut(head)
-                st.oldest = times[head]
-            if len(times) - head < self.min_events:
-                st.last = None  # too few events again to fire: back to the lists alone
-                return None
+                head += 1
+            head = st.head = st.cut(head)
+            st.oldest = times[head]
+        if len(times) - head < self.min_events:
+            st.last = None  # too few events to fire: the lists alone, no dict
+            return None
+        if last is None:
+            last = st.last = st.latest()
         n = len(last)
         if n < self.threshold:
             return None
