@@ -623,7 +623,8 @@ _CADENCE_COMPACT: Final = 64
 
 
 class _Cadence:
-    """One key's recent intervals, with their running sum and sum of squares."""
+    """One key's recent intervals since its last long one (see :class:`CadenceRule`), with
+    their running sum and sum of squares."""
 
     __slots__ = ("gaps", "head", "last", "squares", "total")
 
@@ -641,15 +642,32 @@ class _Cadence:
 
 
 class CadenceRule(CompiledRule):
-    """Machine-regular access: the last ``min_events`` intervals are short and nearly equal."""
+    """Machine-regular access: the last ``min_events`` intervals are short and nearly equal.
 
-    __slots__ = ("max_cv", "max_interval", "n_max")
+    The rule fires when the last ``n`` intervals (``n = min_events - 1``) have a mean ``m`` in
+    (0, ``max_interval``] and a coefficient of variation (population standard deviation over
+    ``m``) at most ``max_cv``. Then no interval ``g`` of them exceeds ``long_gap``, that is
+    ``max_interval * (1 + max_cv * sqrt(n))``: the variance is at least ``(g - m)**2 / n``, so
+    ``g - m <= max_cv * m * sqrt(n)``. So a longer interval ends every window that holds it,
+    and the intervals before it are of no use: the key keeps only the intervals since its last
+    long one, with their sums. A person's reads are mostly minutes apart: in the first 1.5M
+    lines of the 10M-line benchmark log, 89% of the intervals between an account's reads are
+    longer than the shipped rule's bound (42 s), and those reads store no interval (no new
+    float) and read no old one.
+    """
+
+    __slots__ = ("long_gap", "max_cv", "max_interval", "n_max")
 
     def __init__(self, spec: RuleSpec):
         super().__init__(spec)
         self.n_max = spec.min_events - 1
         self.max_interval: float = spec.max_interval
         self.max_cv: float = spec.max_cv
+        #: The bound above, 1% over (no rounding of the sums can bring a window that holds a
+        #: longer interval to the thresholds).
+        self.long_gap: float = (
+            spec.max_interval * (1.0 + spec.max_cv * math.sqrt(max(self.n_max, 1))) * 1.01
+        )
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
         key = self.key(ev)
@@ -663,6 +681,12 @@ class CadenceRule(CompiledRule):
         gap = ts - st.last
         st.last = ts
         gaps = st.gaps
+        if gap > self.long_gap:  # no window that holds it can fire: start again after it
+            if gaps:
+                gaps.clear()
+                st.head = 0
+                st.total = st.squares = 0.0
+            return None
         gaps.append(gap)
         st.total += gap
         st.squares += gap * gap
@@ -694,4 +718,12 @@ class CadenceRule(CompiledRule):
         return {k: [st.last, st.recent()] for k, st in self.state.items()}
 
     def load(self, data: dict[str, Any]) -> None:
-        self.state = {k: _Cadence(last, gaps) for k, (last, gaps) in data.items()}
+        self.state = {k: _Cadence(last, self._since_long(gaps)) for k, (last, gaps) in data.items()}
+
+    def _since_long(self, gaps: list[float]) -> list[float]:
+        """The intervals after the last long one (a checkpoint of an earlier version holds the
+        last ``n`` whatever their length)."""
+        for i in range(len(gaps) - 1, -1, -1):
+            if gaps[i] > self.long_gap:
+                return gaps[i + 1 :]
+        return gaps
