@@ -62,7 +62,7 @@ def main() -> None:
         engine.history.observe(name, 0)
         hist = engine.history.accounts[name]
         hist.recent = None
-        hist.arr = values
+        hist.arr = values.tobytes()
         total += len(values)
         for tracker in trackers:
             st = tracker.state[name] = _Day(20000, "pharmacie", len(tracker.members))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 import zlib
+from array import array
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rempart.detect.history import BeneficiaryHistory, beneficiary_hash
+from rempart.detect.history import BeneficiaryHistory, _holds, beneficiary_hash
 from rempart.protect.tokens import Tokenizer, generate_key
 
 
@@ -51,7 +53,7 @@ def test_history_stays_exact_over_many_batched_merges_and_a_restart(seed: int, c
         exact.add(v)
     assert hist.size("A") == len(exact)
     hist.compact()
-    arr = list(hist.accounts["A"].arr)
+    arr = list(hist.accounts["A"].values())
     assert arr == sorted(exact)
 
 
@@ -79,3 +81,20 @@ def test_beneficiary_hash_is_the_last_eight_hex_digits_as_int_reads_them_else_a_
     except ValueError:
         expected = zlib.crc32(token.encode())
     assert beneficiary_hash(token) == expected
+
+
+_U32 = st.integers(min_value=0, max_value=2**32 - 1)
+
+
+@given(st.sets(_U32 | st.sampled_from([0, 1, 2**31, 2**32 - 1]), max_size=300), st.lists(_U32))
+def test_the_compiled_search_of_a_merged_history_agrees_with_a_set(
+    values: set[int], probes: list[int]
+) -> None:
+    run = array("I", sorted(values)).tobytes()
+    for h in [*probes, *values, 0, 2**32 - 1]:
+        assert _holds(run, h) == (h in values)
+
+
+def test_a_checkpointed_history_that_is_not_whole_32_bit_values_is_refused() -> None:
+    with pytest.raises(ValueError, match="history of PH1: 6 bytes"):
+        BeneficiaryHistory().load({"PH1": b"\x01\x00\x00\x00\x02\x00"})
