@@ -553,9 +553,11 @@ def _status_and_size(p2: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
 
 def _split_heads(
     heads: pa.DictionaryArray, cutter: HeadCutter
-) -> tuple[pa.DictionaryArray, pa.DictionaryArray, pa.Array]:
-    """``ip ident user`` (dictionary-encoded bytes) -> ip and user (dictionary-encoded) and
-    whether the head has that shape, per row; each distinct head is cut once."""
+) -> tuple[pa.DictionaryArray, pa.DictionaryArray, pa.Array, list[str | None], list[str | None]]:
+    """``ip ident user`` (dictionary-encoded bytes) -> ip and user (dictionary-encoded),
+    whether the head has that shape, per row, and the ip and user dictionaries as Python
+    lists (the cutter's cached strings: no round trip through Arrow); each distinct head is
+    cut once."""
     ip_of, user_of, good, ips, users = cutter.cut(heads.dictionary.to_pylist())
     at = heads.indices
 
@@ -564,7 +566,8 @@ def _split_heads(
             pc.take(pa.array(codes, pa.int32()), at), pa.array(values, pa.string())
         )
 
-    return encoded(ip_of, ips), encoded(user_of, users), pc.take(pa.array(good, pa.bool_()), at)
+    shaped = pc.take(pa.array(good, pa.bool_()), at)
+    return encoded(ip_of, ips), encoded(user_of, users), shaped, ips, users
 
 
 class ColumnarDecoder:
@@ -651,7 +654,7 @@ class ColumnarDecoder:
         ts, good = self._times(p0)
         ok = pc.and_(ok, good)
         heads = pc.binary_slice(p0, 0, -_PREFIX_END_CHARS).dictionary_encode()
-        ip, user, good = _split_heads(heads, self._heads)
+        ip, user, good, ip_names, user_names = _split_heads(heads, self._heads)
         ok = pc.and_(ok, good)
         # Low-cardinality columns are dictionary-encoded before rows are left out: filtering
         # their int32 indices is cheaper than filtering the strings.
@@ -716,7 +719,7 @@ class ColumnarDecoder:
         kinds: list[str | None] = []
         dir_orgs: list[str | None] = []
         account_info = self.normalizer.account_info
-        for name in encoded["user"].dictionary.to_pylist():
+        for name in user_names:
             if name == "-" or name is None:
                 users.append(None)
                 kinds.append(None)
@@ -731,9 +734,10 @@ class ColumnarDecoder:
             idx[name] = cols[name]
             if name == "user":
                 continue
-            values: list[Any] = column.dictionary.to_pylist()
-            if name != "ip":
-                values = [None if v == "-" or v == "" else v for v in values]
+            if name == "ip":
+                values: list[Any] = ip_names
+            else:
+                values = [None if v == "-" or v == "" else v for v in column.dictionary.to_pylist()]
             vals[name] = values
         chunk.rows = rows
         chunk.ts = ts
