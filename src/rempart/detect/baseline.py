@@ -340,9 +340,7 @@ class BaselineRule(CompiledRule):
                 sorted(v.today),
                 v.new,
                 self._orphans(v),
-                [[t, n] for t, n in zip(st.pending, st.pending_new, strict=True)]
-                if self.pairs_claims
-                else [],
+                [[t, n] for t, n in st.pending] if self.pairs_claims else [],
                 h.history.tolist(),
                 h.days,
                 [[d, x] for d, x in h.recent],
@@ -377,9 +375,8 @@ class BaselineRule(CompiledRule):
                 v.today = set(today)
                 v.new = new
                 if self.pairs_claims:
-                    st.pending = [float(t) for t, _n in pending]
-                    st.pending_new = [bool(n) for _t, n in pending]
-                    st.oldest = st.pending[0] if st.pending else _INF
+                    st.pending = [(t, bool(n)) for t, n in pending]
+                    st.oldest = st.pending[0][0] if st.pending else _INF
             if self.pairs_claims:
                 if self.only_new:
                     v.orph_new = orphans

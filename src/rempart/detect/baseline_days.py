@@ -73,26 +73,14 @@ class _Day(_View):
     a side that has not seen the key yet) and ``day`` is ``_SPLIT`` until they agree again.
     """
 
-    __slots__ = (
-        "bar_n",
-        "bar_new",
-        "bar_orph",
-        "hists",
-        "oldest",
-        "pending",
-        "pending_new",
-        "views",
-    )
+    __slots__ = ("bar_n", "bar_new", "bar_orph", "hists", "oldest", "pending", "views")
 
     def __init__(self, day: int, group: str | None, members: int):
         super().__init__(day, group, set(), 0)
-        #: The times of the reads awaiting a claim (claim-pairing side only), oldest first,
-        #: and beside them whether each read was novel: two lists (a handful of reads within
-        #: the claim window; compiled list operations are cheaper than a deque's generic
-        #: method calls), no tuple per read. A time is the engine's float object for the
-        #: event (``EventContext.ts_box``), not a new one.
-        self.pending: list[float] = []
-        self.pending_new: list[bool] = []
+        #: (time, novel) of reads awaiting a claim (claim-pairing side only), oldest first: a
+        #: list (a handful of reads within the claim window; compiled list operations are
+        #: cheaper than a deque's generic method calls).
+        self.pending: list[tuple[float, bool]] = []
         #: The time of ``pending[0]`` (inf when none): the per-event expiry check reads this
         #: field, not the oldest read's tuple and float, objects an hour old and out of cache.
         self.oldest = _INF
@@ -222,7 +210,6 @@ class _ReadDays:
             if ev.action == self.claim_action:
                 if pending:
                     pending.pop()  # a claim follows its rights check: pair with the latest
-                    st.pending_new.pop()
                     if not pending:
                         st.oldest = _INF
                 return self.out
@@ -232,8 +219,7 @@ class _ReadDays:
             novel = ctx.novel
             if not pending:
                 st.oldest = ts
-            pending.append(ctx.ts_box)
-            st.pending_new.append(novel)
+            pending.append((ctx.ts_box, novel))
         else:
             bh = ctx.bh
             if bh is None or not ev.categories:
@@ -265,17 +251,15 @@ class _ReadDays:
         """Count the reads whose claim window passed as orphans of their read's day (``v``,
         the pairing side's view) and judge that day before any roll."""
         pending = st.pending
-        pending_new = st.pending_new
         limit = ts - self.claim_window
         exp_all = exp_new = 0
-        while exp_all < len(pending) and pending[exp_all] < limit:
-            if pending_new[exp_all]:
+        while exp_all < len(pending) and pending[exp_all][0] < limit:
+            if pending[exp_all][1]:
                 exp_new += 1
             exp_all += 1
         if exp_all:
             del pending[:exp_all]
-            del pending_new[:exp_all]
-            st.oldest = pending[0] if pending else _INF
+            st.oldest = pending[0][0] if pending else _INF
             v.orph_all += exp_all
             v.orph_new += exp_new
             self._judge_members(key, v, st.hists, ts, exp_new, self.fast_by_side[self.pair_side])
@@ -329,7 +313,6 @@ class _ReadDays:
         if claim:
             if st.pending:
                 st.pending.pop()
-                st.pending_new.pop()
                 if not st.pending:
                     st.oldest = _INF
         else:
@@ -347,8 +330,7 @@ class _ReadDays:
                 if ps >= 0:
                     if not st.pending:
                         st.oldest = ts
-                    st.pending.append(ctx.ts_box)
-                    st.pending_new.append(novel)
+                    st.pending.append((ts, novel))
                 for s, v in enumerate(views):
                     if v is not None:
                         self._judge_members(key, v, st.hists, ts, -1, self.fast_by_side[s])
@@ -393,7 +375,6 @@ class _ReadDays:
         if self.pairs_claims and ev.action == self.claim_action:
             if st.pending:
                 st.pending.pop()
-                st.pending_new.pop()
                 if not st.pending:
                     st.oldest = _INF
             return
@@ -407,8 +388,7 @@ class _ReadDays:
         if self.pairs_claims:
             if not st.pending:
                 st.oldest = ts
-            st.pending.append(ctx.ts_box)
-            st.pending_new.append(ctx.novel)
+            st.pending.append((ts, ctx.novel))
         self._judge_members(key, st, st.hists, ts, -1, self.fast)
         if self.barred:
             self._set_bars(st)
