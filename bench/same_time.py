@@ -1,11 +1,12 @@
 """Compare the CPU time of ``rempart hunt`` for two builds run at the same time, one per core.
 
 This machine's speed drifts by a fifth within the hour, more than most changes being measured:
-two runs of one build, one after the other, can differ by 16%. Two builds started together
-see the same phase of the machine, so the difference of their CPU times is the figure; two
-copies of one build differ by under one percent (``--base`` equal to the tree's commit). Both
-processes share the cache and the memory bus, so each run takes about what a single run takes
-in a slow phase: compare the two, not these times with single runs.
+two runs of one build a few minutes apart took 51.9 and 43.6 CPU-s on the 10M-line log. Two
+builds started together see the same phase of the machine, so the difference of their CPU
+times is the figure; two copies of one build (``--base`` equal to the tree's commit) differed
+by +0.2% and +0.8% on the 10M-line log, by +1.7% in one round on the 1M-line log (shorter
+runs). Both processes share the cache and the memory bus, so each run takes about what a
+single run takes in a slow phase: compare the two, not these times with single runs.
 
 The base build is a wheel of ``--base`` (a commit of this repository, built once and cached
 under ``bench/out/builds``), put first on ``PYTHONPATH``; the other is the tree's virtual
@@ -34,12 +35,14 @@ from rempart.protect.tokens import load_or_create_key_file
 
 def base_site(ref: str) -> Path:
     """An unpacked wheel of commit ``ref`` (built once per commit)."""
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+    found = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout.strip()
+    )
+    if found.returncode != 0:
+        raise SystemExit(f"{ref!r} is not a commit of this repository")
+    commit = found.stdout.strip()
     site = OUT / "builds" / commit
     if (site / "rempart").is_dir():
         return site
@@ -90,15 +93,16 @@ def same_time(site: Path, log_dir: Path, work: Path) -> tuple[float, float]:
         ("tree", dict(os.environ)),
     ):
         cmd = hunt_cmd(log_dir, work / side, key)
-        procs.append(
-            subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        )
+        with (work / side / "stderr.txt").open("wb") as err:  # a file: no pipe to fill
+            procs.append(
+                (side, subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err))
+            )
     cpu = []
-    for proc in procs:
+    for side, proc in procs:
         _pid, status, usage = os.wait4(proc.pid, 0)
         if status != 0:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise SystemExit(f"hunt failed: {err.strip().splitlines()[-1:]}")
+            last = (work / side / "stderr.txt").read_text(errors="replace").strip().splitlines()
+            raise SystemExit(f"hunt ({side}) failed: {last[-1] if last else f'status {status}'}")
         cpu.append(usage.ru_utime + usage.ru_stime)
     return cpu[0], cpu[1]
 
@@ -111,7 +115,10 @@ def main() -> None:
     args = ap.parse_args()
     if not (args.log_dir / "access.log").exists():
         raise SystemExit(f"no access.log in {args.log_dir} (bench/detect_hunt.py makes one)")
-    site = base_site(args.base)
+    try:
+        site = base_site(args.base)
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"cannot build the base {args.base!r}: {' '.join(exc.cmd[:3])}... failed")
     print(f"log: {args.log_dir / 'access.log'}; base: {site.name[:12]}; {machine()}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
