@@ -1,11 +1,23 @@
 """Event builders shared by the detection tests: a pharmacy's beneficiary read and claim, with
-the fields each test needs overridden by keyword."""
+the fields each test needs overridden by keyword; and one rule loaded from its YAML text."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
+from rempart.detect.loader import load_rules
+from rempart.detect.spec import RuleSpec
 from rempart.events import Event
+
+
+def rule_from_yaml(text: str) -> RuleSpec:
+    """The rule of one YAML document, loaded (and checked) as a rule directory is."""
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "r.yaml").write_text(text)
+        return load_rules([Path(d)])[0]
+
 
 _PHARMACY = {"source_ip": "81.250.1.2", "account_kind": "pharmacie", "source": "t.log"}
 

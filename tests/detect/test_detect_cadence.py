@@ -5,13 +5,12 @@ since the key's last long one), and after a dump and load."""
 from __future__ import annotations
 
 import math
-import tempfile
-from pathlib import Path
 
+from detect_events import rule_from_yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rempart.detect.loader import load_rules
+from rempart.detect.spec import RuleSpec
 from rempart.detect.windows import CadenceRule, EventContext
 from rempart.events import Event
 
@@ -23,19 +22,17 @@ MAX_INTERVAL = 20.0
 EPS = 1e-9
 
 
-def _spec():  # type: ignore[no-untyped-def]
-    with tempfile.TemporaryDirectory() as d:
-        (Path(d) / "r.yaml").write_text(
-            "id: X-CAD-1\nversion: 1\ntitle: t\ntype: cadence\nseverity: low\n"
-            "description: d\ntechnique: T1119\nfalse_positives: none\n"
-            "filter: action == 'beneficiary.read'\ngroup_by: user_name\n"
-            f"min_events: {MIN_EVENTS}\nmax_cv: {MAX_CV}\nmax_interval: {int(MAX_INTERVAL)}s\n"
-            "samples:\n  - name: five reads two seconds apart\n    events:\n"
-            "      - repeat: 5\n        every: 2s\n"
-            "        event: {user_name: PH1, action: beneficiary.read}\n"
-            "    expect: [{entity: PH1}]\n"
-        )
-        return load_rules([Path(d)])[0]
+def _spec() -> RuleSpec:
+    return rule_from_yaml(
+        "id: X-CAD-1\nversion: 1\ntitle: t\ntype: cadence\nseverity: low\n"
+        "description: d\ntechnique: T1119\nfalse_positives: none\n"
+        "filter: action == 'beneficiary.read'\ngroup_by: user_name\n"
+        f"min_events: {MIN_EVENTS}\nmax_cv: {MAX_CV}\nmax_interval: {int(MAX_INTERVAL)}s\n"
+        "samples:\n  - name: five reads two seconds apart\n    events:\n"
+        "      - repeat: 5\n        every: 2s\n"
+        "        event: {user_name: PH1, action: beneficiary.read}\n"
+        "    expect: [{entity: PH1}]\n"
+    )
 
 
 SPEC = _spec()

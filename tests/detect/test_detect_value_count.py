@@ -4,13 +4,11 @@ the window holds enough events to reach the threshold), and after a dump and loa
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
+from detect_events import rule_from_yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rempart.detect.loader import load_rules
+from rempart.detect.spec import RuleSpec
 from rempart.detect.windows import EventContext, ValueCountRule
 from rempart.events import Event
 
@@ -18,21 +16,19 @@ WINDOW = 60.0
 THRESHOLD = 4
 
 
-def _spec():  # type: ignore[no-untyped-def]
-    with tempfile.TemporaryDirectory() as d:
-        (Path(d) / "r.yaml").write_text(
-            "id: X-VC-1\nversion: 1\ntitle: t\ntype: value_count\nseverity: low\n"
-            "description: d\ntechnique: T1110.003\nfalse_positives: none\n"
-            "filter: action == 'auth.login'\ngroup_by: user_name\nfield: source_ip\n"
-            f"window: {int(WINDOW)}s\nthreshold: {THRESHOLD}\n"
-            "samples:\n  - name: four addresses\n    events:\n"
-            + "".join(
-                f"      - {{user_name: PH1, action: auth.login, source_ip: 10.0.0.{i}}}\n"
-                for i in range(4)
-            )
-            + "    expect: [{entity: PH1}]\n"
+def _spec() -> RuleSpec:
+    return rule_from_yaml(
+        "id: X-VC-1\nversion: 1\ntitle: t\ntype: value_count\nseverity: low\n"
+        "description: d\ntechnique: T1110.003\nfalse_positives: none\n"
+        "filter: action == 'auth.login'\ngroup_by: user_name\nfield: source_ip\n"
+        f"window: {int(WINDOW)}s\nthreshold: {THRESHOLD}\n"
+        "samples:\n  - name: four addresses\n    events:\n"
+        + "".join(
+            f"      - {{user_name: PH1, action: auth.login, source_ip: 10.0.0.{i}}}\n"
+            for i in range(4)
         )
-        return load_rules([Path(d)])[0]
+        + "    expect: [{entity: PH1}]\n"
+    )
 
 
 SPEC = _spec()
