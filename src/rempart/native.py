@@ -68,11 +68,17 @@ def compiled_path(module: str) -> Path | None:
     return None
 
 
+def source_checkout() -> bool:
+    """Whether this ``rempart`` is the ``src/rempart`` of a source checkout (beside the
+    project's ``pyproject.toml``), where a source can be edited after its extension was built.
+    An installed or unpacked wheel cannot hold an edit, and its files' times say nothing: pip
+    writes each ``.py`` file after its extension, an unzip in any order."""
+    return _ROOT.parent.name == "src" and (_ROOT.parent.parent / "pyproject.toml").is_file()
+
+
 def stale_modules() -> list[str]:
-    """Compiled modules whose source changed after they were built (in a source checkout:
-    an installed wheel cannot hold an edit, and pip writes each ``.py`` file after its
-    extension, in the same instant or the next)."""
-    if _ROOT.parent.name in ("site-packages", "dist-packages"):
+    """Compiled modules whose source changed after they were built (in a source checkout)."""
+    if not source_checkout():
         return []
     stale = []
     for module in NATIVE_MODULES:

@@ -79,9 +79,10 @@ def test_compiled_modules_raise_exactly_the_alerts_and_state_of_the_sources(
 def test_a_compiled_module_older_than_its_source_is_stale(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pkg = tmp_path / "rempart"
+    (tmp_path / "pyproject.toml").write_text("")  # a source checkout: src/rempart beside it
+    pkg = tmp_path / "src" / "rempart"
     for module in native.NATIVE_MODULES:
-        source = tmp_path.joinpath(*module.split(".")).with_suffix(".py")
+        source = pkg.parent.joinpath(*module.split(".")).with_suffix(".py")
         source.parent.mkdir(parents=True, exist_ok=True)
         source.write_text("")
     suffix = native.machinery.EXTENSION_SUFFIXES[0]
@@ -94,13 +95,16 @@ def test_a_compiled_module_older_than_its_source_is_stale(
     os.utime(engine_source, (built.stat().st_mtime + 5, built.stat().st_mtime + 5))
     assert native.stale_modules() == ["rempart.detect.engine"]
     assert native.compiled_path("rempart.detect.history") is None
-    # Installed from a wheel, pip writes each source after its extension: never stale.
-    installed = tmp_path / "site-packages"
-    installed.mkdir()
-    pkg.rename(installed / "rempart")
-    monkeypatch.setattr(native, "_ROOT", installed / "rempart")
-    assert native.compiled_path("rempart.detect.engine") is not None
-    assert native.stale_modules() == []
+    # Installed from a wheel, or a wheel unpacked anywhere (its files' times say nothing):
+    # never stale. The same tree under another directory than a checkout's src is not one.
+    for place in ("site-packages", "builds/0123abcd", "src-copy"):
+        installed = tmp_path / place
+        installed.mkdir(parents=True)
+        pkg.rename(installed / "rempart")
+        pkg = installed / "rempart"
+        monkeypatch.setattr(native, "_ROOT", pkg)
+        assert native.compiled_path("rempart.detect.engine") is not None
+        assert native.stale_modules() == [], place
 
 
 def test_the_version_says_whether_the_modules_run_compiled_and_main_warns_when_stale(
