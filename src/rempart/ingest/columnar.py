@@ -553,21 +553,24 @@ def _status_and_size(p2: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
 
 def _split_heads(
     heads: pa.DictionaryArray, cutter: HeadCutter
-) -> tuple[pa.DictionaryArray, pa.DictionaryArray, pa.Array, list[str | None], list[str | None]]:
-    """``ip ident user`` (dictionary-encoded bytes) -> ip and user (dictionary-encoded),
-    whether the head has that shape, per row, and the ip and user dictionaries as Python
-    lists (the cutter's cached strings: no round trip through Arrow); each distinct head is
-    cut once."""
+) -> tuple[pa.Array, pa.Array, pa.Array, list[str | None], list[str | None]]:
+    """``ip ident user`` (dictionary-encoded bytes) -> per row, the ip's and the user's
+    numbers (int32) and whether the head has that shape; and the ips and users so numbered, as
+    Python lists (the cutter's cached strings: no round trip through Arrow). Each distinct head
+    is cut once."""
     ip_of, user_of, good, ips, users = cutter.cut(heads.dictionary.to_pylist())
     at = heads.indices
 
-    def encoded(codes: list[int], values: list[str | None]) -> pa.DictionaryArray:
-        return pa.DictionaryArray.from_arrays(
-            pc.take(pa.array(codes, pa.int32()), at), pa.array(values, pa.string())
-        )
+    def per_row(values: list[int] | list[bool], kind: pa.DataType) -> pa.Array:
+        return pc.take(pa.array(values, kind), at)
 
-    shaped = pc.take(pa.array(good, pa.bool_()), at)
-    return encoded(ip_of, ips), encoded(user_of, users), shaped, ips, users
+    return (
+        per_row(ip_of, pa.int32()),
+        per_row(user_of, pa.int32()),
+        per_row(good, pa.bool_()),
+        ips,
+        users,
+    )
 
 
 class ColumnarDecoder:
@@ -654,16 +657,16 @@ class ColumnarDecoder:
         ts, good = self._times(p0)
         ok = pc.and_(ok, good)
         heads = pc.binary_slice(p0, 0, -_PREFIX_END_CHARS).dictionary_encode()
-        ip, user, good, ip_names, user_names = _split_heads(heads, self._heads)
+        ip_no, user_no, good, ip_names, user_names = _split_heads(heads, self._heads)
         ok = pc.and_(ok, good)
         # Low-cardinality columns are dictionary-encoded before rows are left out: filtering
         # their int32 indices is cheaper than filtering the strings.
-        encoded = {"ip": ip, "user": user, "ua": part(5).dictionary_encode()}
+        encoded = {"ua": part(5).dictionary_encode()}
         if self._session_at >= 0 and 7 + 2 * self._session_at < width:
             encoded["sid"] = part(7 + 2 * self._session_at).dictionary_encode()
         if self._org_at >= 0 and 7 + 2 * self._org_at < width:
             encoded["org"] = part(7 + 2 * self._org_at).dictionary_encode()
-        cols = {k: v.indices for k, v in encoded.items()}
+        cols = {"ip": ip_no, "user": user_no, **{k: v.indices for k, v in encoded.items()}}
         cols["request"] = part(1)
         cols["status"] = status
         cols["size"] = size
@@ -729,16 +732,12 @@ class ColumnarDecoder:
                 users.append(user)
                 kinds.append(kind)
                 dir_orgs.append(org)
-        vals.update(user=users, kind=kinds, dir_org=dir_orgs)
-        for name, column in encoded.items():  # ip, ua, sid, org
+        vals.update(user=users, kind=kinds, dir_org=dir_orgs, ip=ip_names)
+        idx["user"] = cols["user"]
+        idx["ip"] = cols["ip"]
+        for name, column in encoded.items():  # ua, sid, org
             idx[name] = cols[name]
-            if name == "user":
-                continue
-            if name == "ip":
-                values: list[Any] = ip_names
-            else:
-                values = [None if v == "-" or v == "" else v for v in column.dictionary.to_pylist()]
-            vals[name] = values
+            vals[name] = [None if v == "-" or v == "" else v for v in column.dictionary.to_pylist()]
         chunk.rows = rows
         chunk.ts = ts
         chunk.status = status
