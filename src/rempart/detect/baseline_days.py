@@ -93,6 +93,21 @@ class _Day(_View):
         self.bar_new: float = 0.0
         self.bar_orph: float = 0.0
 
+    def add_pending(self, t: Any, ts: float, novel: bool) -> None:
+        """A read now awaiting a claim: ``t`` is the time object stored (the engine's
+        ``EventContext.ts_box``, not a new float), ``ts`` its value."""
+        if not self.pending:
+            self.oldest = ts
+        self.pending.append((t, novel))
+
+    def pair_claim(self) -> None:
+        """A claim follows its rights check: it pairs with the latest pending read, if any."""
+        pending = self.pending
+        if pending:
+            pending.pop()
+            if not pending:
+                self.oldest = _INF
+
 
 class _ReadDays:
     """Per-key day state shared by baseline rules that see the same reads.
@@ -206,20 +221,14 @@ class _ReadDays:
         if self.pairs_claims:
             if st.oldest < ts - self.claim_window:
                 self._expire(key, st, st, ts)
-            pending = st.pending
             if ev.action == self.claim_action:
-                if pending:
-                    pending.pop()  # a claim follows its rights check: pair with the latest
-                    if not pending:
-                        st.oldest = _INF
+                st.pair_claim()
                 return self.out
             bh: Any = ctx.bh  # the engine's int object, not a new one per set operation
             if bh is None or not ev.categories:
                 return self.out
             novel = ctx.novel
-            if not pending:
-                st.oldest = ts
-            pending.append((ctx.ts_box, novel))
+            st.add_pending(ctx.ts_box, ts, novel)
         else:
             bh = ctx.bh
             if bh is None or not ev.categories:
@@ -311,10 +320,7 @@ class _ReadDays:
                 v = _View(day, v.group, set(), 0)
             views[s] = v
         if claim:
-            if st.pending:
-                st.pending.pop()
-                if not st.pending:
-                    st.oldest = _INF
+            st.pair_claim()
         else:
             bh: Any = ctx.bh
             if bh is not None and ev.categories:
@@ -328,9 +334,7 @@ class _ReadDays:
                             if novel:
                                 v.new += 1
                 if ps >= 0:
-                    if not st.pending:
-                        st.oldest = ts
-                    st.pending.append((ts, novel))
+                    st.add_pending(ctx.ts_box, ts, novel)
                 for s, v in enumerate(views):
                     if v is not None:
                         self._judge_members(key, v, st.hists, ts, -1, self.fast_by_side[s])
@@ -373,10 +377,7 @@ class _ReadDays:
             st.orph_all = st.orph_new = 0
             st.bar_n = _NO_BAR
         if self.pairs_claims and ev.action == self.claim_action:
-            if st.pending:
-                st.pending.pop()
-                if not st.pending:
-                    st.oldest = _INF
+            st.pair_claim()
             return
         bh: Any = ctx.bh
         if bh is None or not ev.categories:
@@ -386,9 +387,7 @@ class _ReadDays:
             if ctx.novel:
                 st.new += 1
         if self.pairs_claims:
-            if not st.pending:
-                st.oldest = ts
-            st.pending.append((ts, ctx.novel))
+            st.add_pending(ctx.ts_box, ts, ctx.novel)
         self._judge_members(key, st, st.hists, ts, -1, self.fast)
         if self.barred:
             self._set_bars(st)
