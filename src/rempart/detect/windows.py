@@ -664,9 +664,10 @@ class CadenceRule(CompiledRule):
         self.max_interval: float = spec.max_interval
         self.max_cv: float = spec.max_cv
         #: The bound above, 1% over (no rounding of the sums can bring a window that holds a
-        #: longer interval to the thresholds).
+        #: longer interval to the thresholds); ``n`` is at least 2 (the spec refuses fewer
+        #: than 3 events).
         self.long_gap: float = (
-            spec.max_interval * (1.0 + spec.max_cv * math.sqrt(max(self.n_max, 1))) * 1.01
+            spec.max_interval * (1.0 + spec.max_cv * math.sqrt(self.n_max)) * 1.01
         )
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
