@@ -201,7 +201,7 @@ def test_when_an_account_works_for_forty_days_then_its_state_stays_bounded() -> 
     assert all(d > last_day - 31 for d, _n, _x in st.days.rows())
     assert all(d > last_day - 31 for d in st.explained)
     assert all(d > last_day - 7 for d, _t, _h in st.orphans)
-    assert all(t >= st.last - rule.claim_window for t, *_ in st.pending)
+    assert all(read.ts >= st.last - rule.claim_window for read in st.pending)
     assert all(len(pool) <= 31 for pool in rule.peers.values())
 
 
