@@ -40,6 +40,32 @@ def measure_isolated(cmd: list[str], runs: int = 3, warmup: int = 1) -> list[Run
     return results
 
 
+def hunt_command(log_dir: Path, work: Path, workers: int = 1, key: Path | None = None) -> list[str]:
+    """``rempart hunt`` of ``log_dir``'s ``access.log`` (with its ``directory.csv``) writing
+    ``work/alerts.jsonl``, with a configuration in ``work`` (the token key ``key``, else
+    ``work/token.key``)."""
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = work / "rempart.yaml"
+    cfg.write_text(
+        f"keys:\n  token_key_file: {key or work / 'token.key'}\n"
+        f"state:\n  quarantine_dir: {work}/quarantine\n"
+    )
+    return [
+        str(Path(sys.executable).parent / "rempart"),
+        "hunt",
+        str(log_dir / "access.log"),
+        "--directory",
+        str(log_dir / "directory.csv"),
+        "--out",
+        str(work / "alerts.jsonl"),
+        "--config",
+        str(cfg),
+        "--json",
+        "--workers",
+        str(workers),
+    ]
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine
+from common import hunt_command, machine
 
 LINES_PER_ACCOUNT_DAY = 116  # measured on the simulator's default mix
 
@@ -54,26 +54,8 @@ def ensure_log(lines: int, data_dir: Path, days: int, scenario: str | None = Non
 
 
 def run_hunt(log: Path, workdir: Path, workers: int = 1) -> tuple[float, float, int, float]:
-    cfg = workdir / "rempart.yaml"
-    cfg.write_text(
-        f"keys:\n  token_key_file: {workdir}/token.key\n"
-        f"state:\n  quarantine_dir: {workdir}/quarantine\n"
-    )
+    cmd = hunt_command(log, workdir, workers)
     out = workdir / "alerts.jsonl"
-    cmd = [
-        str(Path(sys.executable).parent / "rempart"),
-        "hunt",
-        str(log / "access.log"),
-        "--directory",
-        str(log / "directory.csv"),
-        "--out",
-        str(out),
-        "--config",
-        str(cfg),
-        "--json",
-        "--workers",
-        str(workers),
-    ]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _pid, status, usage = os.wait4(proc.pid, 0)

@@ -28,7 +28,7 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OUT, ROOT, machine
+from common import OUT, ROOT, hunt_command, machine
 
 from rempart.protect.tokens import load_or_create_key_file
 
@@ -64,26 +64,6 @@ def base_site(ref: str) -> Path:
     return site
 
 
-def hunt_cmd(log_dir: Path, work: Path, key: Path) -> list[str]:
-    work.mkdir(parents=True, exist_ok=True)
-    cfg = work / "rempart.yaml"
-    cfg.write_text(f"keys:\n  token_key_file: {key}\nstate:\n  quarantine_dir: {work}/quarantine\n")
-    return [
-        str(Path(sys.executable).parent / "rempart"),
-        "hunt",
-        str(log_dir / "access.log"),
-        "--directory",
-        str(log_dir / "directory.csv"),
-        "--out",
-        str(work / "alerts.jsonl"),
-        "--config",
-        str(cfg),
-        "--json",
-        "--workers",
-        "1",
-    ]
-
-
 def same_time(site: Path, log_dir: Path, work: Path) -> tuple[float, float]:
     """CPU seconds of the base build and of the tree's, started together (one token key)."""
     key = work / "token.key"
@@ -92,7 +72,7 @@ def same_time(site: Path, log_dir: Path, work: Path) -> tuple[float, float]:
         ("base", dict(os.environ, PYTHONPATH=str(site))),
         ("tree", dict(os.environ)),
     ):
-        cmd = hunt_cmd(log_dir, work / side, key)
+        cmd = hunt_command(log_dir, work / side, key=key)
         with (work / side / "stderr.txt").open("wb") as err:  # a file: no pipe to fill
             procs.append(
                 (side, subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err))
