@@ -401,3 +401,30 @@ def test_a_warm_columnar_decode_searches_for_no_module(simulated, monkeypatch):
     again = list(iter_batches([log], tokenizer=TOKENIZER, chunk_size=256 << 10))
     assert len(again) == len(warm) > 3
     assert spy.names == []
+
+
+def test_the_request_line_cache_is_bounded_and_starting_again_changes_no_result() -> None:
+    """More distinct request lines than ``BY_LINE_MAX``: the cache is emptied when a call finds
+    it full, so it never holds more than that and one call's lines (peak memory), and a line
+    met again after that gets the same route, path and token."""
+    from rempart.ingest.normalise import BY_LINE_MAX
+    from rempart.ingest.pipeline import make_normalizer
+
+    normalizer = make_normalizer("tiers-payant", TOKENIZER)
+    lines = [
+        f"GET /api/v1/beneficiaires/{185_077_500_000_000 + i}/droits HTTP/1.1"
+        for i in range(BY_LINE_MAX + 1000)
+    ]
+    lines.append("GET /api/v1/actes?page=2 HTTP/1.1")
+    first = normalizer.request_infos(lines[:1000] + lines[-1:])
+    sizes = []
+    for start in range(0, len(lines), 50_000):
+        normalizer.request_infos(lines[start : start + 50_000])
+        sizes.append(len(normalizer._by_line))
+    assert max(sizes) < BY_LINE_MAX + 50_000
+    assert sizes[-1] < sizes[-2]  # it started again from empty on the way
+    again = normalizer.request_infos(lines[:1000] + lines[-1:])
+    assert [(i.route.name, i.path, i.query, i.token) for i in again if i] == [
+        (i.route.name, i.path, i.query, i.token) for i in first if i
+    ]
+    assert all(i is not None and i.token for i in again[:1000])
