@@ -36,7 +36,14 @@ from rempart.errors import InputError
 from rempart.events import Event
 from rempart.gcpause import paused
 from rempart.ingest.archive import SCHEMA, events_to_table
-from rempart.ingest.distinct import HeadCutter, add_present, combined_events, info_columns
+from rempart.ingest.distinct import (
+    HeadCutter,
+    account_columns,
+    add_present,
+    combined_events,
+    info_columns,
+    present_values,
+)
 from rempart.ingest.normalise import Normalizer, RequestInfo
 from rempart.ingest.parsers import ClfTimeParser, Reject
 from rempart.ingest.routes import Route
@@ -718,26 +725,13 @@ class ColumnarDecoder:
         vals["categories"] = categories
         idx: dict[str, pa.Array] = {"req": req_idx, "code": enc.indices}
         # Accounts: peer group and organisation from the profile or the directory.
-        users: list[str | None] = []
-        kinds: list[str | None] = []
-        dir_orgs: list[str | None] = []
-        account_info = self.normalizer.account_info
-        for name in user_names:
-            if name == "-" or name is None:
-                users.append(None)
-                kinds.append(None)
-                dir_orgs.append(None)
-            else:
-                user, kind, org = account_info(name)
-                users.append(user)
-                kinds.append(kind)
-                dir_orgs.append(org)
+        users, kinds, dir_orgs = account_columns(user_names, self.normalizer)
         vals.update(user=users, kind=kinds, dir_org=dir_orgs, ip=ip_names)
         idx["user"] = cols["user"]
         idx["ip"] = cols["ip"]
         for name, column in encoded.items():  # ua, sid, org
             idx[name] = cols[name]
-            vals[name] = [None if v == "-" or v == "" else v for v in column.dictionary.to_pylist()]
+            vals[name] = present_values(column.dictionary.to_pylist())
         chunk.rows = rows
         chunk.ts = ts
         chunk.status = status

@@ -12,7 +12,7 @@ import re
 from typing import Any, Final
 
 from rempart.events import Event
-from rempart.ingest.normalise import RequestInfo
+from rempart.ingest.normalise import Normalizer, RequestInfo
 from rempart.ingest.routes import Route
 
 _HEAD: Final = re.compile(r"([^ ]+) [^ ]+ ([^ ]+)")
@@ -124,6 +124,32 @@ def info_columns(
         out.token.append(token)
         out.route_code.append(no * 2 + (0 if token is None else 1))
     return out
+
+
+def account_columns(
+    names: list[str | None], normalizer: Normalizer
+) -> tuple[list[str | None], list[str | None], list[str | None]]:
+    """Per account name (None or ``-``: no account): the interned name, its peer group and its
+    directory organisation (``Normalizer.account_info``), as three columns."""
+    users: list[str | None] = []
+    kinds: list[str | None] = []
+    orgs: list[str | None] = []
+    for name in names:
+        if name is None or name == "-":
+            users.append(None)
+            kinds.append(None)
+            orgs.append(None)
+        else:
+            user, kind, org = normalizer.account_info(name)
+            users.append(user)
+            kinds.append(kind)
+            orgs.append(org)
+    return users, kinds, orgs
+
+
+def present_values(values: list[str | None]) -> list[str | None]:
+    """``values`` with ``-`` and ``""`` (a field left empty) as None."""
+    return [None if v is None or v == "-" or v == "" else v for v in values]
 
 
 def add_present(into: set[str], values: list[str | None], indices: list[int]) -> None:
