@@ -95,6 +95,22 @@ def test_the_compiled_search_of_a_merged_history_agrees_with_a_set(
         assert _holds(run, h) == (h in values)
 
 
+@given(
+    st.lists(st.tuples(_U32, st.integers(min_value=1, max_value=400)), min_size=1, max_size=4),
+    st.lists(st.integers(min_value=-5, max_value=2**32 + 5)),
+)
+def test_the_search_is_exact_on_values_far_from_uniform(
+    clusters: list[tuple[int, int]], probes: list[int]
+) -> None:
+    """The search starts where a uniform hash would sit; runs of consecutive values (clusters)
+    put ``h`` hundreds of places away from that guess, in either direction."""
+    values = {v for start, k in clusters for v in range(start, min(start + k, 2**32))}
+    run = array("I", sorted(values)).tobytes()
+    around = [v + d for v in (min(values), max(values)) for d in (-1, 0, 1)]
+    for h in [*probes, *values, *around, 0, 2**32 - 1]:
+        assert _holds(run, h) == (h in values)
+
+
 def test_a_checkpointed_history_that_is_not_whole_32_bit_values_is_refused() -> None:
     with pytest.raises(ValueError, match="history of PH1: 6 bytes"):
         BeneficiaryHistory().load({"PH1": b"\x01\x00\x00\x00\x02\x00"})
