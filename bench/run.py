@@ -1,6 +1,6 @@
 """``make bench``: every benchmark of the project, one after the other, figures printed.
 
-Each script prints its own JSON result; the command that produced a figure is the script's
+Each script prints its own result; the command that produced a figure is the script's
 line here. Benchmarks are never part of the test suite.
 """
 
@@ -27,6 +27,7 @@ SCRIPTS = [
         *("--scenario", "mass_harvest:count=60000,rate=3000"),
     ],
     ["detect_memory.py"],
+    ["history_search.py"],
     ["respond_check.py"],
     ["cases_affected.py"],
     ["protect_scan.py"],
