@@ -15,7 +15,7 @@ SCRIPTS = [
     ["ingest_throughput.py"],
     ["detect_hunt.py"],
     ["detect_hunt.py", "--workers", "2", "--no-engine-only"],
-    ["detect_hunt.py", "--lines", "10000000", "--runs", "1", "--no-engine-only"],
+    ["detect_hunt.py", "--lines", "10000000", "--runs", "3", "--no-engine-only"],
     [
         "detect_hunt.py",
         *("--lines", "60000", "--days", "1", "--runs", "1"),
