@@ -192,9 +192,19 @@ samples:
 
 def test_when_an_account_works_for_forty_days_then_its_state_stays_bounded() -> None:
     # Strangers on two early days: those days are accused, hence recorded as explained.
-    engine = _run(pharmacy("PH0006", 40, strangers={3: 40, 6: 40}, seed=6))
+    events = pharmacy("PH0006", 40, strangers={3: 40, 6: 40}, seed=6)
+    # It ends with unclaimed reads over twice the claim window: by the last one, the older ones
+    # must have left the reads awaiting a claim (as orphans).
+    window = RULE[0].claim_window
+    end = events[-1].ts + 60.0
+    tail = [end, end + window / 2, end + window * 1.5, end + window * 2]
+    events += [
+        _read(t, "PH0006", f"{0xE0000000 + i:08x}", "tail", 10**6 + i) for i, t in enumerate(tail)
+    ]
+    engine = _run(events)
     rule = engine.rules[0]
     st = rule.state["PH0006"]
+    assert [read.ts for read in st.pending] == tail[2:]
     last_day = st.days.last
     accused = {local_day(a.first_seen) for a in engine.alerts.values()}
     assert accused and min(accused) < last_day - 31
