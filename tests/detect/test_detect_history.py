@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rempart.detect.history import BeneficiaryHistory, _holds, beneficiary_hash
+from rempart.detect.history import BeneficiaryHistory, _holds, _values, beneficiary_hash
 from rempart.protect.tokens import Tokenizer, generate_key
 
 
@@ -53,7 +53,7 @@ def test_history_stays_exact_over_many_batched_merges_and_a_restart(seed: int, c
         exact.add(v)
     assert hist.size("A") == len(exact)
     hist.compact()
-    arr = list(hist.accounts["A"].values())
+    arr = list(_values(hist.accounts["A"].arr))
     assert arr == sorted(exact)
 
 

@@ -141,10 +141,6 @@ class _AccountHistory:
         #: Additions not merged into ``arr`` yet (None when empty: an empty set is 216 bytes).
         self.recent: set[int] | None = None
 
-    def values(self) -> array[int]:
-        """The merged history as an ``array('I')``."""
-        return _values(self.arr)
-
     def merge(self) -> None:
         # ``recent`` never holds a hash of ``arr`` (``observe`` checks both): the two sorted
         # runs are merged by Timsort in linear time, with no set of the whole history.
