@@ -89,11 +89,11 @@ def load_directory(path: Path) -> dict[str, DirectoryEntry]:
 
 
 #: Request lines ``request_infos`` keeps before it starts again from empty (checked at the
-#: start of a call, so one call's lines may go over it). Each costs about 300 bytes (the line,
-#: its RequestInfo and token), and the 10M-line benchmark log has 835,000 distinct ones: at
-#: 200,000 instead of 1,000,000, its peak RSS fell from 583 to 400 MiB for the same CPU time
-#: (``bench/same_time.py``: +0.6% and +0.9%, within the noise); at 50,000 the misses cost 3-4%
-#: more CPU.
+#: start of a call, so one call's lines may go over it). The 10M-line benchmark log has 835,000
+#: distinct ones: at 200,000 instead of 1,000,000, its peak RSS fell from 583 to 400 MiB (about
+#: 300 bytes for each line no longer held: the line, its RequestInfo and token) for the same
+#: CPU time (``bench/same_time.py``: +0.6% and +0.9%, within the noise), though 18% of the
+#: lookups hit instead of 74%; at 50,000 the misses cost 3-4% more CPU.
 BY_LINE_MAX: Final = 200_000
 
 
