@@ -11,8 +11,13 @@ a run. A deployment with 90 days of history searches runs of thousands.
 from __future__ import annotations
 
 import random
+import sys
 import time
 from array import array
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine
 
 from rempart.detect import history
 
@@ -32,7 +37,7 @@ def main() -> None:
     started = time.process_time()
     found = sum(1 for run, h in probes if holds(run, h))
     spent = time.process_time() - started
-    print(f"{history.__file__}")
+    print(f"{history.__file__}; {machine()}")
     print(f"{spent / len(probes) * 1e9:.0f} ns per search (loop included), {found:,} found")
 
 
