@@ -18,19 +18,36 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "nginx"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def reserve_port() -> socket.socket:
+    """A loopback socket bound to a free port and not listening: the port stays this test's
+    until the socket is closed (another xdist worker cannot take it), and a connection to it
+    is refused meanwhile. A port number alone, its socket closed, could be taken by another
+    process before the server bound it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def reserve_ports(*names: str) -> tuple[dict[str, socket.socket], dict[str, int]]:
+    """A reserved socket per name, and their port numbers."""
+    socks = {name: reserve_port() for name in names}
+    return socks, {name: int(s.getsockname()[1]) for name, s in socks.items()}
 
 
 class UvicornThread:
-    def __init__(self, app: Any, port: int):
-        self.port = port
+    """Serve ``app`` on the reserved socket ``sock`` (uvicorn listens on it and closes it at
+    exit)."""
+
+    def __init__(self, app: Any, sock: socket.socket):
+        self.port = int(sock.getsockname()[1])
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+            uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False
+            )
         )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [sock]}, daemon=True
+        )
 
     def __enter__(self) -> UvicornThread:
         self.thread.start()
@@ -89,10 +106,14 @@ http {{
 
 
 class Nginx:
-    def __init__(self, prefix: Path, main_conf: Path, port: int):
+    """nginx on ``main_conf``, listening on the port of the reserved socket ``sock``, which is
+    closed just before nginx starts (nginx binds the port itself)."""
+
+    def __init__(self, prefix: Path, main_conf: Path, sock: socket.socket):
         self.prefix = prefix
         self.conf = main_conf
-        self.port = port
+        self.sock = sock
+        self.port = int(sock.getsockname()[1])
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Nginx:
@@ -105,6 +126,7 @@ class Nginx:
         )
         if test.returncode != 0:
             raise RuntimeError(f"nginx -t failed: {test.stderr}")
+        self.sock.close()
         self.proc = subprocess.Popen(
             [NGINX, "-p", str(self.prefix), "-c", str(self.conf)],
             stdout=subprocess.DEVNULL,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from respond_nginx import NGINX, Nginx, UvicornThread, free_port, render_site
+from respond_nginx import NGINX, Nginx, UvicornThread, render_site, reserve_ports
 
 from rempart.config import Config, SourceSettings, StateSettings
 from rempart.portal import create_portal
@@ -61,12 +61,12 @@ def portal_behind_nginx(
     (prefix / "logs").mkdir(parents=True)
     access_log.touch()
     service, token = start_rempart(tmp_path, access_log)
-    ports = {"listen": free_port(), "portal": free_port(), "rempart": free_port()}
+    socks, ports = reserve_ports("listen", "portal", "rempart")
     conf = render_site(prefix, token=token, **ports)
     with (
-        UvicornThread(create_app(service), ports["rempart"]),
-        UvicornThread(create_portal(population, PASSWORDS, MFA), ports["portal"]),
-        Nginx(prefix, conf, ports["listen"]),
+        UvicornThread(create_app(service), socks["rempart"]),
+        UvicornThread(create_portal(population, PASSWORDS, MFA), socks["portal"]),
+        Nginx(prefix, conf, socks["listen"]),
     ):
         yield service, f"http://127.0.0.1:{ports['listen']}"
 
@@ -122,15 +122,16 @@ def test_throttle_and_fail_modes_through_nginx(tmp_path: Path, population: Popul
         access_log = prefix / "logs" / "access.log"
         (prefix / "logs").mkdir(parents=True)
         service, token = start_rempart(tmp_path / f"r{fail_closed}", access_log)
-        ports = {"listen": free_port(), "portal": free_port(), "rempart": free_port()}
+        socks, ports = reserve_ports("listen", "portal", "rempart")
         conf = render_site(prefix, token=token, fail_closed=fail_closed, **ports)
         base = f"http://127.0.0.1:{ports['listen']}"
         with (
-            UvicornThread(create_portal(population, PASSWORDS, MFA), ports["portal"]),
-            Nginx(prefix, conf, ports["listen"]),
+            UvicornThread(create_portal(population, PASSWORDS, MFA), socks["portal"]),
+            Nginx(prefix, conf, socks["listen"]),
         ):
             client = httpx.Client(base_url=base, auth=("PH0007", PASSWORDS["PH0007"]), timeout=5)
-            with UvicornThread(create_app(service), ports["rempart"]):
+            # Rempart's port stays reserved (refusing connections) until it starts here.
+            with UvicornThread(create_app(service), socks["rempart"]):
                 service.add_manual_decision(
                     scope=Scope.ACCOUNT,
                     value="PH0007",
