@@ -411,20 +411,41 @@ def test_the_request_line_cache_is_bounded_and_starting_again_changes_no_result(
     from rempart.ingest.pipeline import make_normalizer
 
     normalizer = make_normalizer("tiers-payant", TOKENIZER)
-    lines = [
-        f"GET /api/v1/beneficiaires/{185_077_500_000_000 + i}/droits HTTP/1.1"
-        for i in range(BY_LINE_MAX + 1000)
-    ]
-    lines.append("GET /api/v1/actes?page=2 HTTP/1.1")
+    lines = [f"GET /api/v1/actes?page={i} HTTP/1.1" for i in range(BY_LINE_MAX + 1000)]
+    lines.append(f"GET /api/v1/paiements?nir={NIR_A} HTTP/1.1")
     first = normalizer.request_infos(lines[:1000] + lines[-1:])
     sizes = []
     for start in range(0, len(lines), 50_000):
         normalizer.request_infos(lines[start : start + 50_000])
         sizes.append(len(normalizer._by_line))
     assert max(sizes) < BY_LINE_MAX + 50_000
+    assert max(sizes) >= BY_LINE_MAX  # (so these lines are kept)
     assert sizes[-1] < sizes[-2]  # it started again from empty on the way
     again = normalizer.request_infos(lines[:1000] + lines[-1:])
     assert [(i.route.name, i.path, i.query, i.token) for i in again if i] == [
         (i.route.name, i.path, i.query, i.token) for i in first if i
     ]
-    assert all(i is not None and i.token for i in again[:1000])
+    assert len(again) == 1001 and all(again)
+
+
+def test_rights_checks_are_not_kept_and_get_what_the_line_by_line_path_gives() -> None:
+    """A rights check names its beneficiary (one line per beneficiary): ``request_infos``
+    does not keep those lines, and gives them the route, path and token of ``request_info``,
+    the first time and the next."""
+    from rempart.ingest.pipeline import make_normalizer
+
+    normalizer = make_normalizer("tiers-payant", TOKENIZER)
+    reference = make_normalizer("tiers-payant", TOKENIZER)
+    targets = [f"/api/v1/beneficiaires/{185_077_500_000_000 + i}/droits" for i in range(3000)]
+    lines = [f"GET {t} HTTP/1.1" for t in targets]
+    expected = [
+        (i.route.name, i.method, i.path, i.query, i.token)
+        for i in (reference.request_info("GET", t) for t in targets)
+    ]
+    assert {e[:4] for e in expected} == {
+        ("rights-check", "GET", "/api/v1/beneficiaires/{beneficiary}/droits", None)
+    }
+    for _ in range(2):
+        got = normalizer.request_infos(lines)
+        assert [(i.route.name, i.method, i.path, i.query, i.token) for i in got if i] == expected
+        assert len(normalizer._by_line) == 0

@@ -221,3 +221,26 @@ def test_parsers_reject_with_a_known_reason_and_never_crash(text):
             parser.parse(text)
         except Reject as rej:
             assert rej.reason in REASONS
+
+
+def test_the_id_is_replaced_where_the_route_found_it_not_where_it_first_appears(
+    tmp_path, tokenizer
+):
+    """An id that also appears earlier in the path ("1" in "/v1/") is replaced where the
+    pattern matched it: the stored path is the route's template, with no id left in it."""
+    prof = tmp_path / "short-ids.yaml"
+    prof.write_text(
+        "name: short-ids\n"
+        "routes:\n"
+        "  - {name: view, method: GET, path: '^/v1/p/(?P<beneficiary>[0-9]+)/x1$',\n"
+        "     action: beneficiary.read, discloses: [identite]}\n"
+    )
+    for bid in ("1", "11", "2"):
+        lines = [f"GET /v1/p/{bid}/x1 HTTP/1.1"]
+        # the columnar decode's batch path and the line-by-line path
+        many = make_normalizer(str(prof), tokenizer).request_infos(lines)[0]
+        one = make_normalizer(str(prof), tokenizer).request_info("GET", f"/v1/p/{bid}/x1")
+        for info in (many, one):
+            assert info is not None
+            assert (info.route.name, info.path) == ("view", "/v1/p/{beneficiary}/x1")
+            assert info.token == tokenizer(bid)

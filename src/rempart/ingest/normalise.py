@@ -40,6 +40,11 @@ def normalise_identifier(raw: str) -> str:
     return raw.translate(_SEPARATORS).upper()
 
 
+def _templated(path: str, bid: str, start: int) -> str:
+    """``path`` with the id found at ``start`` replaced by the placeholder."""
+    return path[:start] + BENEFICIARY_PLACEHOLDER + path[start + len(bid) :]
+
+
 class RequestInfo:
     """What a request line means (shared by every line with the same request: do not mutate).
 
@@ -89,11 +94,11 @@ def load_directory(path: Path) -> dict[str, DirectoryEntry]:
 
 
 #: Request lines ``request_infos`` keeps before it starts again from empty (checked at the
-#: start of a call, so one call's lines may go over it). The 10M-line benchmark log has 835,000
-#: distinct ones: at 200,000 instead of 1,000,000, its peak RSS fell from 583 to 400 MiB (about
-#: 300 bytes for each line no longer held: the line, its RequestInfo and token) for the same
-#: CPU time (``bench/same_time.py``: +0.6% and +0.9%, within the noise), though 18% of the
-#: lookups hit instead of 74%; at 50,000 the misses cost 3-4% more CPU.
+#: start of a call, so one call's lines may go over it). Rights checks are not kept: a rights
+#: check names its beneficiary, so there is one line per beneficiary (835,000 in the 10M-line
+#: benchmark log), met again only 18% of the time within 200,000 lines; keeping them cost more
+#: in lookups and insertions into a dict out of cache than the hits saved (``bench/same_time.py``:
+#: -1.6% and -1.8% CPU on that log without them). What is kept (other routes, queries) is small.
 BY_LINE_MAX: Final = 200_000
 
 
@@ -151,20 +156,27 @@ class Normalizer:
         if info is not None:
             return info
         path, _, query = target.partition("?")
-        route, bid = self.profile.matcher.match(method, path)
-        return self.matched_request_info(method, target, path, query, route, bid)
+        route, bid, start = self.profile.matcher.locate(method, path)
+        return self.matched_request_info(method, target, path, query, route, bid, start)
 
     def matched_request_info(
-        self, method: str, target: str, path: str, query: str, route: Route, bid: str | None
+        self,
+        method: str,
+        target: str,
+        path: str,
+        query: str,
+        route: Route,
+        bid: str | None,
+        start: int,
     ) -> RequestInfo:
-        """:meth:`request_info` once the route is known (``profile.match(method, path)``)."""
+        """:meth:`request_info` once the route is known (``matcher.locate(method, path)``)."""
         token: str | None = None
         if bid is not None:
             ident = normalise_identifier(bid)
             token = self.tokenizer(ident)
             if self.sealer is not None:
                 self.sealer(token, ident)
-            path = path.replace(bid, BENEFICIARY_PLACEHOLDER, 1)
+            path = _templated(path, bid, start)
         elif route.beneficiary_param and query:
             pairs = parse_qsl(query, keep_blank_values=True)
             for k, v in pairs:
@@ -212,7 +224,7 @@ class Normalizer:
                 continue
             method, target = words[0], words[1]
             path, _, query = target.partition("?")
-            route, bid = matcher.match(method, path)
+            route, bid, start = matcher.locate(method, path)
             if (
                 bid is None
                 or query
@@ -222,26 +234,25 @@ class Normalizer:
             ):
                 info = cached((method, target))
                 if info is None:
-                    info = self.matched_request_info(method, target, path, query, route, bid)
+                    info = self.matched_request_info(method, target, path, query, route, bid, start)
             else:
                 # The common case inline (an id in the path, no query: a rights check), the
-                # same result as matched_request_info without its general steps, and without
-                # its caches: each beneficiary makes request lines of its own, which a miss of
-                # ``by_line`` says are new, so neither the (method, target) cache nor the
-                # tokenizer's would be hit (none of 150,000 on the 1M-line log); they only
-                # held every target and identifier.
+                # same result as matched_request_info without its general steps and caches,
+                # and not kept in ``by_line`` either (see BY_LINE_MAX): each beneficiary makes
+                # request lines of its own.
                 ident = bid.upper()
                 token = tokenizer.fresh_token(ident)
                 if sealer is not None:
                     sealer(token, ident)
-                path = path.replace(bid, BENEFICIARY_PLACEHOLDER, 1)
-                info = RequestInfo(
+                path = _templated(path, bid, start)
+                out[i] = RequestInfo(
                     route,
                     intern.setdefault(method, method),
                     intern.setdefault(path, path),
                     None,
                     token,
                 )
+                continue
             out[i] = by_line[request] = info
         return out
 

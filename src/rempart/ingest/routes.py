@@ -49,7 +49,8 @@ class RouteMatcher:
 
     def __init__(self) -> None:
         self._exact: dict[str, dict[str, Route]] = {}
-        self._patterns: list[tuple[str, Route, re.Pattern[str], bool]] = []
+        #: (method, route, pattern, number of its ``beneficiary`` group or 0 for none).
+        self._patterns: list[tuple[str, Route, re.Pattern[str], int]] = []
 
     def add(self, method: str, path: str, route: Route) -> None:
         """Add a route (the first one given for an exact method and path wins)."""
@@ -58,22 +59,30 @@ class RouteMatcher:
             self._exact.setdefault(method, {}).setdefault(path, route)
         else:
             by_path = route.extracts_beneficiary and route.beneficiary_param is None
-            self._patterns.append((method, route, pattern, by_path))
+            group = pattern.groupindex["beneficiary"] if by_path else 0
+            self._patterns.append((method, route, pattern, group))
 
     def match(self, method: str, path: str) -> tuple[Route, str | None]:
         """The route for a request and the beneficiary id in its path, if any."""
+        route, bid, _start = self.locate(method, path)
+        return route, bid
+
+    def locate(self, method: str, path: str) -> tuple[Route, str | None, int]:
+        """:meth:`match`, and where the id starts in ``path`` (-1 without one): the id may
+        also appear earlier in the path ("1" in "/v1/"), so it is replaced there."""
         exact = self._exact.get(method)
         if exact is not None:
             route = exact.get(path)
             if route is not None:
-                return route, None
-        for m, r, pattern, by_path in self._patterns:
+                return route, None, -1
+        for m, r, pattern, group in self._patterns:
             if m != method:
                 continue
             hit = pattern.match(path)
             if hit is not None:
-                if by_path:
-                    bid: str | None = hit.group("beneficiary")
-                    return r, bid
-                return r, None
-        return OTHER, None
+                if group:
+                    start, end = hit.span(group)
+                    if start >= 0:  # (-1: the group took no part in the match)
+                        return r, path[start:end], start
+                return r, None, -1
+        return OTHER, None, -1
