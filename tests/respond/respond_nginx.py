@@ -18,22 +18,6 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "nginx"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 
-def reserve_port() -> socket.socket:
-    """A loopback socket bound to a free port and not listening: the port stays this test's
-    until the socket is closed (another xdist worker cannot take it), and a connection to it
-    is refused meanwhile. A port number alone, its socket closed, could be taken by another
-    process before the server bound it."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-def reserve_ports(*names: str) -> tuple[dict[str, socket.socket], dict[str, int]]:
-    """A reserved socket per name, and their port numbers."""
-    socks = {name: reserve_port() for name in names}
-    return socks, {name: int(s.getsockname()[1]) for name, s in socks.items()}
-
-
 class UvicornThread:
     """Serve ``app`` on the reserved socket ``sock`` (uvicorn listens on it and closes it at
     exit)."""

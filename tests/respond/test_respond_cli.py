@@ -57,7 +57,6 @@ def test_decisions_add_list_revoke_and_audit(tmp_path: Path) -> None:
 
 def test_rempart_serve_runs_as_a_process_and_answers(tmp_path: Path) -> None:
     import signal
-    import socket
     import subprocess
     import sys
     import time
@@ -71,9 +70,9 @@ def test_rempart_serve_runs_as_a_process_and_answers(tmp_path: Path) -> None:
     )
     r = CliRunner().invoke(app, ["token", "create", "-s", "admin", "-n", "ops", "-c", str(cfg)])
     token = r.output.strip().splitlines()[-1]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from tests.ports import free_port
+
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from respond_nginx import NGINX, Nginx, UvicornThread, render_site, reserve_ports
+from respond_nginx import NGINX, Nginx, UvicornThread, render_site
+from tests.ports import reserve_ports
 
 from rempart.config import Config, SourceSettings, StateSettings
 from rempart.portal import create_portal

@@ -10,17 +10,12 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from respond_helpers import make_alert
+from tests.ports import free_port, reserve_port
 
 from rempart.alerts import Severity
 from rempart.respond.decisions import Decision, DecisionType, Scope, new_decision_id
 from rempart.respond.notify import Notifier
 from rempart.respond.settings import NotificationSettings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(predicate, timeout: float = 10.0) -> bool:
@@ -106,7 +101,8 @@ def test_webhook_is_retried_with_backoff_then_delivered(tmp_path: Path, fmt: str
 
 
 def test_persistent_failure_goes_to_the_dead_letter_file_without_blocking(tmp_path: Path) -> None:
-    port = free_port()  # nothing listens there
+    closed = reserve_port()  # bound, not listening: connections are refused
+    port = closed.getsockname()[1]
     n = Notifier(settings(tmp_path, soc={"kind": "webhook", "url": f"http://127.0.0.1:{port}/"}))
     n.start()
     started = time.monotonic()
@@ -115,6 +111,7 @@ def test_persistent_failure_goes_to_the_dead_letter_file_without_blocking(tmp_pa
     assert time.monotonic() - started < 0.5  # submitting never waits for delivery
     assert wait_for(lambda: n.dead == 3)
     n.stop()
+    closed.close()
     records = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
     assert len(records) == 3 and all(r["attempts"] == 3 for r in records)
     assert "webhook" in records[0]["reason"] and records[0]["alert"]["entity"] == "PH0"
