@@ -145,3 +145,27 @@ def test_watch_resumes_after_restart_without_replaying_lines(
         pack,
     )
     assert sorted(seen) == sorted(a.id for a in whole.alerts)
+
+
+def test_watch_says_how_many_lines_were_bad_why_and_where_they_were_kept(
+    harvest_log: SimResult, config_file: Path, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    log = tmp_path / "live.log"
+    lines = harvest_log.access_log.read_text().splitlines(keepends=True)[:200]
+    log.write_text("".join(lines[:100]) + "garbage line\n" + "".join(lines[100:]))
+    rempart = Path(sys.executable).parent / "rempart"
+    res = subprocess.run(
+        [rempart, "watch", str(log), "--idle-exit", "0.5", "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    (note,) = [ln for ln in res.stderr.splitlines() if "bad line" in ln]
+    assert note.startswith("1 bad line (bad_format 1) kept in ")
+    (kept,) = [json.loads(x) for x in Path(note.rsplit(" ", 1)[1]).read_text().splitlines()]
+    assert kept["source"].startswith(f"{log}@")  # (followed files are named with their inode)
+    assert (kept["line"], kept["reason"]) == (101, "bad_format")

@@ -48,6 +48,7 @@ def _comparable(result: HuntResult) -> tuple[list[str], dict[str, Any]]:
     summary = result.summary()
     summary.pop("seconds")
     summary.pop("events_per_second")
+    summary.pop("quarantine_file")  # (named after the run's time)
     alerts = [json.dumps(a.to_dict(), sort_keys=True, ensure_ascii=False) for a in result.alerts]
     return alerts, summary
 
@@ -100,6 +101,12 @@ def test_when_lines_are_malformed_then_both_paths_quarantine_the_same_lines_and_
         results[workers].files = files  # type: ignore[attr-defined]
     assert results[1].quarantined > 0
     assert results[2].quarantined == results[1].quarantined
+    assert results[1].quarantined_by_reason == {"bad_format": 11, "bad_timestamp": 10}
+    assert results[2].quarantined_by_reason == results[1].quarantined_by_reason
+    for workers in (1, 2):  # the file each path names is the one it wrote
+        named = results[workers].quarantine_file
+        assert named and Path(named).parent == tmp_path / f"q{workers}"
+        assert [Path(named).read_bytes()] == results[workers].files  # type: ignore[attr-defined]
     assert results[2].files == results[1].files  # type: ignore[attr-defined]
     assert results[1].files  # type: ignore[attr-defined]
     assert _comparable(results[2]) == _comparable(results[1])
@@ -132,6 +139,33 @@ def test_when_chunks_are_sent_from_their_columns_then_the_parent_gets_the_serial
         columnar += batch._chunk is not None and not batch._chunk.slow_events
         assert decode_events(encode_batch(batch)) == batch.events()
     assert columnar >= 2  # the column path was exercised
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_when_lines_are_bad_then_hunt_says_how_many_why_and_where_they_were_kept(
+    config_file: Path, all_scenarios_log: Path, tmp_path: Path, workers: str
+) -> None:
+    log = tmp_path / "mixed.log"
+    lines = all_scenarios_log.read_bytes().splitlines(keepends=True)[:3000]
+    log.write_bytes(b"".join(lines) + b"garbage line\n\x00\x01binary\n" + b"".join(lines[:10]))
+    rempart = Path(sys.executable).parent / "rempart"
+    args = [str(log), "--workers", workers, "--config", str(config_file)]
+    table = subprocess.run([rempart, "hunt", *args], capture_output=True, text=True, timeout=120)
+    as_json = subprocess.run(
+        [rempart, "hunt", *args, "--json"], capture_output=True, text=True, timeout=120
+    )
+    assert table.returncode == as_json.returncode == 0, table.stderr + as_json.stderr
+    assert "bad_format" in table.stdout and "binary" in table.stdout  # the summary's rows
+    for res in (table, as_json):
+        text = res.stdout if res is table else res.stderr  # --json: stdout is the alerts
+        (note,) = [ln for ln in text.splitlines() if "bad lines" in ln]
+        assert note.startswith("2 bad lines (bad_format 1, binary 1) kept in ")
+        kept = [json.loads(x) for x in Path(note.rsplit(" ", 1)[1]).read_text().splitlines()]
+        assert [(r["source"], r["line"], r["reason"]) for r in kept] == [
+            (str(log), 3001, "bad_format"),
+            (str(log), 3002, "binary"),
+        ]
+    assert all(json.loads(ln)["rule"] for ln in as_json.stdout.splitlines())
 
 
 def test_when_an_input_is_missing_then_hunt_with_workers_prints_one_line_and_exits_2(

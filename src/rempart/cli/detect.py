@@ -15,6 +15,7 @@ from rempart.gcpause import paused
 if TYPE_CHECKING:
     from rempart.alerts import Alert
     from rempart.config import Config
+    from rempart.detect.hunt import HuntResult
     from rempart.detect.spec import RuleSpec
 
 rules_app = typer.Typer(help="Check, test and list detection rules.", no_args_is_help=True)
@@ -191,6 +192,8 @@ def _summary_table(summary: dict[str, Any]) -> Table:
     table.add_row("lines read", f"{summary['lines']:,}")
     table.add_row("events", f"{summary['events']:,}")
     table.add_row("quarantined lines", f"{summary['quarantined']:,}")
+    for reason, n in summary["quarantined_by_reason"].items():
+        table.add_row(f"  {reason}", f"{n:,}")
     table.add_row("late events", f"{summary['late_events']:,}")
     table.add_row("alerts", f"{summary['alerts']:,}")
     for rule, n in summary["alerts_by_rule"].items():
@@ -239,12 +242,27 @@ def hunt(
             write_alerts(result.alerts, fh)
     if as_json:
         write_alerts(result.alerts, sys.stdout)
+        if result.quarantined:  # stdout is the alerts: the bad lines are said on stderr
+            err_console.print(_quarantine_note(result), highlight=False, soft_wrap=True)
         return
     console.print(_summary_table(result.summary()))
     if result.alerts:
         console.print(_alerts_table(result.alerts))
     if out is not None:
         console.print(f"alerts written to {out}")
+    if result.quarantined:
+        console.print(_quarantine_note(result), highlight=False, soft_wrap=True)
+
+
+def _quarantine_note(result: HuntResult) -> str:
+    reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(result.quarantined_by_reason.items()))
+    where = (
+        f"kept in {result.quarantine_file}"
+        if result.quarantine_file
+        else "counted, not kept (no quarantine directory)"
+    )
+    n = result.quarantined
+    return f"{n:,} bad line{'' if n == 1 else 's'} ({reasons}) {where}"
 
 
 def watch(
@@ -298,6 +316,8 @@ def watch(
     )
     if not as_json:
         err_console.print(f"stopped: {result.events:,} events, {len(result.alerts)} new alerts")
+    if result.quarantined:
+        err_console.print(_quarantine_note(result), highlight=False, soft_wrap=True)
 
 
 def evaluate(

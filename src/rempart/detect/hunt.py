@@ -42,6 +42,9 @@ class HuntResult:
     events: int = 0
     lines: int = 0
     quarantined: int = 0
+    #: Quarantined lines by reason, and the file they went to (None: none, or no directory).
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    quarantine_file: str | None = None
     late_events: int = 0
     seconds: float = 0.0
     alerts: list[Alert] = field(default_factory=list)
@@ -55,6 +58,8 @@ class HuntResult:
             "lines": self.lines,
             "events": self.events,
             "quarantined": self.quarantined,
+            "quarantined_by_reason": dict(sorted(self.quarantined_by_reason.items())),
+            "quarantine_file": self.quarantine_file,
             "late_events": self.late_events,
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.events / self.seconds) if self.seconds else None,
@@ -138,6 +143,8 @@ def run_hunt(
             events=totals.events,
             lines=totals.lines,
             quarantined=sum(totals.quarantined.values()),
+            quarantined_by_reason=dict(totals.quarantined),
+            quarantine_file=totals.quarantine_file,
             late_events=engine.late_events,
         )
         alerts = [a for a in engine.alerts.values() if a.id not in known]
@@ -172,6 +179,7 @@ def _serial_events(
     quarantine.close()
     totals.lines, totals.events = stats.lines, stats.events
     totals.quarantined = dict(quarantine.counts)
+    totals.quarantine_file = str(quarantine.path) if quarantine.path else None
 
 
 def default_workers(paths: Iterable[str]) -> int:
@@ -267,6 +275,9 @@ def run_watch(
     result.events = engine.events_seen
     result.late_events = engine.late_events
     result.quarantined = sum(source.quarantine.counts.values())
+    result.quarantined_by_reason = dict(source.quarantine.counts)
+    path = source.quarantine.path
+    result.quarantine_file = str(path) if path else None
     result.lines = source.lines
     result.seconds = time.perf_counter() - started
     return result

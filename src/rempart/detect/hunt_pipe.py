@@ -66,6 +66,8 @@ class DecodeTotals:
     lines: int = 0
     events: int = 0
     quarantined: dict[str, int] = field(default_factory=dict)
+    #: The file the quarantined lines went to (None: none, or no quarantine directory).
+    quarantine_file: str | None = None
     #: Alerts of the child's engine (``Alert.to_dict`` form), when it ran part of the rules.
     alerts: list[dict[str, Any]] = field(default_factory=list)
 
@@ -213,6 +215,7 @@ def _child(
             "lines": stats.lines,
             "events": stats.events,
             "quarantined": dict(quarantine.counts),
+            "quarantine_file": str(quarantine.path) if quarantine.path else None,
         }
         if engine is not None:
             engine.flush()
@@ -377,6 +380,7 @@ def piped_events(
         totals.lines = int(status["lines"])
         totals.events = int(status["events"])
         totals.quarantined = {str(k): int(v) for k, v in status["quarantined"].items()}
+        totals.quarantine_file = status.get("quarantine_file")
         totals.alerts = list(status.get("alerts", []))
     finally:
         if not reaped:
