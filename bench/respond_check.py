@@ -30,8 +30,8 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "respond"))
-from respond_nginx import free_port
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.ports import free_port
 
 from rempart.protect.tokens import Tokenizer, generate_key
 from rempart.respond.apitokens import TokenScope
