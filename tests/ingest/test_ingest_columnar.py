@@ -333,8 +333,8 @@ _HEAD_TEXT = st.text(alphabet=st.sampled_from("ab1.:- \t\ré\u2028"), max_size=1
         st.one_of(
             _HEAD_TEXT.map(str.encode),
             st.binary(max_size=6),
-            _HEAD_TEXT.map(lambda t: t.encode() + b"\xc3"),
-        ),  # a cut inside a character
+            _HEAD_TEXT.map(lambda t: t.encode() + b"\xc3"),  # a cut inside a character
+        ),
         min_size=1,
         max_size=30,
     ),

@@ -15,10 +15,9 @@ from rempart.events import Event
 from rempart.ingest.normalise import Normalizer, RequestInfo
 from rempart.ingest.routes import Route
 
-#: ``ip ident user``: three fields, none empty, one space apart (``columnar`` runs the same
-#: pattern through Arrow).
-HEAD_PATTERN: Final = r"([^ ]+) [^ ]+ ([^ ]+)"
-_HEAD: Final = re.compile(HEAD_PATTERN)
+#: ``ip ident user``: three fields, none empty, one space apart (``columnar`` cuts the same
+#: shape with Arrow).
+_HEAD: Final = re.compile(r"([^ ]+) [^ ]+ ([^ ]+)")
 #: What ``_cut`` gives for a head without the ``ip ident user`` shape, told by its empty ip (a
 #: cut's parts are never empty).
 _NOT_A_HEAD: Final = ("", "")
