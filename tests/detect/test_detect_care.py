@@ -204,14 +204,14 @@ def test_when_an_account_works_for_forty_days_then_its_state_stays_bounded() -> 
     engine = _run(events)
     rule = engine.rules[0]
     st = rule.state["PH0006"]
-    assert [read.ts for read in st.pending] == tail[2:]
+    assert [read.ts for read in st.reads()] == tail[2:]
     last_day = st.days.last
     accused = {local_day(a.first_seen) for a in engine.alerts.values()}
     assert accused and min(accused) < last_day - 31
     assert all(d > last_day - 31 for d, _n, _x in st.days.rows())
     assert all(d > last_day - 31 for d in st.explained)
     assert all(d > last_day - 7 for d, _t, _h in st.orphans)
-    assert all(read.ts >= st.last - rule.claim_window for read in st.pending)
+    assert all(read.ts >= st.last - rule.claim_window for read in st.reads())
     assert all(len(pool) <= 31 for pool in rule.peers.values())
 
 

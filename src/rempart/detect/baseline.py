@@ -340,7 +340,7 @@ class BaselineRule(CompiledRule):
                 sorted(v.today),
                 v.new,
                 self._orphans(v),
-                [[t, n] for t, n in st.pending] if self.pairs_claims else [],
+                [[t, n] for t, n in st.reads()] if self.pairs_claims else [],
                 h.history.tolist(),
                 h.days,
                 [[d, x] for d, x in h.recent],
@@ -375,8 +375,7 @@ class BaselineRule(CompiledRule):
                 v.today = set(today)
                 v.new = new
                 if self.pairs_claims:
-                    st.pending = [(t, bool(n)) for t, n in pending]
-                    st.oldest = st.pending[0][0] if st.pending else _INF
+                    st.set_reads([(t, bool(n)) for t, n in pending])
             if self.pairs_claims:
                 if self.only_new:
                     v.orph_new = orphans

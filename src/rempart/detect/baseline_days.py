@@ -73,16 +73,35 @@ class _Day(_View):
     a side that has not seen the key yet) and ``day`` is ``_SPLIT`` until they agree again.
     """
 
-    __slots__ = ("bar_n", "bar_new", "bar_orph", "hists", "oldest", "pending", "views")
+    __slots__ = (
+        "bar_n",
+        "bar_new",
+        "bar_orph",
+        "hists",
+        "late",
+        "late_novel",
+        "late_ts",
+        "oldest",
+        "pending",
+        "views",
+    )
 
     def __init__(self, day: int, group: str | None, members: int):
         super().__init__(day, group, set(), 0)
-        #: (time, novel) of reads awaiting a claim (claim-pairing side only), oldest first: a
-        #: list (a handful of reads within the claim window; compiled list operations are
-        #: cheaper than a deque's generic method calls).
+        #: The reads awaiting a claim (claim-pairing side only) are ``pending``, (time, novel)
+        #: oldest first, then the latest one, held in the fields ``late`` (its time object,
+        #: None when there is none), ``late_ts`` and ``late_novel``: a claim pairs with the
+        #: latest read, and most reads are claimed before the next one, so the usual read and
+        #: claim touch neither the list nor a tuple (see :meth:`reads`). ``pending`` is a list
+        #: (a handful of reads within the claim window; compiled list operations are cheaper
+        #: than a deque's generic method calls).
         self.pending: list[tuple[float, bool]] = []
-        #: The time of ``pending[0]`` (inf when none): the per-event expiry check reads this
-        #: field, not the oldest read's tuple and float, objects an hour old and out of cache.
+        self.late: Any = None
+        self.late_ts = _INF
+        self.late_novel = False
+        #: The time of the oldest read awaiting a claim (inf when none): the per-event expiry
+        #: check reads this field, not the oldest read's tuple and float, objects an hour old
+        #: and out of cache.
         self.oldest = _INF
         #: Each member rule's learning for this key, by member index.
         self.hists = [_Hist() for _ in range(members)]
@@ -96,17 +115,40 @@ class _Day(_View):
     def add_pending(self, t: Any, ts: float, novel: bool) -> None:
         """A read now awaiting a claim: ``t`` is the time object stored (the engine's
         ``EventContext.ts_box``, not a new float), ``ts`` its value."""
-        if not self.pending:
+        if self.late is not None:
+            self.pending.append((self.late, self.late_novel))
+        elif not self.pending:
             self.oldest = ts
-        self.pending.append((t, novel))
+        self.late = t
+        self.late_ts = ts
+        self.late_novel = novel
 
     def pair_claim(self) -> None:
         """A claim follows its rights check: it pairs with the latest pending read, if any."""
+        if self.late is not None:
+            self.late = None
+            self.late_ts = _INF
+            if not self.pending:
+                self.oldest = _INF
+            return
         pending = self.pending
         if pending:
-            pending.pop()
+            del pending[-1]
             if not pending:
                 self.oldest = _INF
+
+    def reads(self) -> list[tuple[float, bool]]:
+        """Every read awaiting a claim, (time, novel), oldest first."""
+        if self.late is None:
+            return list(self.pending)
+        return [*self.pending, (self.late, self.late_novel)]
+
+    def set_reads(self, reads: list[tuple[float, bool]]) -> None:
+        """Replace the reads awaiting a claim (oldest first; restoring a checkpoint)."""
+        self.pending = list(reads)
+        self.late = None
+        self.late_ts = _INF
+        self.oldest = self.pending[0][0] if self.pending else _INF
 
 
 class _ReadDays:
@@ -268,7 +310,17 @@ class _ReadDays:
             exp_all += 1
         if exp_all:
             del pending[:exp_all]
-            st.oldest = pending[0][0] if pending else _INF
+        if not pending and st.late is not None and st.late_ts < limit:
+            if st.late_novel:
+                exp_new += 1
+            exp_all += 1
+            st.late = None
+            st.late_ts = _INF
+        if exp_all:
+            if pending:
+                st.oldest = pending[0][0]
+            else:
+                st.oldest = st.late_ts  # (inf when no read awaits)
             v.orph_all += exp_all
             v.orph_new += exp_new
             self._judge_members(key, v, st.hists, ts, exp_new, self.fast_by_side[self.pair_side])

@@ -77,6 +77,7 @@ class _Account:
         "explained",
         "group",
         "last",
+        "late",
         "odd",
         "oldest",
         "orphans",
@@ -88,10 +89,14 @@ class _Account:
 
     def __init__(self, group: str | None, history_days: int):
         self.group = group
-        #: Reads awaiting a claim, oldest first.
+        #: Reads awaiting a claim: ``pending``, oldest first, then ``late``, the latest one
+        #: (None: none, or it is in ``pending``). A claim most often pairs with the latest
+        #: read, and most reads are claimed before the next one: that read and claim then
+        #: touch neither the list nor its items (see :meth:`reads`).
         self.pending: list[_Read] = []
-        #: The time of ``pending[0]`` (inf when none): the per-event expiry check reads this
-        #: field, not the oldest read's object, an hour old and out of cache.
+        self.late: _Read | None = None
+        #: The time of the oldest read awaiting a claim (inf when none): the per-event expiry
+        #: check reads this field, not the oldest read's object, an hour old and out of cache.
         self.oldest = _INF
         #: day -> [novel reads, orphans]
         self.days = DayCounts(history_days + 1)
@@ -111,6 +116,11 @@ class _Account:
         self.today: int | None = None
         self.ring = 0
         self.prow = _NO_ROW
+
+    def reads(self) -> list[_Read]:
+        """Every read awaiting a claim, oldest first."""
+        late = self.late
+        return list(self.pending) if late is None else [*self.pending, late]
 
 
 class SurpriseRule(CompiledRule):
@@ -170,23 +180,23 @@ class SurpriseRule(CompiledRule):
         st.last = ts
         pending = st.pending
         if ev.action == "claim.create":
-            if not pending:
+            if st.oldest == _INF:
                 return None  # nothing awaits a claim: nothing to expire nor to pair
             fire = self._expire(key, st, ts) if st.oldest < ts - self.claim_window else None
-            if not pending:
-                return fire
+            # A claim follows its rights check: it pairs with the latest read of its session.
             session = ev.session_id or ""
-            if pending[-1].session == session:
-                pending.pop()  # a claim follows its rights check: the latest of the session
+            late = st.late
+            if late is not None and late.session == session:
+                st.late = None
                 if not pending:
                     st.oldest = _INF
-            else:
-                for i in range(len(pending) - 2, -1, -1):
-                    if pending[i].session == session:
-                        del pending[i]
-                        if i == 0:
-                            st.oldest = pending[0].ts
-                        break
+                return fire
+            for i in range(len(pending) - 1, -1, -1):
+                if pending[i].session == session:
+                    del pending[i]
+                    if i == 0:
+                        st.oldest = pending[0].ts if pending else _INF if late is None else late.ts
+                    break
             return fire
         fire = self._expire(key, st, ts) if st.oldest < ts - self.claim_window else None
         bh: Any = ctx.bh  # the engine's int object: stored as it is, not a new one
@@ -206,9 +216,12 @@ class SurpriseRule(CompiledRule):
                 prow[0] = prow[0] + 1
             else:
                 self._count_novel(st, day)
-        if not pending:
+        late = st.late
+        if late is not None:
+            pending.append(late)
+        elif not pending:
             st.oldest = ts
-        pending.append(_Read(ts, novel, ev.session_id or "", bh, self.day_box))
+        st.late = _Read(ts, novel, ev.session_id or "", bh, self.day_box)
         return fire
 
     def _count(self, st: _Account, day: int, index: int) -> None:
@@ -250,6 +263,10 @@ class SurpriseRule(CompiledRule):
 
     def _expire(self, key: str, st: _Account, now: float) -> Fire | None:
         pending = st.pending
+        late = st.late
+        if late is not None:  # (in order: the latest read goes last)
+            pending.append(late)
+            st.late = None
         limit = now - self.claim_window
         fire: Fire | None = None
         expired = 0
@@ -469,7 +486,7 @@ class SurpriseRule(CompiledRule):
         gone: list[str] = []
         for k, value in self.state.items():
             st: _Account = value  # typed: compiled attribute reads (``state`` holds Any)
-            if now - st.last > idle and not st.pending:
+            if now - st.last > idle and st.oldest == _INF:
                 gone.append(k)
         for k in gone:
             del self.state[k]
@@ -480,7 +497,7 @@ class SurpriseRule(CompiledRule):
             k: [
                 st.group,
                 st.last,
-                [[p.ts, p.novel, p.session, p.bh, p.day] for p in st.pending],
+                [[p.ts, p.novel, p.session, p.bh, p.day] for p in st.reads()],
                 [list(r) for r in st.days.rows()],
                 [list(o) for o in st.orphans],
                 sorted(st.explained),
