@@ -84,6 +84,7 @@ class _Account:
         "pending",
         "prow",
         "ring",
+        "tn",
         "today",
     )
 
@@ -116,6 +117,8 @@ class _Account:
         self.today: int | None = None
         self.ring = 0
         self.prow = _NO_ROW
+        #: ``days.n`` itself (the list never changes): the count needs no read of ``days``.
+        self.tn = self.days.n
 
     def reads(self) -> list[_Read]:
         """Every read awaiting a claim, oldest first."""
@@ -210,7 +213,7 @@ class SurpriseRule(CompiledRule):
             today = st.today  # (an ``int | None`` compared as is is a generic comparison)
             if today is not None and day == today:  # _count(st, day, 0), inlined
                 # ``a[i] = a[i] + 1``: mypyc compiles ``a[i] += 1`` on a list to a generic call.
-                counts = st.days.n
+                counts = st.tn
                 counts[st.ring] = counts[st.ring] + 1
                 prow = st.prow
                 prow[0] = prow[0] + 1
