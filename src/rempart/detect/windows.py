@@ -258,10 +258,12 @@ def cut_front(items: list[Any], head: int, at: int) -> int:
 
 
 class _Distinct:
-    """One key's window: times and values in arrival order from index ``head`` of two
-    parallel lists (no tuple per event; a list and a read position: mypyc compiles a list's
-    operations, not a deque's; the front is cut once half of the lists is behind ``head``), and
-    each value's latest time in the window, ``last``.
+    """One key's window: times and values in arrival order, interleaved in one list (event
+    ``i`` at ``items[2 * i]``, its value at ``items[2 * i + 1]``), from event ``head`` (no tuple
+    per event, and one list where two parallel lists made a read touch two list objects and
+    two list ends; a list and a read position: mypyc compiles a list's operations, not a
+    deque's; the front is cut once half of the list is behind ``head``), and each value's
+    latest time in the window, ``last``.
 
     ``last`` is kept only while the window holds at least as many events as the threshold
     needs: with fewer events there are fewer distinct values, so the rule cannot fire, and the
@@ -269,34 +271,44 @@ class _Distinct:
     is built from the lists when the window reaches that size, and dropped when it shrinks
     below it: most accounts never read 40 records in 10 minutes.
 
-    ``oldest`` and ``newest`` are ``times[head]`` and ``times[-1]`` (inf and -inf when empty):
-    the per-event expiry check and the hourly eviction read these fields, not the float objects
-    in the lists, which are minutes old and out of cache on a large log."""
+    ``oldest`` and ``newest`` are the first and the last event's times (inf and -inf when
+    empty): the per-event expiry check and the hourly eviction read these fields, not the float
+    objects in the list, which are minutes old and out of cache on a large log."""
 
-    __slots__ = ("head", "last", "newest", "oldest", "times", "values")
+    __slots__ = ("head", "items", "last", "newest", "oldest")
 
     def __init__(self) -> None:
         self.last: dict[Any, float] | None = None
-        self.times: list[float] = []
-        self.values: list[Any] = []
+        self.items: list[Any] = []
         self.head = 0
         self.oldest = math.inf
         self.newest = -math.inf
 
+    def events(self) -> list[tuple[float, Any]]:
+        """(time, value) of the events in the window, oldest first."""
+        items = self.items
+        return [(items[i], items[i + 1]) for i in range(2 * self.head, len(items), 2)]
+
+    def size(self) -> int:
+        """The number of events in the window."""
+        return (len(self.items) >> 1) - self.head
+
     def latest(self) -> dict[Any, float]:
-        """Each value's latest time in the window (built from the lists, as ``last`` holds)."""
+        """Each value's latest time in the window (built from the list, as ``last`` holds)."""
         last: dict[Any, float] = {}
-        times, values = self.times, self.values
-        for i in range(self.head, len(times)):
-            last[values[i]] = times[i]
+        items = self.items
+        for i in range(2 * self.head, len(items), 2):
+            last[items[i + 1]] = items[i]
         return last
 
     def cut(self, head: int) -> int:
-        """``cut_front`` of both lists."""
-        cut = cut_front(self.times, head, _COMPACT)
-        if cut != head:
-            del self.values[:head]
-        return cut
+        """The read position after cutting the events behind ``head`` once there are
+        ``_COMPACT`` of them and they are half the list (each entry is moved at most once)."""
+        items = self.items
+        if head >= _COMPACT and 4 * head >= len(items):
+            del items[: 2 * head]
+            return 0
+        return head
 
 
 class ValueCountRule(CompiledRule):
@@ -328,35 +340,36 @@ class ValueCountRule(CompiledRule):
             st.oldest = ts
         st.newest = ts
         ts_box: Any = ctx.ts_box
-        times = st.times
-        times.append(ts_box)
-        values = st.values
-        values.append(value)
+        items = st.items
+        items.append(ts_box)
+        items.append(value)
         limit = ts - self.window
         head = st.head
         last = st.last  # None while the window had fewer events than the threshold needs
         if last is not None:
             last[value] = ts_box
         if st.oldest < limit:
-            while times[head] < limit:
+            while True:
+                t: float = items[2 * head]
+                if t >= limit:
+                    break
                 if last is not None:
-                    t = times[head]
-                    v = values[head]
+                    v = items[2 * head + 1]
                     latest = last.get(v)
                     if latest is not None and latest == t:  # (typed: a float comparison)
                         del last[v]
                 head += 1
             head = st.head = st.cut(head)
-            st.oldest = times[head]
-        if len(times) - head < self.min_events:
-            st.last = None  # too few events to fire: the lists alone, no dict
+            st.oldest = items[2 * head]
+        if (len(items) >> 1) - head < self.min_events:
+            st.last = None  # too few events to fire: the list alone, no dict
             return None
         if last is None:
             last = st.last = st.latest()
         n = len(last)
         if n < self.threshold:
             return None
-        first = times[head]
+        first: float = items[2 * head]
         assert self.spec.field is not None
         what = _FIELD_WORDS.get(self.spec.field, f"distinct {self.spec.field}")
         verb = "read" if self.is_beneficiary else "saw"
@@ -384,21 +397,18 @@ class ValueCountRule(CompiledRule):
         return len(dead)
 
     def dump(self) -> dict[str, Any]:
-        return {
-            k: [[st.times[i], st.values[i]] for i in range(st.head, len(st.times))]
-            for k, st in self.state.items()
-        }
+        return {k: [[t, v] for t, v in st.events()] for k, st in self.state.items()}
 
     def load(self, data: dict[str, Any]) -> None:
         self.state = {}
         for k, items in data.items():
             st = _Distinct()
             for t, v in items:
-                st.times.append(t)
-                st.values.append(v)
-            if st.times:
-                st.oldest, st.newest = st.times[0], st.times[-1]
-            if len(st.times) >= self.min_events:
+                st.items.append(t)
+                st.items.append(v)
+            if st.items:
+                st.oldest, st.newest = st.items[0], st.items[-2]
+            if st.size() >= self.min_events:
                 st.last = st.latest()
             self.state[k] = st
 
