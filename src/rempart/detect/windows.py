@@ -268,7 +268,7 @@ class _Distinct:
     ``last`` is kept only while the window holds at least as many events as the threshold
     needs: with fewer events there are fewer distinct values, so the rule cannot fire, and the
     dict (a set and, on expiry, a lookup and a delete per event) would be work for nothing. It
-    is built from the lists when the window reaches that size, and dropped when it shrinks
+    is built from the list when the window reaches that size, and dropped when it shrinks
     below it: most accounts never read 40 records in 10 minutes.
 
     ``oldest`` and ``newest`` are the first and the last event's times (inf and -inf when
