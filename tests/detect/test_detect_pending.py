@@ -122,3 +122,18 @@ def test_claims_of_older_reads_and_expiry_move_the_oldest_time() -> None:
     engine.process(claim_event(T0 + 4 * 3600 + 5, "PH0001", session_id="s3", line=6))
     _check(engine)
     assert _reads(state) == [] and state.oldest == math.inf
+
+
+def test_when_the_older_reads_expire_the_latest_one_becomes_the_oldest() -> None:
+    """Baseline day state: two reads, the first older than the claim window when a third
+    comes, the second not. The latest read is held apart from the list, so the expiry must
+    take the oldest time from it once the list is empty."""
+    engine = Engine(PACK, lateness=0.0)
+    rule = next(r for r in engine.rules if isinstance(r, BaselineRule) and r.pairs_claims)
+    window = rule.spec.claim_window
+    for n, t in enumerate((T0, T0 + window - 60, T0 + window + 60), start=1):
+        engine.process(read_event(t, "PH0001", f"b{n}", session_id="s1", line=n))
+        _check(engine)
+    state = rule.tracker.state["PH0001"]
+    assert [float(t) for t, _novel in state.reads()] == [T0 + window - 60, T0 + window + 60]
+    assert state.oldest == T0 + window - 60

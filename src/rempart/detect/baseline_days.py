@@ -80,7 +80,6 @@ class _Day(_View):
         "hists",
         "late",
         "late_novel",
-        "late_ts",
         "oldest",
         "pending",
         "views",
@@ -90,14 +89,13 @@ class _Day(_View):
         super().__init__(day, group, set(), 0)
         #: The reads awaiting a claim (claim-pairing side only) are ``pending``, (time, novel)
         #: oldest first, then the latest one, held in the fields ``late`` (its time object,
-        #: None when there is none), ``late_ts`` and ``late_novel``: a claim pairs with the
-        #: latest read, and most reads are claimed before the next one, so the usual read and
-        #: claim touch neither the list nor a tuple (see :meth:`reads`). ``pending`` is a list
-        #: (a handful of reads within the claim window; compiled list operations are cheaper
-        #: than a deque's generic method calls).
+        #: None when there is none) and ``late_novel``: a claim pairs with the latest read,
+        #: and most reads are claimed before the next one, so the usual read and claim touch
+        #: neither the list nor a tuple (see :meth:`reads`). ``pending`` is a list (a handful
+        #: of reads within the claim window; compiled list operations are cheaper than a
+        #: deque's generic method calls).
         self.pending: list[tuple[float, bool]] = []
         self.late: Any = None
-        self.late_ts = _INF
         self.late_novel = False
         #: The time of the oldest read awaiting a claim (inf when none): the per-event expiry
         #: check reads this field, not the oldest read's tuple and float, objects an hour old
@@ -120,14 +118,12 @@ class _Day(_View):
         elif not self.pending:
             self.oldest = ts
         self.late = t
-        self.late_ts = ts
         self.late_novel = novel
 
     def pair_claim(self) -> None:
         """A claim follows its rights check: it pairs with the latest pending read, if any."""
         if self.late is not None:
             self.late = None
-            self.late_ts = _INF
             if not self.pending:
                 self.oldest = _INF
             return
@@ -147,7 +143,6 @@ class _Day(_View):
         """Replace the reads awaiting a claim (oldest first; restoring a checkpoint)."""
         self.pending = list(reads)
         self.late = None
-        self.late_ts = _INF
         self.oldest = self.pending[0][0] if self.pending else _INF
 
 
@@ -310,17 +305,21 @@ class _ReadDays:
             exp_all += 1
         if exp_all:
             del pending[:exp_all]
-        if not pending and st.late is not None and st.late_ts < limit:
-            if st.late_novel:
-                exp_new += 1
-            exp_all += 1
-            st.late = None
-            st.late_ts = _INF
+        late = st.late
+        if not pending and late is not None:
+            late_ts: float = late
+            if late_ts < limit:
+                if st.late_novel:
+                    exp_new += 1
+                exp_all += 1
+                late = st.late = None
         if exp_all:
             if pending:
                 st.oldest = pending[0][0]
+            elif late is not None:
+                st.oldest = late
             else:
-                st.oldest = st.late_ts  # (inf when no read awaits)
+                st.oldest = _INF
             v.orph_all += exp_all
             v.orph_new += exp_new
             self._judge_members(key, v, st.hists, ts, exp_new, self.fast_by_side[self.pair_side])
