@@ -302,13 +302,8 @@ class _Distinct:
         return last
 
     def cut(self, head: int) -> int:
-        """The read position after cutting the events behind ``head`` once there are
-        ``_COMPACT`` of them and they are half the list (each entry is moved at most once)."""
-        items = self.items
-        if head >= _COMPACT and 4 * head >= len(items):
-            del items[: 2 * head]
-            return 0
-        return head
+        """``cut_front`` of the list, in events (two items each)."""
+        return cut_front(self.items, 2 * head, 2 * _COMPACT) >> 1
 
 
 class ValueCountRule(CompiledRule):
