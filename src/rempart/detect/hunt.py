@@ -41,7 +41,6 @@ class HuntResult:
     #: engine: the actions of ``Engine.relevant_actions``).
     events: int = 0
     lines: int = 0
-    quarantined: int = 0
     #: Quarantined lines by reason, and the file they went to (None: none, or no directory).
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
     quarantine_file: str | None = None
@@ -49,6 +48,11 @@ class HuntResult:
     seconds: float = 0.0
     alerts: list[Alert] = field(default_factory=list)
     state_bytes: int = 0
+
+    @property
+    def quarantined(self) -> int:
+        """Quarantined lines, all reasons."""
+        return sum(self.quarantined_by_reason.values())
 
     def summary(self) -> dict[str, Any]:
         by_rule: dict[str, int] = {}
@@ -142,7 +146,6 @@ def run_hunt(
         result = HuntResult(
             events=totals.events,
             lines=totals.lines,
-            quarantined=sum(totals.quarantined.values()),
             quarantined_by_reason=dict(totals.quarantined),
             quarantine_file=totals.quarantine_file,
             late_events=engine.late_events,
@@ -274,7 +277,6 @@ def run_watch(
             signal.signal(sig, handler)
     result.events = engine.events_seen
     result.late_events = engine.late_events
-    result.quarantined = sum(source.quarantine.counts.values())
     result.quarantined_by_reason = dict(source.quarantine.counts)
     path = source.quarantine.path
     result.quarantine_file = str(path) if path else None
