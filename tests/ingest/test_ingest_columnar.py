@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -16,7 +17,14 @@ from hypothesis import strategies as st
 
 from rempart.ingest import Quarantine
 from rempart.ingest.archive import ArchiveWriter, events_to_table, part_files
-from rempart.ingest.columnar import Block, _lit, _split_fields, _split_heads, iter_blocks
+from rempart.ingest.columnar import (
+    Block,
+    _le_bytes,
+    _lit,
+    _split_fields,
+    _split_heads,
+    iter_blocks,
+)
 from rempart.ingest.distinct import cut_heads
 from rempart.ingest.normalise import load_directory
 from rempart.ingest.pipeline import IngestStats, LineDecoder, iter_batches
@@ -419,6 +427,33 @@ def test_literals_are_the_scalars_pyarrow_infers() -> None:
     for value in (True, False, 0, 18, 1000, 1_000_000.0, "-", " ", "0"):
         assert _lit(value).equals(pa.scalar(value))
         assert _lit(value) is _lit(value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "fmt", "values"),
+    [
+        (pa.int32(), "i", [0, 1, -2, 70_000, 2**31 - 1]),
+        (pa.int64(), "q", [0, 9_013_702, -5, 2**40]),
+        (pa.float64(), "d", [1.7e9, 0.5, -3.25, 1780000000.123]),
+    ],
+)
+def test_column_bytes_are_the_values_little_endian_whatever_the_machine(
+    kind, fmt, values, monkeypatch
+) -> None:
+    """What the compiled event loop reads: a sliced or chunked array gives its own values
+    only, a narrower type is cast, and a big-endian machine's buffers are swapped."""
+    n = len(values)
+    little = struct.pack(f"<{n}{fmt}", *values)
+    arr = pa.array([values[0], *values, values[0]], kind)
+    sliced = arr.slice(1, n)
+    assert _le_bytes(sliced, kind) == little
+    assert _le_bytes(pa.chunked_array([sliced.slice(0, 2), sliced.slice(2)]), kind) == little
+    narrow = pa.array([1, -2, 3], pa.int8())
+    assert _le_bytes(narrow, kind) == struct.pack(f"<3{fmt}", 1, -2, 3)
+    if sys.byteorder == "little":
+        # Seen as a big-endian machine, this machine's (little-endian) buffers are swapped.
+        monkeypatch.setattr(sys, "byteorder", "big")
+        assert _le_bytes(sliced, kind) == struct.pack(f">{n}{fmt}", *values)
 
 
 class _ImportSpy:

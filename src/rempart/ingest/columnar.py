@@ -20,8 +20,10 @@ the reference path. ``Event`` objects are only built on demand, and only for the
 
 from __future__ import annotations
 
+import array
 import re
 import struct
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -86,6 +88,29 @@ def _ints(arr: pa.Array | pa.ChunkedArray) -> list[int]:
         return []
     view = memoryview(buf).cast("i")
     return view[arr.offset : arr.offset + len(arr)].tolist()
+
+
+#: ``array`` type codes of the fixed-width types :func:`_le_bytes` gives.
+_ARRAY_CODES: Final = {pa.int32(): "i", pa.int64(): "q", pa.float64(): "d"}
+
+
+def _le_bytes(arr: pa.Array | pa.ChunkedArray, kind: pa.DataType) -> bytes:
+    """The values of an array without nulls as ``kind`` (int32, int64 or float64), in
+    little-endian bytes: what :func:`rempart.ingest.distinct.combined_events` reads."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.type != kind:
+        arr = arr.cast(kind)
+    buf = arr.buffers()[1]
+    if buf is None:
+        return b""
+    width = kind.bit_width // 8
+    raw = memoryview(buf)[arr.offset * width : (arr.offset + len(arr)) * width]
+    if sys.byteorder == "little":  # Arrow's buffers are in the machine's order
+        return raw.tobytes()
+    swapped = array.array(_ARRAY_CODES[kind], raw.tobytes())
+    swapped.byteswap()
+    return swapped.tobytes()
 
 
 def _floats(arr: pa.Array) -> list[float]:
@@ -470,18 +495,18 @@ class ColumnarChunk:
         ts = self.ts if mask is None else self.ts.filter(mask)
         status = self.status if mask is None else self.status.filter(mask)
         size = self.size if mask is None else self.size.filter(mask)
-        ints = {name: _ints(arr) for name, arr in idx.items()}
+        cols = {name: _le_bytes(arr, pa.int32()) for name, arr in idx.items()}
         # Line numbers added by Arrow (a Python loop over every row before).
         lines = pc.add(rows.cast(pa.int64()), pa.scalar(self.first_line, pa.int64()))
         with paused():  # many new objects, no cycles: collections here are pure overhead
             fast = combined_events(
                 self.vals,
-                ints,
-                _floats(ts),
-                _ints(status),
-                _int64s(size),
+                cols,
+                _le_bytes(ts, pa.float64()),
+                _le_bytes(status, pa.int32()),
+                _le_bytes(size, pa.int64()),
                 self.source,
-                _int64s(lines),
+                _le_bytes(lines, pa.int64()),
             )
         if slow:
             fast.extend(slow)
