@@ -19,11 +19,11 @@ from rempart.ingest import Quarantine
 from rempart.ingest.archive import ArchiveWriter, events_to_table, part_files
 from rempart.ingest.columnar import (
     Block,
-    _le_bytes,
     _lit,
     _split_fields,
     _split_heads,
     iter_blocks,
+    le_bytes,
 )
 from rempart.ingest.distinct import cut_heads
 from rempart.ingest.normalise import load_directory
@@ -446,14 +446,14 @@ def test_column_bytes_are_the_values_little_endian_whatever_the_machine(
     little = struct.pack(f"<{n}{fmt}", *values)
     arr = pa.array([values[0], *values, values[0]], kind)
     sliced = arr.slice(1, n)
-    assert _le_bytes(sliced, kind) == little
-    assert _le_bytes(pa.chunked_array([sliced.slice(0, 2), sliced.slice(2)]), kind) == little
+    assert le_bytes(sliced, kind) == little
+    assert le_bytes(pa.chunked_array([sliced.slice(0, 2), sliced.slice(2)]), kind) == little
     narrow = pa.array([1, -2, 3], pa.int8())
-    assert _le_bytes(narrow, kind) == struct.pack(f"<3{fmt}", 1, -2, 3)
+    assert le_bytes(narrow, kind) == struct.pack(f"<3{fmt}", 1, -2, 3)
     if sys.byteorder == "little":
         # Seen as a big-endian machine, this machine's (little-endian) buffers are swapped.
         monkeypatch.setattr(sys, "byteorder", "big")
-        assert _le_bytes(sliced, kind) == struct.pack(f">{n}{fmt}", *values)
+        assert le_bytes(sliced, kind) == struct.pack(f">{n}{fmt}", *values)
 
 
 class _ImportSpy:

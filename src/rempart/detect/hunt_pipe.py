@@ -30,25 +30,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rempart import errors
-from rempart.events import EVENT_FIELDS, Column, Event, build_events
+from rempart.events import DICT_FIELDS, INT_FIELDS, Column, Event, build_events
 from rempart.gcpause import paused
-from rempart.ingest.columnar import _floats, _int64s, _ints
+from rempart.ingest.columnar import _ints, le_bytes
 from rempart.ingest.service import IngestRequest
 
 if TYPE_CHECKING:
     from rempart.detect.engine import Engine
     from rempart.ingest.pipeline import EventBatch
 
-#: How each event attribute travels: ``ts`` as float64, these as int64, every other one as a
-#: dictionary-encoded string (in ``EVENT_FIELDS`` order).
-_INTS = ("status", "bytes", "line")
-_STRINGS = tuple(f for f in EVENT_FIELDS if f != "ts" and f not in _INTS)
-_FIELDS = EVENT_FIELDS
+#: How each event attribute travels: ``ts`` as float64, ``INT_FIELDS`` as int64, every other
+#: one as a dictionary-encoded string (``DICT_FIELDS``, in ``EVENT_FIELDS`` order).
 _DICT = pa.dictionary(pa.int32(), pa.string())
 SCHEMA = pa.schema(
     [pa.field("ts", pa.float64())]
-    + [pa.field(n, _DICT) for n in _STRINGS]
-    + [pa.field(n, pa.int64()) for n in _INTS]
+    + [pa.field(n, _DICT) for n in DICT_FIELDS]
+    + [pa.field(n, pa.int64()) for n in INT_FIELDS]
 )
 #: Categories travel as one string (DataCategory values hold no such character).
 _SEP = "\x1f"
@@ -84,13 +81,13 @@ def _dict_column(values: list[Any]) -> pa.DictionaryArray:
 def encode_events(events: list[Event]) -> pa.RecordBatch:
     """Kept events of one batch -> one record batch of ``SCHEMA`` (file order)."""
     columns: list[pa.Array] = [pa.array([e.ts for e in events], pa.float64())]
-    for name in _STRINGS:
+    for name in DICT_FIELDS:
         if name == "categories":
             values: list[Any] = [_SEP.join(e.categories) for e in events]
         else:
             values = [getattr(e, name) for e in events]
         columns.append(_dict_column(values))
-    for name in _INTS:
+    for name in INT_FIELDS:
         columns.append(pa.array([getattr(e, name) for e in events], pa.int64()))
     return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
 
@@ -164,18 +161,18 @@ def encode_batch(batch: EventBatch) -> pa.RecordBatch:
 
 def decode_events(batch: pa.RecordBatch) -> list[Event]:
     """Inverse of :func:`encode_events`: the same events, same values, same order."""
-    n = len(batch)
-    each = list(range(n))
-    cols: dict[str, Column] = {"ts": (_floats(batch.column("ts")), each)}
-    for name in _STRINGS:
+    strings: list[Column] = []
+    for name in DICT_FIELDS:
         col = batch.column(name)
         vals = col.dictionary.to_pylist()
         if name == "categories":
             vals = [tuple(v.split(_SEP)) if v else () for v in vals]
-        cols[name] = vals, _ints(col.indices)
-    for name in _INTS:
-        cols[name] = _int64s(batch.column(name)), each
-    return build_events([cols[n] for n in _FIELDS])
+        strings.append((vals, le_bytes(col.indices, pa.int32())))
+    return build_events(
+        le_bytes(batch.column("ts"), pa.float64()),
+        strings,
+        [le_bytes(batch.column(name), pa.int64()) for name in INT_FIELDS],
+    )
 
 
 def _child(

@@ -90,11 +90,11 @@ def _ints(arr: pa.Array | pa.ChunkedArray) -> list[int]:
     return view[arr.offset : arr.offset + len(arr)].tolist()
 
 
-#: ``array`` type codes of the fixed-width types :func:`_le_bytes` gives.
+#: ``array`` type codes of the fixed-width types :func:`le_bytes` gives.
 _ARRAY_CODES: Final = {pa.int32(): "i", pa.int64(): "q", pa.float64(): "d"}
 
 
-def _le_bytes(arr: pa.Array | pa.ChunkedArray, kind: pa.DataType) -> bytes:
+def le_bytes(arr: pa.Array | pa.ChunkedArray, kind: pa.DataType) -> bytes:
     """The values of an array without nulls as ``kind`` (int32, int64 or float64), in
     little-endian bytes: what :func:`rempart.ingest.distinct.combined_events` reads."""
     if isinstance(arr, pa.ChunkedArray):
@@ -111,25 +111,6 @@ def _le_bytes(arr: pa.Array | pa.ChunkedArray, kind: pa.DataType) -> bytes:
     swapped = array.array(_ARRAY_CODES[kind], raw.tobytes())
     swapped.byteswap()
     return swapped.tobytes()
-
-
-def _floats(arr: pa.Array) -> list[float]:
-    """Python floats of a float64 array without nulls."""
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-    buf = arr.buffers()[1]
-    if buf is None:
-        return []
-    floats: list[float] = memoryview(buf).cast("d")[arr.offset : arr.offset + len(arr)].tolist()  # type: ignore[assignment]
-    return floats
-
-
-def _int64s(arr: pa.Array) -> list[int]:
-    """Python ints of an int64 array without nulls."""
-    buf = arr.buffers()[1]
-    if buf is None:
-        return []
-    ints: list[int] = memoryview(buf).cast("q")[arr.offset : arr.offset + len(arr)].tolist()
-    return ints
 
 
 _LITERAL_TYPES: Final = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
@@ -495,18 +476,18 @@ class ColumnarChunk:
         ts = self.ts if mask is None else self.ts.filter(mask)
         status = self.status if mask is None else self.status.filter(mask)
         size = self.size if mask is None else self.size.filter(mask)
-        cols = {name: _le_bytes(arr, pa.int32()) for name, arr in idx.items()}
+        cols = {name: le_bytes(arr, pa.int32()) for name, arr in idx.items()}
         # Line numbers added by Arrow (a Python loop over every row before).
         lines = pc.add(rows.cast(pa.int64()), pa.scalar(self.first_line, pa.int64()))
         with paused():  # many new objects, no cycles: collections here are pure overhead
             fast = combined_events(
                 self.vals,
                 cols,
-                _le_bytes(ts, pa.float64()),
-                _le_bytes(status, pa.int32()),
-                _le_bytes(size, pa.int64()),
+                le_bytes(ts, pa.float64()),
+                le_bytes(status, pa.int32()),
+                le_bytes(size, pa.int64()),
                 self.source,
-                _le_bytes(lines, pa.int64()),
+                le_bytes(lines, pa.int64()),
             )
         if slow:
             fast.extend(slow)

@@ -169,7 +169,7 @@ def combined_events(
     ``org``).
 
     The per-row columns come as the bytes of their Arrow buffers, little-endian
-    (``columnar._le_bytes``): 32-bit indices and status, 64-bit sizes and line numbers, 64-bit
+    (``columnar.le_bytes``): 32-bit indices and status, 64-bit sizes and line numbers, 64-bit
     float times. Compiled, each value is read in place. As Python lists (before), each row
     made and freed an int or float object per column, allocated from cold free lists: one
     load in the allocator took 3% of a 10M-line hunt's samples. Measured on that log
