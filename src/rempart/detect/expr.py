@@ -520,33 +520,8 @@ def _value_table(
 
 
 def compile_node(node: Node) -> Predicate:
-    """The predicate of a filter node. A node that reads only ``hour`` or only ``weekday``
-    (values in a small fixed range) is evaluated once per value at compile time: a table."""
-    if not isinstance(node, Const):
-        fields = _fields_of(node)
-        if fields == {"hour"}:
-            hours = _value_table(_compile_node(node), _hour, 24, 3600.0)
-            return lambda e: hours[_hour(e)]
-        if fields == {"weekday"}:
-            days = _value_table(_compile_node(node), _weekday, 7, 86400.0)
-            return lambda e: days[_weekday(e)]
-    return _compile_node(node)
-
-
-def _compile_node(node: Node) -> Predicate:
-    if isinstance(node, Const):
-        value = node.value
-        return lambda e: value
-    if isinstance(node, Not):
-        inner = compile_node(node.inner)
-        return lambda e: not inner(e)
-    if isinstance(node, BoolOp):
-        ranged = _compile_range(node)
-        if ranged is not None:
-            return ranged
-        parts = [compile_node(n) for n in node.items]
-        return _fold(node.op, parts)
-    return _compile_test(node)
+    """The predicate of a filter node: :func:`compile_pred`'s ``test`` (one compiler)."""
+    return compile_pred(node).test
 
 
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -569,17 +544,6 @@ def _compile_range(node: BoolOp) -> Predicate | None:
     if node.op == "and":
         return lambda e: (x := get(e)) is not None and f1(x, v1) and f2(x, v2)
     return lambda e: (x := get(e)) is not None and (f1(x, v1) or f2(x, v2))
-
-
-def _fold(op: str, parts: list[Predicate]) -> Predicate:
-    """Chain predicates pairwise (faster than ``all()`` over a generator on the hot path)."""
-    if len(parts) == 1:
-        return parts[0]
-    a = parts[0]
-    b = _fold(op, parts[1:])
-    if op == "and":
-        return lambda e: a(e) and b(e)
-    return lambda e: a(e) or b(e)
 
 
 _FN: Final = 0
@@ -636,25 +600,35 @@ def as_pred(fn: Predicate) -> Pred:
     return Pred(_FN, fn=fn)
 
 
+def _true(e: Event) -> bool:
+    return True
+
+
 def compile_pred(node: Node) -> Pred:
-    """:func:`compile_node` as a :class:`Pred`: the same truth value on every event, with
-    ``and``, ``or``, ``not`` and the ``hour`` and ``weekday`` tables native (the tests on
-    other fields call the closures of :func:`compile_node`)."""
+    """The filter as a :class:`Pred`: ``and``, ``or``, ``not`` native, a node that reads only
+    ``hour`` or only ``weekday`` (values in a small fixed range) evaluated once per value at
+    compile time (a table), two comparisons of one field (:func:`_compile_range`) and the other
+    tests as closures (:func:`_compile_test`)."""
+    return _build(node, tables=True)
+
+
+def _build(node: Node, tables: bool) -> Pred:
     if isinstance(node, Const):
-        return as_pred(_compile_node(node))
-    fields = _fields_of(node)
-    if fields == {"hour"}:
-        return Pred(_TABLE, table=_value_table(_compile_node(node), _hour, 24, 3600.0))
-    if fields == {"weekday"}:
-        table = _value_table(_compile_node(node), _weekday, 7, 86400.0)
-        return Pred(_TABLE, table=table, weekday=True)
+        return as_pred(_true if node.value else _false)
+    if tables:
+        fields = _fields_of(node)
+        if fields == {"hour"}:
+            return Pred(_TABLE, table=_value_table(_build(node, False).test, _hour, 24, 3600.0))
+        if fields == {"weekday"}:
+            table = _value_table(_build(node, False).test, _weekday, 7, 86400.0)
+            return Pred(_TABLE, table=table, weekday=True)
     if isinstance(node, Not):
-        return Pred(_NOT, items=[compile_pred(node.inner)])
+        return Pred(_NOT, items=[_build(node.inner, tables)])
     if isinstance(node, BoolOp):
         ranged = _compile_range(node)
         if ranged is not None:
             return as_pred(ranged)
-        items = [compile_pred(n) for n in node.items]
+        items = [_build(n, tables) for n in node.items]
         return Pred(_AND if node.op == "and" else _OR, items=items)
     return as_pred(_compile_test(node))
 
