@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from rempart.detect.engine import Engine
 from rempart.detect.loader import builtin_pack_dir, lint_rules, load_pack
 from rempart.detect.samples import run_sample
+from rempart.events import Event
 
 PACK = load_pack("tiers-payant")
 BY_ID = {s.id: s for s in PACK}
@@ -66,3 +68,49 @@ def test_a_sample_that_does_not_hold_is_reported_as_failing(tmp_path) -> None:
     result = run_sample(specs[0], specs[0].samples[0], {s.id: s for s in specs})
     assert not result.ok
     assert "expected an alert for PH1" in result.problems[0]
+
+
+def test_sequence_steps_that_the_action_and_outcome_do_not_decide_are_tested_per_event(
+    tmp_path,
+) -> None:
+    """The shipped sequence rule's steps are decided by (action, outcome) alone; a step on
+    another field (here the status) is a compiled filter run on each event of the step."""
+    (tmp_path / "r.yaml").write_text(
+        "id: X-SEQ-1\nversion: 1\ntitle: t\ntype: temporal_ordered\nseverity: low\n"
+        "description: d\ntechnique: T1119\nfalse_positives: none\ngroup_by: user_name\n"
+        'filter: action == "beneficiary.read"\nwindow: 10m\nsteps:\n'
+        "  - {name: misses, filter: 'action == \"beneficiary.read\" and status == 404', count: 3}\n"
+        "  - {name: a hit, filter: 'action == \"beneficiary.read\" and status == 200'}\n"
+        "samples:\n"
+        "  - name: three misses then a hit\n    events:\n"
+        "      - repeat: 3\n        every: 10s\n"
+        "        event: {user_name: PH1, action: beneficiary.read, status: 404}\n"
+        "      - {user_name: PH1, action: beneficiary.read, status: 200}\n"
+        "    expect: [{entity: PH1}]\n"
+        "  - name: three misses then more misses\n    events:\n"
+        "      - repeat: 5\n        every: 10s\n"
+        "        event: {user_name: PH2, action: beneficiary.read, status: 404}\n"
+        "    forbid: [PH2]\n"
+        "  - name: hits, then two misses and a hit\n    events:\n"
+        "      - repeat: 3\n        every: 10s\n"
+        "        event: {user_name: PH3, action: beneficiary.read, status: 200}\n"
+        "      - repeat: 2\n        every: 10s\n"
+        "        event: {user_name: PH3, action: beneficiary.read, status: 404}\n"
+        "      - {user_name: PH3, action: beneficiary.read, status: 200}\n"
+        "    forbid: [PH3]\n"
+    )
+    specs, problems = lint_rules([tmp_path])
+    assert problems == []
+    by_id = {s.id: s for s in specs}
+    for sample in specs[0].samples:
+        result = run_sample(specs[0], sample, by_id)
+        assert result.ok, (sample.name, result)
+    # Once complete, the chain fires again on each event of its last step, and only on those.
+    engine = Engine(specs)
+    t = 1_700_000_000.0
+    for i, status in enumerate([404, 404, 404, 200, 404, 200]):
+        engine.process(
+            Event(t + 10 * i, "192.0.2.1", "beneficiary.read", "success", "PH9", status=status)
+        )
+        updates = [a.updates for a in engine.alerts.values()]
+        assert updates == ([] if i < 3 else [0] if i < 5 else [1]), (i, updates)

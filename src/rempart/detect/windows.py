@@ -21,10 +21,12 @@ from rempart.detect.expr import (
     BoolOp,
     Const,
     Node,
+    Pred,
     Predicate,
     Test,
     compile_filter,
     compile_node,
+    compile_pred,
     parse,
     resolve_field,
     specialize,
@@ -472,7 +474,7 @@ class TemporalOrderedRule(CompiledRule):
             self.actions = self.actions & frozenset(acts)
         #: action -> outcome -> per step: True / False when decided by them, else a predicate
         #: (two lookups by string: cheaper than building and hashing an (action, outcome) key).
-        self.step_tests: dict[str, dict[str, tuple[bool | Predicate, ...]]] = {}
+        self.step_tests: dict[str, dict[str, tuple[bool | Pred, ...]]] = {}
         #: The last (action, outcome) met and its tests: consecutive events mostly share them
         #: (two string comparisons instead of two dict lookups). Set for ("", "") from the
         #: start, so that it is right for any event.
@@ -480,12 +482,12 @@ class TemporalOrderedRule(CompiledRule):
         self.last_outcome = ""
         self.last_tests = self._step_tests(Event(0.0, "", "", ""))
 
-    def _step_tests(self, ev: Event) -> tuple[bool | Predicate, ...]:
+    def _step_tests(self, ev: Event) -> tuple[bool | Pred, ...]:
         known = {"action": ev.action, "outcome": ev.outcome}
-        tests: list[bool | Predicate] = []
+        tests: list[bool | Pred] = []
         for s in self.spec.steps:
             node = specialize(parse(s.filter), known)
-            tests.append(node.value if isinstance(node, Const) else compile_node(node))
+            tests.append(node.value if isinstance(node, Const) else compile_pred(node))
         found = tuple(tests)
         self.step_tests.setdefault(ev.action, {})[ev.outcome] = found
         return found
@@ -519,7 +521,7 @@ class TemporalOrderedRule(CompiledRule):
         if stage == 0:
             first = steps[0]
             t0 = tests[0]
-            if t0 is True or (t0 is not False and t0(ev)):
+            if t0 is True or (t0 is not False and t0.test(ev)):
                 times = st.times
                 times.append(ts)
                 while times and times[0] < ts - window:
@@ -529,12 +531,12 @@ class TemporalOrderedRule(CompiledRule):
             return None
         if stage >= len(steps):
             tl = tests[-1]
-            if tl is True or (tl is not False and tl(ev)):
+            if tl is True or (tl is not False and tl.test(ev)):
                 return self._fire(key, st, ev)
             return None
         step = steps[stage]
         ts_ = tests[stage]
-        if not (ts_ is True or (ts_ is not False and ts_(ev))):
+        if not (ts_ is True or (ts_ is not False and ts_.test(ev))):
             return None
         if step.distinct_of is not None:
             value = step.distinct_of(ev)
