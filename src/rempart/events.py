@@ -248,6 +248,7 @@ def build_events(ts: bytes, strings: Sequence[Column], ints: Sequence[bytes]) ->
             f"{len(strings)} dictionary and {len(ints)} integer columns for "
             f"{len(DICT_FIELDS)} and {len(INT_FIELDS)} event attributes"
         )
+    # Numbered by position in EVENT_FIELDS (0 is ts; 10, 11 and 17 are the integers).
     (v1, b1), (v2, b2), (v3, b3), (v4, b4), (v5, b5), (v6, b6), (v7, b7) = strings[:7]
     (v8, b8), (v9, b9), (v12, b12), (v13, b13), (v14, b14), (v15, b15), (v16, b16) = strings[7:]
     status, size, line = ints
