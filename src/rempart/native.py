@@ -6,6 +6,9 @@ compiler is available: the same typed sources, about 1.5 times less CPU for
 
 - ``REMPART_PURE=1`` in the environment makes ``import rempart`` call ``use_source_modules``:
   every ``rempart`` module is then loaded from its ``.py`` file (to debug, or to compare);
+- when the compiled modules cannot be loaded (a ``librt`` other than the one they were built
+  for), ``import rempart`` falls back to the sources with a warning
+  (``fall_back_if_unloadable``);
 - ``stale_modules`` lists compiled modules older than their source in a source checkout (an
   edit not yet rebuilt: ``make`` rebuilds them, ``pip install -e .`` too). The test suite
   refuses to run on those.
@@ -122,6 +125,40 @@ def use_source_modules() -> None:
     for entry in list(sys.path_importer_cache):
         if entry == str(_ROOT) or entry.startswith(str(_ROOT) + os.sep):
             del sys.path_importer_cache[entry]
+
+
+#: Why the compiled modules could not be loaded (:func:`fall_back_if_unloadable`), if so.
+fallback: str | None = None
+
+
+def fall_back_if_unloadable() -> str | None:
+    """Import the first compiled module; when it cannot be loaded, load every module from its
+    source from now on, and say why (a warning; also returned). None when nothing failed.
+
+    The modules that read binary columns check, when imported, that ``librt`` (mypyc's runtime
+    library) is the one they were built for: a ``librt`` upgraded or replaced after the build
+    makes them refuse to load. Rempart then runs from its sources (the same results, about 1.5
+    times the CPU) instead of failing; reinstalling it (``make``) rebuilds them."""
+    import importlib
+    import warnings
+
+    first = "rempart.events"
+    ext = compiled_path(first)
+    if ext is None or first in sys.modules:
+        return None
+    global fallback
+    try:
+        importlib.import_module(first)
+    except Exception as exc:  # any failure of the extension's module init
+        sys.modules.pop(first, None)
+        use_source_modules()
+        why = fallback = (
+            f"rempart: the compiled modules cannot be loaded ({type(exc).__name__}: {exc}); "
+            "running from the sources, slower (reinstall rempart to rebuild them)"
+        )
+        warnings.warn(why, RuntimeWarning, stacklevel=2)
+        return why
+    return None
 
 
 if __name__ == "__main__":

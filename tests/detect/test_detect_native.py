@@ -125,3 +125,44 @@ def test_the_version_says_whether_the_modules_run_compiled_and_main_warns_when_s
     out, err = capsys.readouterr()
     assert f"/{len(native.NATIVE_MODULES)} per-event modules compiled" in out
     assert err.count("\n") == 1 and "rempart.detect.engine" in err and "make" in err
+
+
+_FAKE_LIBRT = '''"""A librt.strings without its C API: what a librt the modules were not built for looks
+like to their compiled code (the functions still serve the sources)."""
+import struct
+def read_i32_le(b, i): return struct.unpack_from("<i", b, i)[0]
+def read_i32_be(b, i): return struct.unpack_from(">i", b, i)[0]
+def read_i64_le(b, i): return struct.unpack_from("<q", b, i)[0]
+def read_f64_le(b, i): return struct.unpack_from("<d", b, i)[0]
+'''
+
+
+def test_when_the_compiled_modules_cannot_load_then_rempart_runs_from_its_sources_and_says_so(
+    tmp_path: Path,
+) -> None:
+    if native.compiled_path("rempart.events") is None:
+        pytest.skip("built without a C compiler: no compiled module to refuse")
+    (tmp_path / "librt").mkdir()
+    (tmp_path / "librt" / "__init__.py").write_text("")
+    (tmp_path / "librt" / "strings.py").write_text(_FAKE_LIBRT)
+    env = {k: v for k, v in os.environ.items() if k != "REMPART_PURE"}
+    env["PYTHONPATH"] = str(tmp_path)
+    code = (
+        "import rempart.events, rempart.ingest.distinct, rempart.detect.engine\n"
+        "from rempart import native\n"
+        "from rempart.cli import _build\n"
+        "print(native.loaded_compiled(), _build())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[] pure Python: the compiled modules cannot be loaded"
+    assert "the compiled modules cannot be loaded" in proc.stderr and "librt" in proc.stderr
+    # With the real librt, the same process loads them compiled and says nothing.
+    del env["PYTHONPATH"]
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert "per-event modules compiled" in proc.stdout

@@ -28,6 +28,8 @@ def _build() -> str:
     """Whether the per-event modules run compiled (``rempart.native``)."""
     if native.pure_requested():
         return "pure Python: REMPART_PURE is set"
+    if native.fallback is not None:
+        return "pure Python: the compiled modules cannot be loaded"
     built = sum(native.compiled_path(m) is not None for m in native.NATIVE_MODULES)
     return f"{built}/{len(native.NATIVE_MODULES)} per-event modules compiled"
 
