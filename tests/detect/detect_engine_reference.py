@@ -344,13 +344,12 @@ class ReferenceTemporalOrderedRule(CompiledRule):
     step the rule keeps firing (the engine turns that into updates of one alert).
     """
 
-    __slots__ = ("steps",)
+    __slots__ = ("step_matches", "steps")
 
     def __init__(self, spec: RuleSpec):
         super().__init__(spec)
-        self.steps = [
-            _Step(compile_node(parse(s.filter)), s.count, s.distinct, s.name) for s in spec.steps
-        ]
+        self.steps = [_Step(s.count, s.distinct, s.name) for s in spec.steps]
+        self.step_matches = [compile_node(parse(s.filter)) for s in spec.steps]
         acts: set[str] | None = set()
         for s in spec.steps:
             _pred, a = compile_filter(s.filter)
@@ -379,7 +378,7 @@ class ReferenceTemporalOrderedRule(CompiledRule):
         steps = self.steps
         if stage == 0:
             first = steps[0]
-            if first.matches(ev):
+            if self.step_matches[0](ev):
                 times = st[2]
                 times.append(ts)
                 while times and times[0] < ts - window:
@@ -388,12 +387,11 @@ class ReferenceTemporalOrderedRule(CompiledRule):
                     st[0], st[1], st[2] = 1, times[-first.count], []
             return None
         if stage >= len(steps):
-            last = steps[-1]
-            if last.matches(ev):
+            if self.step_matches[-1](ev):
                 return self._fire(key, st, ev)
             return None
         step = steps[stage]
-        if not step.matches(ev):
+        if not self.step_matches[stage](ev):
             return None
         if step.distinct_of is not None:
             value = step.distinct_of(ev)

@@ -25,7 +25,6 @@ from rempart.detect.expr import (
     Predicate,
     Test,
     compile_filter,
-    compile_node,
     compile_pred,
     parse,
     resolve_field,
@@ -411,10 +410,12 @@ class ValueCountRule(CompiledRule):
 
 
 class _Step:
-    __slots__ = ("count", "distinct_of", "matches", "name")
+    """A step's count, distinct field and name (its filter: ``TemporalOrderedRule.step_tests``,
+    compiled per action and outcome)."""
 
-    def __init__(self, matches: Predicate, count: int, distinct: str | None, name: str):
-        self.matches = matches
+    __slots__ = ("count", "distinct_of", "name")
+
+    def __init__(self, count: int, distinct: str | None, name: str):
         self.count = count
         self.name = name
         self.distinct_of: Callable[[Event], Any] | None = attrgetter(distinct) if distinct else None
@@ -458,9 +459,7 @@ class TemporalOrderedRule(CompiledRule):
     def __init__(self, spec: RuleSpec):
         super().__init__(spec)
         self.window: float = spec.window
-        self.steps = [
-            _Step(compile_node(parse(s.filter)), s.count, s.distinct, s.name) for s in spec.steps
-        ]
+        self.steps = [_Step(s.count, s.distinct, s.name) for s in spec.steps]
         acts: set[str] | None = set()
         for s in spec.steps:
             _pred, a = compile_filter(s.filter)
