@@ -1,8 +1,8 @@
 """Build hook: compiles the engine's per-event modules to C with mypyc.
 
 Everything else (metadata, packages, data) is in ``pyproject.toml``. The compiled modules are
-the same typed Python sources, turned into C extensions by mypyc (part of mypy): about 1.5 times
-less CPU for ``rempart hunt`` (``bench/detect_hunt.py``), with identical alerts and
+the same typed Python sources, turned into C extensions by mypyc (part of mypy): 2.5 to 2.8 times
+less CPU for ``rempart hunt`` (the 1M peers log, 2026-11-30), with identical alerts and
 state. Set ``REMPART_PURE=1`` to install without compiling (no C compiler needed); a compiler
 failure also falls back to the pure-Python modules (the extensions are optional).
 """
