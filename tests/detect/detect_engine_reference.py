@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from statistics import median
 from typing import Any
 
-from rempart.detect.expr import compile_filter, compile_node, parse, resolve_field, utc_offset
+from rempart.detect.expr import (
+    compile_node,
+    parse,
+    required_actions,
+    resolve_field,
+    utc_offset,
+)
 from rempart.detect.spec import RuleSpec
 from rempart.detect.windows import CompiledRule, EventContext, Fire, _Step, human_duration
 from rempart.events import Event
@@ -352,7 +358,7 @@ class ReferenceTemporalOrderedRule(CompiledRule):
         self.step_matches = [compile_node(parse(s.filter)) for s in spec.steps]
         acts: set[str] | None = set()
         for s in spec.steps:
-            _pred, a = compile_filter(s.filter)
+            a = required_actions(parse(s.filter))
             if a is None or acts is None:
                 acts = None
             else:

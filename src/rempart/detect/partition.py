@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from rempart.alerts import EntityType
-from rempart.detect.expr import compile_filter
+from rempart.detect.expr import parse, required_actions
 from rempart.detect.spec import RuleSpec
 
 #: Rough engine cost (µs per event offered) by rule type, measured on the ``tiers-payant``
@@ -57,7 +57,7 @@ def rule_cost(spec: RuleSpec) -> float:
     """Rough engine cost of a rule per event of the log (see ``TYPE_COST``)."""
     cost = TYPE_COST.get(spec.type, 0.5)
     if spec.filter:
-        _pred, actions = compile_filter(spec.filter)
+        actions = required_actions(parse(spec.filter))
         if actions is not None and actions <= RARE_ACTIONS:
             cost *= 0.1
     return cost

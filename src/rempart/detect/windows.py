@@ -27,6 +27,7 @@ from rempart.detect.expr import (
     compile_filter,
     compile_pred,
     parse,
+    required_actions,
     resolve_field,
     specialize,
 )
@@ -462,7 +463,7 @@ class TemporalOrderedRule(CompiledRule):
         self.steps = [_Step(s.count, s.distinct, s.name) for s in spec.steps]
         acts: set[str] | None = set()
         for s in spec.steps:
-            _pred, a = compile_filter(s.filter)
+            a = required_actions(parse(s.filter))
             if a is None or acts is None:
                 acts = None
             else:
