@@ -96,7 +96,8 @@ _ARRAY_CODES: Final = {pa.int32(): "i", pa.int64(): "q", pa.float64(): "d"}
 
 def le_bytes(arr: pa.Array | pa.ChunkedArray, kind: pa.DataType) -> bytes:
     """The values of an array without nulls as ``kind`` (int32, int64 or float64), in
-    little-endian bytes: what :func:`rempart.ingest.distinct.combined_events` reads."""
+    little-endian bytes: what :func:`rempart.ingest.distinct.combined_events` and
+    :func:`rempart.events.build_events` read."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     if arr.type != kind:
