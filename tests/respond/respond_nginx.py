@@ -90,8 +90,10 @@ http {{
 
 
 class Nginx:
-    """nginx on ``main_conf``, listening on the port of the reserved socket ``sock``, which is
-    closed just before nginx starts (nginx binds the port itself)."""
+    """nginx on ``main_conf``, listening on the reserved socket ``sock`` itself: nginx inherits
+    it (the ``NGINX`` environment variable names inherited listening sockets, the mechanism of
+    its binary upgrade) instead of binding the port again, so no other process can take the
+    port between its reservation and nginx's start."""
 
     def __init__(self, prefix: Path, main_conf: Path, sock: socket.socket):
         self.prefix = prefix
@@ -110,20 +112,33 @@ class Nginx:
         )
         if test.returncode != 0:
             raise RuntimeError(f"nginx -t failed: {test.stderr}")
-        self.sock.close()
+        self.sock.listen(128)
+        fd = self.sock.fileno()
         self.proc = subprocess.Popen(
             [NGINX, "-p", str(self.prefix), "-c", str(self.conf)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            pass_fds=(fd,),
+            env={**os.environ, "NGINX": f"{fd};"},
         )
+        try:
+            self._wait_ready()
+        finally:
+            # nginx holds its own copy of the socket now (or has exited).
+            self.sock.close()
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self.proc is not None
         end = time.monotonic() + 10
         while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise RuntimeError(f"nginx exited: {err.strip()}")
             try:
                 httpx.get(f"http://127.0.0.1:{self.port}/static/x", timeout=0.5)
-                return self
+                return
             except httpx.HTTPError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("nginx exited") from None
                 time.sleep(0.05)
         raise RuntimeError("nginx did not start")
 
