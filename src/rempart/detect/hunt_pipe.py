@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 from rempart import errors
 from rempart.events import DICT_FIELDS, INT_FIELDS, Column, Event, build_events
 from rempart.gcpause import paused
-from rempart.ingest.columnar import _ints, le_bytes
+from rempart.ingest.columnar import int_list, le_bytes
 from rempart.ingest.service import IngestRequest
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ def encode_batch(batch: EventBatch) -> pa.RecordBatch:
         orgs = _dict_column(
             [
                 org[o] or dir_org[d]
-                for o, d in zip(_ints(idx["org"]), _ints(idx["user"]), strict=True)
+                for o, d in zip(int_list(idx["org"]), int_list(idx["user"]), strict=True)
             ]
         )
     else:

@@ -77,7 +77,7 @@ _NO_REQUEST = RequestInfo(
 SlowDecoder = Callable[[str, int, bytes, bool], list[Event]]
 
 
-def _ints(arr: pa.Array | pa.ChunkedArray) -> list[int]:
+def int_list(arr: pa.Array | pa.ChunkedArray) -> list[int]:
     """Python ints of an integer array without nulls (through the buffer protocol: fast)."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
@@ -321,7 +321,7 @@ def _split_fields(block: Block, max_chars: int) -> _Split | None:
         return got
 
     def raw(lines: list[int]) -> list[bytes]:
-        row_of = {line: k for k, line in enumerate(_ints(row_lines))}
+        row_of = {line: k for k, line in enumerate(int_list(row_lines))}
         out: list[bytes] = []
         for line in lines:
             text = invalid.get(line + 1)
@@ -438,14 +438,14 @@ class ColumnarChunk:
             counted = pc.value_counts(self.idx["req" if name == "action" else "code"])
             labels = vals[name]
             for k, c in zip(
-                _ints(counted.field("values")), counted.field("counts").to_pylist(), strict=True
+                int_list(counted.field("values")), counted.field("counts").to_pylist(), strict=True
             ):
                 into[labels[k]] += c
         discloses = pa.array([bool(c) for c in vals["categories"]], pa.bool_())
         read = self.idx["req"].filter(pc.take(discloses, self.idx["code"]))
         tokens = vals["token"]
-        add_present(beneficiaries, tokens, _ints(pc.unique(read)))
-        add_present(accounts, vals["user"], _ints(pc.unique(self.idx["user"])))
+        add_present(beneficiaries, tokens, int_list(pc.unique(read)))
+        add_present(accounts, vals["user"], int_list(pc.unique(self.idx["user"])))
         span = pc.min_max(self.ts)
         return span["min"].as_py(), span["max"].as_py()
 
@@ -650,7 +650,7 @@ class ColumnarDecoder:
             left = pc.invert(pc.is_in(_arange(n), value_set=chunk.rows))
             if split.blank is not None:
                 left = pc.and_(left, pc.invert(split.blank))
-            others = _ints(pc.indices_nonzero(left))
+            others = int_list(pc.indices_nonzero(left))
         if others:
             complete = block.complete
             last = n - 1
