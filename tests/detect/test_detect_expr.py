@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rempart.detect.expr import (
+    ByActionOutcome,
     ExprError,
     compile_filter,
     compile_node,
@@ -142,3 +143,24 @@ def test_hour_and_weekday_filters_read_a_table_that_agrees_with_the_tests(
         mixed = compile_node(parse(f"({text}) and status == 200"))
         assert mixed(ev(ts=ts, status=200)) is (expected != negate)
         assert mixed(ev(ts=ts, status=404)) is False
+
+
+_PAIR_PARTS = st.sampled_from(["", "x", "auth.login", "beneficiary.read", "success"])
+
+
+@given(st.lists(st.tuples(_PAIR_PARTS, _PAIR_PARTS), max_size=30))
+def test_by_action_outcome_gives_what_build_gives_and_builds_each_pair_once(
+    pairs: list[tuple[str, str]],
+) -> None:
+    calls: list[tuple[str, str]] = []
+
+    def build(action: str, outcome: str) -> tuple[str, str]:
+        calls.append((action, outcome))
+        return (action, outcome)
+
+    memo = ByActionOutcome(build)
+    for action, outcome in pairs:
+        assert memo.get(action, outcome) == (action, outcome)
+    # ("", "") is built at once: the memo is right for an event with neither field set.
+    assert calls[0] == ("", "")
+    assert sorted(calls) == sorted({("", ""), *pairs})

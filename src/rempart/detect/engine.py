@@ -35,7 +35,15 @@ from rempart.detect.baseline import BaselineRule, share_read_days
 from rempart.detect.baseline_days import _ReadDays
 from rempart.detect.care import SurpriseRule
 from rempart.detect.exposure import ExposureWatch
-from rempart.detect.expr import Const, Pred, as_pred, compile_pred, specialize, utc_offset
+from rempart.detect.expr import (
+    ByActionOutcome,
+    Const,
+    Pred,
+    as_pred,
+    compile_pred,
+    specialize,
+    utc_offset,
+)
 from rempart.detect.history import BeneficiaryHistory, beneficiary_hash
 from rempart.detect.rollup import CampaignCorrelator, RiskRollup
 from rempart.detect.spec import RuleSpec
@@ -180,17 +188,6 @@ class Engine:
         self.record_signals = record_signals
         #: (rule id, entity) of every fresh signal, when ``record_signals`` (sample tests).
         self.signals: list[tuple[str, str, float]] = []
-        #: action -> outcome -> (rule position, observer, residual filter or None, the
-        #: observer's bound ``observe``) in rule order: a rule, or one entry for a group of
-        #: baseline rules sharing their day state (``_ReadDays``).
-        self._dispatch: dict[str, dict[str, tuple[_Entry, ...]]]
-        self._dispatch = {}
-        #: The last (action, outcome) dispatched and its entries: consecutive events mostly
-        #: share them (two string comparisons instead of two dict lookups). Set for ("", "")
-        #: at the end of ``__init__``, so that it is right for any event.
-        self._last_action = ""
-        self._last_outcome = ""
-        self._last_rules: tuple[_Entry, ...] = ()
         self._position = {id(r): i for i, r in enumerate(self.rules)}
         self._open: dict[tuple[str, str, str], Alert] = {}
         self.watch = ExposureWatch(self.specs, self._alerts)
@@ -212,7 +209,9 @@ class Engine:
         self._max_ts = float("-inf")
         self._next_evict = float("-inf")
         self._ctx = EventContext()
-        self._last_rules = self._rules_for("", "")
+        #: (action, outcome) -> the entries of the rules an event with them is offered to
+        #: (``_rules_for``), in rule order. Made last: ``_rules_for`` reads the rules.
+        self._dispatch: ByActionOutcome[tuple[_Entry, ...]] = ByActionOutcome(self._rules_for)
 
     # -- feeding -------------------------------------------------------------------------
     def process(self, ev: Event) -> list[Alert]:
@@ -332,6 +331,8 @@ class Engine:
         return frozenset(out)
 
     def _rules_for(self, action: str, outcome: str) -> tuple[_Entry, ...]:
+        """(rule position, rule or group, residual filter or None) in rule order: a rule, or
+        one entry for a group of baseline rules sharing their day state (``_ReadDays``)."""
         known = {"action": action, "outcome": outcome}
         rules: list[_Entry] = []
         groups: set[int] = set()
@@ -352,9 +353,7 @@ class Engine:
                     rules.append(_Entry(pos, None, rule.tracker, pred))
                 continue
             rules.append(_Entry(pos, rule, None, pred))
-        found = tuple(rules)
-        self._dispatch.setdefault(action, {})[outcome] = found
-        return found
+        return tuple(rules)
 
     def _run(self, ev: Event, out: list[Alert]) -> None:
         self.events_seen += 1
@@ -382,17 +381,7 @@ class Engine:
         else:
             ctx.bh = None
             ctx.novel = False
-        action = ev.action
-        outcome = ev.outcome
-        if action == self._last_action and outcome == self._last_outcome:
-            rules = self._last_rules
-        else:
-            by_outcome = self._dispatch.get(action)
-            got = by_outcome.get(outcome) if by_outcome is not None else None
-            rules = got if got is not None else self._rules_for(action, outcome)
-            self._last_action = action
-            self._last_outcome = outcome
-            self._last_rules = rules
+        rules = self._dispatch.get(ev.action, ev.outcome)
         fired: list[tuple[int, Any, Any]] | None = None
         for entry in rules:
             pred = entry.pred

@@ -29,10 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any, Final, final
+from typing import Any, Final, Generic, TypeVar, final
 from zoneinfo import ZoneInfo
 
 from rempart.events import ECS_FIELDS, FIELD_BY_ECS, Event
+
+V = TypeVar("V")
 
 Predicate = Callable[[Event], bool]
 Getter = Callable[[Event], Any]
@@ -695,6 +697,42 @@ def specialize(node: Node, known: dict[str, Any]) -> Node:
             return Const(node.op == "and")
         return items[0] if len(items) == 1 else BoolOp(node.op, tuple(items))
     return node
+
+
+@final
+class ByActionOutcome(Generic[V]):
+    """What ``build(action, outcome)`` gives, built once per (action, outcome) met: the
+    dispatch of the engine and the step tests of a sequence rule, where filters are
+    specialised on the two fields every event has.
+
+    ``get`` is on the per-event path. Two lookups by string are cheaper than building and
+    hashing an (action, outcome) key, and consecutive events mostly share both: the last pair
+    met is compared first (two string comparisons). It starts as ("", ""), so that it is right
+    for any event.
+    """
+
+    def __init__(self, build: Callable[[str, str], V]) -> None:
+        self._build = build
+        self.built: dict[str, dict[str, V]] = {}
+        self._action = ""
+        self._outcome = ""
+        self._last: V = self._make("", "")
+
+    def _make(self, action: str, outcome: str) -> V:
+        value = self._build(action, outcome)
+        self.built.setdefault(action, {})[outcome] = value
+        return value
+
+    def get(self, action: str, outcome: str) -> V:
+        if action == self._action and outcome == self._outcome:
+            return self._last
+        by_outcome = self.built.get(action)
+        got = by_outcome.get(outcome) if by_outcome is not None else None
+        value = got if got is not None else self._make(action, outcome)
+        self._action = action
+        self._outcome = outcome
+        self._last = value
+        return value
 
 
 def required_actions(node: Node) -> frozenset[str] | None:

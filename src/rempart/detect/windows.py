@@ -19,6 +19,7 @@ from mypy_extensions import mypyc_attr
 
 from rempart.detect.expr import (
     BoolOp,
+    ByActionOutcome,
     Const,
     Node,
     Pred,
@@ -455,7 +456,7 @@ class TemporalOrderedRule(CompiledRule):
     step the rule keeps firing (the engine turns that into updates of one alert).
     """
 
-    __slots__ = ("last_action", "last_outcome", "last_tests", "step_tests", "steps", "window")
+    __slots__ = ("step_tests", "steps", "window")
 
     def __init__(self, spec: RuleSpec):
         super().__init__(spec)
@@ -472,41 +473,23 @@ class TemporalOrderedRule(CompiledRule):
             self.actions = frozenset(acts)
         elif self.actions is not None and acts is not None:
             self.actions = self.actions & frozenset(acts)
-        #: action -> outcome -> per step: True / False when decided by them, else a predicate
-        #: (two lookups by string: cheaper than building and hashing an (action, outcome) key).
-        self.step_tests: dict[str, dict[str, tuple[bool | Pred, ...]]] = {}
-        #: The last (action, outcome) met and its tests: consecutive events mostly share them
-        #: (two string comparisons instead of two dict lookups). Set for ("", "") from the
-        #: start, so that it is right for any event.
-        self.last_action = ""
-        self.last_outcome = ""
-        self.last_tests = self._step_tests(Event(0.0, "", "", ""))
+        #: (action, outcome) -> per step: True / False when decided by them, else a predicate.
+        self.step_tests: ByActionOutcome[tuple[bool | Pred, ...]]
+        self.step_tests = ByActionOutcome(self._step_tests)
 
-    def _step_tests(self, ev: Event) -> tuple[bool | Pred, ...]:
-        known = {"action": ev.action, "outcome": ev.outcome}
+    def _step_tests(self, action: str, outcome: str) -> tuple[bool | Pred, ...]:
+        known = {"action": action, "outcome": outcome}
         tests: list[bool | Pred] = []
         for s in self.spec.steps:
             node = specialize(parse(s.filter), known)
             tests.append(node.value if isinstance(node, Const) else compile_pred(node))
-        found = tuple(tests)
-        self.step_tests.setdefault(ev.action, {})[ev.outcome] = found
-        return found
+        return tuple(tests)
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
         key = self.key(ev)
         if key is None:
             return None
-        action = ev.action
-        outcome = ev.outcome
-        if action == self.last_action and outcome == self.last_outcome:
-            tests = self.last_tests
-        else:
-            by_outcome = self.step_tests.get(action)
-            got = by_outcome.get(outcome) if by_outcome is not None else None
-            tests = got if got is not None else self._step_tests(ev)
-            self.last_action = action
-            self.last_outcome = outcome
-            self.last_tests = tests
+        tests = self.step_tests.get(ev.action, ev.outcome)
         st: _Chain | None = self.state.get(key)
         ts = ev.ts
         window = self.window
