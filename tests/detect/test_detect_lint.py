@@ -46,6 +46,24 @@ def write(tmp_path: Path, body: str) -> Path:
             "unknown field 'nope'",
         ),
         (
+            "type: value_count\nfilter: true\nwindow: 5m\nthreshold: 3\nfield: source_ip\n"
+            "cleared_by: outcome == 'success' and statuss == 200\n",
+            13,
+            "cleared_by: unknown field 'statuss'",
+        ),
+        (
+            "type: value_count\nfilter: true\nwindow: 5m\nthreshold: 3\nfield: source_ip\n"
+            "cleared_by: 3\n",
+            13,
+            "cleared_by: expected str",
+        ),
+        (
+            "type: event_count\nfilter: true\nwindow: 5m\nthreshold: 3\n"
+            "cleared_by: outcome == 'success'\n",
+            12,
+            "not valid for type event_count",
+        ),
+        (
             "type: baseline\nfilter: true\nquantity: novelty_share\nspan_days: 7\n",
             11,
             "needs a count quantity",

@@ -49,6 +49,7 @@ from rempart.detect.rollup import CampaignCorrelator, RiskRollup
 from rempart.detect.spec import RuleSpec
 from rempart.detect.windows import (
     CadenceRule,
+    ClearedValueCountRule,
     CompiledRule,
     EventContext,
     EventCountRule,
@@ -101,6 +102,8 @@ class _Entry:
 
 
 def compile_rule(spec: RuleSpec) -> CompiledRule:
+    if spec.type == "value_count" and spec.cleared_by is not None:
+        return ClearedValueCountRule(spec)
     return _RUNTIME[spec.type](spec)
 
 

@@ -699,6 +699,13 @@ def specialize(node: Node, known: dict[str, Any]) -> Node:
     return node
 
 
+def specialized(text: str, action: str, outcome: str) -> bool | Pred:
+    """Filter ``text`` for the events of this action and outcome: True or False when those
+    decide it, else the predicate of what is left (see ``specialize``)."""
+    node = specialize(parse(text), {"action": action, "outcome": outcome})
+    return bool(node.value) if isinstance(node, Const) else compile_pred(node)
+
+
 @final
 class ByActionOutcome(Generic[V]):
     """What ``build(action, outcome)`` gives, built once per (action, outcome) met: the

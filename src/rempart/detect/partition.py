@@ -58,6 +58,9 @@ def rule_cost(spec: RuleSpec) -> float:
     cost = TYPE_COST.get(spec.type, 0.5)
     if spec.filter:
         actions = required_actions(parse(spec.filter))
+        if spec.cleared_by is not None and actions is not None:
+            cleared = required_actions(parse(spec.cleared_by))
+            actions = None if cleared is None else actions | cleared
         if actions is not None and actions <= RARE_ACTIONS:
             cost *= 0.1
     return cost

@@ -102,6 +102,9 @@ class RuleSpec:
     window: float = 0.0
     threshold: float = 0.0
     field: str | None = None
+    #: ``value_count``: a filter whose events take their ``field`` value out of the count of
+    #: their key (a failed login followed by a success is a typo, not a guess).
+    cleared_by: str | None = None
     steps: tuple[StepSpec, ...] = ()
     learning: float = 0.0
     quantity: str | None = None
@@ -245,7 +248,7 @@ def _fraction(v: Any) -> str | None:
 _TYPE_FIELDS: dict[str, set[str]] = {
     "match": set(),
     "event_count": {"window", "threshold"},
-    "value_count": {"window", "threshold", "field"},
+    "value_count": {"window", "threshold", "field", "cleared_by"},
     "temporal_ordered": {"window", "steps"},
     "new_value": {"field", "learning"},
     "baseline": {
@@ -497,6 +500,10 @@ def check_rule(doc: Any, path: str, line: int) -> tuple[RuleSpec | None, list[Ru
         kw["field"] = got[0] if got else None
         if "field" not in doc:
             c.problem(doc.line, "required field 'field' is missing")
+    if rtype == "value_count" and "cleared_by" in doc:
+        kw["cleared_by"] = c.get("cleared_by", str, None)
+        if isinstance(doc["cleared_by"], str):
+            c.expression(doc["cleared_by"], doc.line_of("cleared_by"), "cleared_by")
     if rtype == "temporal_ordered":
         kw["steps"] = _steps(c)
     if rtype == "new_value":

@@ -20,17 +20,15 @@ from mypy_extensions import mypyc_attr
 from rempart.detect.expr import (
     BoolOp,
     ByActionOutcome,
-    Const,
     Node,
     Pred,
     Predicate,
     Test,
     compile_filter,
-    compile_pred,
     parse,
     required_actions,
     resolve_field,
-    specialize,
+    specialized,
 )
 from rempart.detect.spec import RuleSpec
 from rempart.events import Event
@@ -411,6 +409,108 @@ class ValueCountRule(CompiledRule):
             self.state[k] = st
 
 
+class ClearedValueCountRule(ValueCountRule):
+    """``value_count`` with ``cleared_by``: an event of the key matching ``cleared_by`` takes
+    its value out of the count until the value comes again through the filter. Distributed
+    credential stuffing fails on many accounts with one client string, and so do typos on a
+    large portal's most common browser; a typo is followed by a success within seconds, a
+    guess on someone else's account is not.
+
+    One key's state is a dict of value -> time of its latest filter event, in that order (a
+    value met again is moved to the end), so the front is the oldest and expires first. An
+    event matching both the filter and ``cleared_by`` counts for the filter."""
+
+    __slots__ = ("cleared_by", "tests")
+
+    def __init__(self, spec: RuleSpec):
+        super().__init__(spec)
+        assert spec.cleared_by is not None
+        self.cleared_by = spec.cleared_by
+        clears, clear_actions = compile_filter(spec.cleared_by)
+        if self.actions is not None:
+            self.actions = None if clear_actions is None else self.actions | clear_actions
+        counts = self.matches
+        self.matches = lambda e: counts(e) or clears(e)
+        #: (action, outcome) -> (the filter, ``cleared_by``), each True / False when decided
+        #: by them, else a predicate.
+        self.tests: ByActionOutcome[tuple[bool | Pred, bool | Pred]]
+        self.tests = ByActionOutcome(self._tests)
+
+    def _tests(self, action: str, outcome: str) -> tuple[bool | Pred, bool | Pred]:
+        return (
+            specialized(self.spec.filter, action, outcome),
+            specialized(self.cleared_by, action, outcome),
+        )
+
+    def filter_node(self) -> Node:
+        return BoolOp("or", (super().filter_node(), parse(self.cleared_by)))
+
+    def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
+        key = self.key(ev)
+        if key is None:
+            return None
+        value = ctx.bh if self.is_beneficiary else self.value_of(ev)
+        if value is None:
+            return None
+        counts, clears = self.tests.get(ev.action, ev.outcome)
+        if not (counts is True or (counts is not False and counts.test(ev))):
+            if clears is True or (clears is not False and clears.test(ev)):
+                pending: dict[Any, float] | None = self.state.get(key)
+                if pending is not None:
+                    pending.pop(value, None)
+            return None
+        ts = ev.ts
+        got: dict[Any, float] | None = self.state.get(key)
+        if got is None:
+            got = self.state[key] = {}
+        last = got
+        last.pop(value, None)
+        last[value] = ts
+        limit = ts - self.window
+        expired: list[Any] = []
+        for v, t in last.items():
+            if t >= limit:
+                break
+            expired.append(v)
+        for v in expired:
+            del last[v]
+        n = len(last)
+        if n < self.threshold:
+            return None
+        first = next(iter(last.values()))
+        assert self.spec.field is not None
+        what = _FIELD_WORDS.get(self.spec.field, f"distinct {self.spec.field}")
+        spec = self.spec
+
+        def text() -> str:
+            return (
+                f"{key} saw {n:,} {what} in {human_duration(ts - first)} with none of them "
+                f"cleared since by: {spec.cleared_by} "
+                f"(threshold {int(spec.threshold)} in {human_duration(spec.window)})"
+            )
+
+        exposed = last.keys() if self.is_beneficiary else None
+        related = last.keys() if self.spec.field == "user_name" else None
+        return Fire(key, first, text, {"distinct": float(n)}, exposed, related)
+
+    def evict(self, now: float) -> int:
+        limit = now - self.window
+        dead: list[str] = []
+        for k, value in self.state.items():
+            last: dict[Any, float] = value
+            if not last or next(reversed(last.values())) < limit:
+                dead.append(k)
+        for k in dead:
+            del self.state[k]
+        return len(dead)
+
+    def dump(self) -> dict[str, Any]:
+        return {k: [[t, v] for v, t in last.items()] for k, last in self.state.items()}
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.state = {k: {v: t for t, v in items} for k, items in data.items()}
+
+
 class _Step:
     """A step's count, distinct field and name (its filter: ``TemporalOrderedRule.step_tests``,
     compiled per action and outcome)."""
@@ -478,12 +578,7 @@ class TemporalOrderedRule(CompiledRule):
         self.step_tests = ByActionOutcome(self._step_tests)
 
     def _step_tests(self, action: str, outcome: str) -> tuple[bool | Pred, ...]:
-        known = {"action": action, "outcome": outcome}
-        tests: list[bool | Pred] = []
-        for s in self.spec.steps:
-            node = specialize(parse(s.filter), known)
-            tests.append(node.value if isinstance(node, Const) else compile_pred(node))
-        return tuple(tests)
+        return tuple(specialized(s.filter, action, outcome) for s in self.spec.steps)
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
         key = self.key(ev)
