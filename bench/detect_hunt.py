@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import hunt_command, machine
@@ -53,7 +54,10 @@ def ensure_log(lines: int, data_dir: Path, days: int, scenario: str | None = Non
     return out
 
 
-def run_hunt(log: Path, workdir: Path, workers: int = 1) -> tuple[float, float, int, float]:
+def run_hunt(
+    log: Path, workdir: Path, workers: int = 1
+) -> tuple[float, float, list[dict[str, Any]], float]:
+    """Wall time, peak RSS (MiB), the alerts written and CPU time of one ``rempart hunt``."""
     cmd = hunt_command(log, workdir, workers)
     out = workdir / "alerts.jsonl"
     started = time.perf_counter()
@@ -62,8 +66,34 @@ def run_hunt(log: Path, workdir: Path, workers: int = 1) -> tuple[float, float, 
     wall = time.perf_counter() - started
     if status != 0:
         raise SystemExit(f"hunt failed: {proc.stderr.read().decode() if proc.stderr else ''}")
-    alerts = sum(1 for _ in out.open())
+    alerts = [json.loads(line) for line in out.open()]
     return wall, usage.ru_maxrss / 1024, alerts, usage.ru_utime + usage.ru_stime
+
+
+def score(truth: dict[str, Any], alerts: list[dict[str, Any]]) -> str:
+    """The hunt's alerts scored against the log's truth as ``rempart eval`` scores its own:
+    the attacks detected, and the false positives per 1,000 account-days (the eval's 200
+    accounts do not show those that grow with the portal)."""
+    from rempart.alerts import Alert
+    from rempart.detect.evaluate import fp_accounts, score_run
+
+    accounts, days = truth["options"]["accounts"], truth["options"]["days"]
+    parsed = [Alert.from_dict(a) for a in alerts]
+    scores, unattributed = score_run(truth, parsed, accounts, days, truth["seed"])
+    found = [s.scenario for s in scores if s.detected]
+    missed = [s.scenario for s in scores if not s.detected]
+    accused = fp_accounts(unattributed)
+    by_rule: dict[str, int] = {}
+    for a in unattributed:
+        by_rule[a.rule_id] = by_rule.get(a.rule_id, 0) + 1
+    rules = ", ".join(f"{r} {n}" for r, n in sorted(by_rule.items(), key=lambda x: -x[1]))
+    return (
+        f"against truth.json: {len(found)} of {len(scores)} attacks detected"
+        f"{' (missed: ' + ', '.join(missed) + ')' if missed else ''}; false positives: "
+        f"{len(unattributed)} alerts ({rules or 'none'}), {len(accused)} accounts = "
+        f"{1000 * len(accused) / (accounts * days):.2f} per 1,000 account-days "
+        f"({accounts:,} accounts x {days} days)"
+    )
 
 
 def engine_only(log: Path, runs: int = 3) -> tuple[int, int, float]:
@@ -137,9 +167,11 @@ def main() -> None:
         print(
             f"  run {i + 1}: wall {wall:.1f} s, CPU {cpu:.1f} s "
             f"({n_lines / cpu:,.0f} lines per CPU-second), peak RSS {peak:,.0f} MiB, "
-            f"{alerts} alerts",
+            f"{len(alerts)} alerts",
             flush=True,
         )
+        if i == 0:
+            print(f"  {score(truth, alerts)}", flush=True)
     med, med_cpu = statistics.median(walls), statistics.median(cpus)
     print(
         f"rempart hunt --workers {args.workers} (whole process, median of {args.runs}): wall {med:.1f} s = "

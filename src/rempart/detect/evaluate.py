@@ -130,7 +130,7 @@ def score_run(
     return scores, [a for a in alerts if a.id not in attributed]
 
 
-def _fp_accounts(unattributed: list[Alert]) -> set[str]:
+def fp_accounts(unattributed: list[Alert]) -> set[str]:
     """Accounts wrongly accused (an IP or client alert accuses the accounts using it)."""
     out: set[str] = set()
     for a in unattributed:
@@ -182,7 +182,7 @@ def evaluate_seed(
     alerts = sorted(engine.alerts.values(), key=lambda a: a.detected_at)
     total_days = learn_days + days
     scores, unattributed = score_run(truth, alerts, accounts, total_days, seed)
-    fp_acc = _fp_accounts(unattributed)
+    fp_acc = fp_accounts(unattributed)
     fp_rules: dict[str, int] = {}
     for a in unattributed:
         fp_rules[a.rule_id] = fp_rules.get(a.rule_id, 0) + 1
