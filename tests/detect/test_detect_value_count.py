@@ -187,3 +187,25 @@ def test_cleared_value_count_counts_the_values_not_cleared_since_their_latest_ev
         if k % 5 == 4:  # eviction keeps exactly the keys with a value still counted
             rule.evict(ts)
             assert set(rule.state) == {u for u in ("ua1", "ua2") if _counted(seen, u, ts)}
+
+
+def test_cleared_value_count_explains_what_is_counted() -> None:
+    rule = ClearedValueCountRule(CLEARED)
+    fire = None
+    for i in range(THRESHOLD + 2):
+        outcome = "success" if i == 1 else "failure"
+        user = "PH0" if i == 1 else f"PH{i}"  # PH0 fails, then logs in: not counted
+        ev = Event(
+            ts=1_700_000_000.0 + 10 * i,
+            source_ip="10.0.0.1",
+            action="auth.login",
+            outcome=outcome,
+            user_name=user,
+            user_agent="ua",
+        )
+        fire = rule.observe(ev, EventContext())
+    assert fire is not None
+    assert fire.render() == (
+        "ua saw 4 distinct accounts in 30 s, none of them followed since by "
+        "action == 'auth.login' and outcome == 'success' (threshold 4 in 60 s)"
+    )

@@ -484,8 +484,8 @@ class ClearedValueCountRule(ValueCountRule):
 
         def text() -> str:
             return (
-                f"{key} saw {n:,} {what} in {human_duration(ts - first)} with none of them "
-                f"cleared since by: {spec.cleared_by} "
+                f"{key} saw {n:,} {what} in {human_duration(ts - first)}, none of them "
+                f"followed since by {spec.cleared_by} "
                 f"(threshold {int(spec.threshold)} in {human_duration(spec.window)})"
             )
 
