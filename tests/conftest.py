@@ -17,8 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.ports import free_port
-
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Refuse to test compiled modules built from an older source (an edit not rebuilt)."""
@@ -58,7 +56,9 @@ def postgres_url() -> Iterator[str]:
         shutil.chown(root, "postgres")
         shutil.chown(sock, "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
+    # Only a Unix socket, in this run's own directory: no TCP port another xdist worker or
+    # process could take between choosing it and the server binding it.
+    port = 5432
     subprocess.run(
         [
             *as_user,
@@ -83,7 +83,7 @@ def postgres_url() -> Iterator[str]:
             "-l",
             str(root / "server.log"),
             "-o",
-            f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off",
+            f"-p {port} -k {sock} -c listen_addresses='' -c fsync=off",
             "-w",
             "start",
         ],
@@ -94,7 +94,7 @@ def postgres_url() -> Iterator[str]:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             ready = subprocess.run(
-                [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
+                [str(bindir / "pg_isready"), "-h", str(sock), "-p", str(port)],
                 capture_output=True,
             )
             if ready.returncode == 0:
@@ -104,7 +104,7 @@ def postgres_url() -> Iterator[str]:
             [
                 str(bindir / "createdb"),
                 "-h",
-                "127.0.0.1",
+                str(sock),
                 "-p",
                 str(port),
                 "-U",
@@ -114,7 +114,7 @@ def postgres_url() -> Iterator[str]:
             check=True,
             capture_output=True,
         )
-        yield f"postgresql+psycopg://rempart@127.0.0.1:{port}/rempart"
+        yield f"postgresql+psycopg://rempart@/rempart?host={sock}&port={port}"
     finally:
         subprocess.run(
             [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],

@@ -70,9 +70,12 @@ def test_rempart_serve_runs_as_a_process_and_answers(tmp_path: Path) -> None:
     )
     r = CliRunner().invoke(app, ["token", "create", "-s", "admin", "-n", "ops", "-c", str(cfg)])
     token = r.output.strip().splitlines()[-1]
-    from tests.ports import free_port
+    from tests.ports import reserve_port
 
-    port = free_port()
+    # The server inherits the reserved socket (--fd): no other process can hold the port.
+    sock = reserve_port()
+    sock.listen()
+    port = sock.getsockname()[1]
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -81,13 +84,20 @@ def test_rempart_serve_runs_as_a_process_and_answers(tmp_path: Path) -> None:
             "serve",
             "-c",
             str(cfg),
-            "--port",
-            str(port),
+            "--fd",
+            str(sock.fileno()),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        pass_fds=(sock.fileno(),),
     )
+    sock.close()
     try:
+        assert proc.stdout is not None
+        assert (
+            f"serving on http://127.0.0.1:{port} (inherited socket"
+            in proc.stdout.readline().decode()
+        )
         url = f"http://127.0.0.1:{port}"
         for _ in range(300):
             try:
@@ -115,3 +125,36 @@ def test_rempart_serve_runs_as_a_process_and_answers(tmp_path: Path) -> None:
         proc.wait(30)
     bad = CliRunner().invoke(app, ["serve", "-c", str(cfg), "--follow-from", "middle"])
     assert bad.exit_code != 0
+
+
+def test_rempart_serve_refuses_an_fd_that_is_not_a_listening_socket(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.ports import reserve_port
+
+    cfg = tmp_path / "rempart.yaml"
+    cfg.write_text(
+        f"state:\n  url: sqlite:///{tmp_path / 'state.db'}\n"
+        f"keys:\n  token_key_file: {tmp_path / 'token.key'}\n"
+    )
+    command = [
+        sys.executable,
+        "-c",
+        "from rempart.cli import main; main()",
+        "serve",
+        "-c",
+        str(cfg),
+    ]
+    with reserve_port() as bound:  # bound, not listening
+        fd = bound.fileno()
+        for args, message in (
+            (["--fd", "987"], "--fd 987: not an open socket"),
+            (["--fd", str(fd)], f"--fd {fd}: not a listening TCP socket"),
+        ):
+            done = subprocess.run(
+                [*command, *args], capture_output=True, text=True, pass_fds=(fd,), timeout=60
+            )
+            assert done.returncode == 2
+            assert done.stderr.splitlines()[-1].startswith(f"rempart: error: {message}")
+            assert "Traceback" not in done.stderr, done.stderr

@@ -17,6 +17,11 @@ def serve(
     config: Path | None = CONFIG_OPTION,
     host: str | None = typer.Option(None, help="Listen address (default from config: 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Listen port (default from config: 8000)."),
+    fd: int | None = typer.Option(
+        None,
+        help="Serve on this inherited listening socket (a file descriptor) instead of binding "
+        "--host and --port: systemd socket activation, or a supervisor holding a privileged port.",
+    ),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
     follow_from: str = typer.Option(
         "end",
@@ -47,13 +52,38 @@ def serve(
     service = ResponseService(cfg, follow_from=follow_from)
     app = create_app(service)
     bind_host, bind_port = host or server.host, port or server.port
+    if fd is not None:
+        bind_host, bind_port = _inherited_address(fd)
     console.print(
         f"[bold]rempart[/bold] serving on http://{bind_host}:{bind_port} "
+        f"{f'(inherited socket {fd}) ' if fd is not None else ''}"
         f"(policy {cfg.response.policy}"
         f"{', SIMULATION' if service.policy.simulation else ''}; "
         f"{len(cfg.sources)} source(s); API docs at /docs)"
     )
-    uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning", access_log=False)
+    if fd is not None:
+        uvicorn.run(app, fd=fd, log_level="warning", access_log=False)
+    else:
+        uvicorn.run(app, host=bind_host, port=bind_port, log_level="warning", access_log=False)
+
+
+def _inherited_address(fd: int) -> tuple[str, int]:
+    """The address of the listening TCP socket ``fd``, or an InputError."""
+    import os
+    import socket
+
+    from rempart.errors import InputError
+
+    try:
+        sock = socket.socket(fileno=os.dup(fd))  # a copy: closing it leaves ``fd`` open
+    except OSError as exc:
+        raise InputError(f"--fd {fd}: not an open socket ({exc.strerror})") from None
+    with sock:
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        address = sock.getsockname()
+    if sock.type != socket.SOCK_STREAM or not listening or not isinstance(address, tuple):
+        raise InputError(f"--fd {fd}: not a listening TCP socket")
+    return str(address[0]), int(address[1])
 
 
 @token_app.command("create")
