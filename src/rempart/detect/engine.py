@@ -406,12 +406,11 @@ class Engine:
                     fired.append((entry.pos, observer, fire))
         if fired is not None:
             self._emit(fired, ev, out)
-        if (
-            ev.action == "auth.login"
-            and ev.outcome == "success"
-            and ev.source_ip in self._watch_targets
-        ):
-            self._updated.update(self.watch.compromised(ev))
+        if ev.action == "auth.login" and ev.outcome == "success":
+            if ev.source_ip in self._watch_targets:
+                self._updated.update(self.watch.compromised(ev))
+            for camp in self.campaigns:  # who uses which client and network: base rates
+                camp.login(ev)
         if ev.ts >= self._next_evict:
             self._evict(ev.ts)
 

@@ -7,11 +7,18 @@ score reaches the risk rule's ``threshold``, the risk rule fires, listing the co
 
 Campaign: when a listed signal fires for an account, the signal's triggering event gives the
 campaign key (e.g. its ``user_agent`` or ``ip16``). When ``min_accounts`` distinct accounts raise
-a listed signal under the same key within ``window``, the campaign rule fires for all of them.
+a listed signal under the same key within ``window``, and that many is improbable by chance, the
+campaign rule fires for all of them. On a large portal the most common browser or ISP block is
+shared by a third of the accounts, so a third of the accounts raising signals on any day share
+it: that is no campaign. The chance is the binomial tail ``P(X >= k)`` for the ``n`` accounts
+that raised a listed signal within the window (under any key), each sharing the key with the
+probability ``p`` that an account without a signal that logged in within the window did
+(``alpha``). Without logins to learn ``p`` from, the count alone decides.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rempart.detect.spec import RuleSpec
@@ -66,14 +73,67 @@ class RiskRollup:
         self.scores = {k: [v[0], v[1], v[2], dict(v[3])] for k, v in data.items()}
 
 
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """``P(X >= k)`` for ``X ~ Binomial(n, p)``."""
+    if k <= 0:
+        return 1.0
+    if k > n or p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    lg = math.lgamma
+    log_p, log_q = math.log(p), math.log1p(-p)
+    return min(
+        1.0,
+        sum(
+            math.exp(lg(n + 1) - lg(i + 1) - lg(n - i + 1) + i * log_p + (n - i) * log_q)
+            for i in range(k, n + 1)
+        ),
+    )
+
+
+def _expire(times: dict[str, float], limit: float) -> None:
+    """Drop the front of ``times`` (account -> latest time, oldest first) older than ``limit``."""
+    old: list[str] = []
+    for account, t in times.items():
+        if t >= limit:
+            break
+        old.append(account)
+    for account in old:
+        del times[account]
+
+
+def _touch(times: dict[str, float], account: str, ts: float) -> None:
+    """``times[account] = ts``, moved to the end: the dict stays ordered by time."""
+    times.pop(account, None)
+    times[account] = ts
+
+
 class CampaignCorrelator:
-    __slots__ = ("key_of", "members", "spec")
+    __slots__ = ("key_of", "logins", "logins_by_key", "members", "signalled", "spec")
 
     def __init__(self, spec: RuleSpec):
         self.spec = spec
         self.key_of = key_getter(spec.group_by)
         #: campaign key -> {account: last signal ts}
         self.members: dict[str, dict[str, float]] = {}
+        #: account -> last signal ts under any key, oldest first (the binomial's ``n``)
+        self.signalled: dict[str, float] = {}
+        #: account -> last successful login, oldest first; and the same per key (``p``)
+        self.logins: dict[str, float] = {}
+        self.logins_by_key: dict[str, dict[str, float]] = {}
+
+    def login(self, ev: Event) -> None:
+        """A successful login: who uses which key, the base rate a campaign is judged by."""
+        account = ev.user_name
+        key = self.key_of(ev)
+        if account is None or key is None:
+            return
+        _touch(self.logins, account, ev.ts)
+        by_key = self.logins_by_key.get(key)
+        if by_key is None:
+            by_key = self.logins_by_key[key] = {}
+        _touch(by_key, account, ev.ts)
 
     def add(self, account: str, ev: Event) -> Fire | None:
         key = self.key_of(ev)
@@ -87,7 +147,12 @@ class CampaignCorrelator:
         limit = ts - self.spec.window
         for acc in [a for a, t in members.items() if t < limit]:
             del members[acc]
+        _touch(self.signalled, account, ts)
+        _expire(self.signalled, limit)
         if len(members) < self.spec.min_accounts:
+            return None
+        chance = self._chance(key, len(members), limit)
+        if chance is not None and chance >= self.spec.alpha:
             return None
         accounts = sorted(members)
         first = min(members.values())
@@ -95,23 +160,63 @@ class CampaignCorrelator:
         shown = ", ".join(accounts[:8]) + (
             f" and {len(accounts) - 8} more" if len(accounts) > 8 else ""
         )
+        n = len(self.signalled)
+        odds = (
+            ""
+            if chance is None
+            else f" ({len(accounts)} of the {n} accounts with signals in "
+            f"{human_duration(self.spec.window)}; chance {chance:.1g})"
+        )
         text = (
             f"{len(accounts)} accounts raised harvesting signals within "
-            f"{human_duration(ts - first)} sharing {fields} {key}: {shown}"
+            f"{human_duration(ts - first)} sharing {fields} {key}{odds}: {shown}"
         )
         return Fire(
             f"{fields}={key}", first, text, {"accounts": float(len(accounts))}, related=accounts
         )
+
+    def _chance(self, key: str, k: int, limit: float) -> float | None:
+        """The binomial tail of ``k`` accounts with signals sharing ``key``, ``p`` being the
+        share of the key among the accounts without signals that logged in since ``limit``
+        (None when there are none to learn it from)."""
+        _expire(self.logins, limit)
+        by_key = self.logins_by_key.get(key)
+        if by_key is not None:
+            _expire(by_key, limit)
+        signalled = self.signalled
+        quiet = sum(1 for a in self.logins if a not in signalled)
+        if quiet == 0:
+            return None
+        sharing = 0 if by_key is None else sum(1 for a in by_key if a not in signalled)
+        return binomial_tail(k, len(signalled), sharing / quiet)
 
     def evict(self, now: float) -> int:
         limit = now - self.spec.window
         dead = [k for k, m in self.members.items() if not m or max(m.values()) < limit]
         for k in dead:
             del self.members[k]
+        _expire(self.signalled, limit)
+        _expire(self.logins, limit)
+        for key, by_key in list(self.logins_by_key.items()):
+            _expire(by_key, limit)
+            if not by_key:
+                del self.logins_by_key[key]
         return len(dead)
 
     def dump(self) -> dict[str, Any]:
-        return {k: dict(m) for k, m in self.members.items()}
+        return {
+            "members": {k: dict(m) for k, m in self.members.items()},
+            "signalled": list(self.signalled.items()),
+            "logins": list(self.logins.items()),
+            "logins_by_key": {k: list(m.items()) for k, m in self.logins_by_key.items()},
+        }
 
     def load(self, data: dict[str, Any]) -> None:
-        self.members = {k: dict(m) for k, m in data.items()}
+        if not isinstance(data.get("logins"), list):
+            # A checkpoint from before the base rates: key -> members (dicts only).
+            self.members = {k: dict(m) for k, m in data.items()}
+            return
+        self.members = {k: dict(m) for k, m in data["members"].items()}
+        self.signalled = dict(data.get("signalled", ()))
+        self.logins = dict(data.get("logins", ()))
+        self.logins_by_key = {k: dict(m) for k, m in data.get("logins_by_key", {}).items()}

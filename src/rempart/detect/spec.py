@@ -276,7 +276,7 @@ _TYPE_FIELDS: dict[str, set[str]] = {
         "min_value",
     },
     "risk": {"threshold", "half_life", "signals"},
-    "campaign": {"signals", "window", "min_accounts"},
+    "campaign": {"signals", "window", "min_accounts", "alpha"},
 }
 _COMMON = {
     "id",
@@ -553,6 +553,7 @@ def check_rule(doc: Any, path: str, line: int) -> tuple[RuleSpec | None, list[Ru
         kw["min_accounts"] = c.get(
             "min_accounts", int, 5, check=lambda v: None if v >= 2 else "must be at least 2"
         )
+        kw["alpha"] = float(c.get("alpha", (int, float), 1e-5, check=_fraction))
     window = kw.get("window", 0.0)
     dedupe = c.duration("dedupe", max(window, 3600.0))
     alert = c.get("alert", bool, True)
