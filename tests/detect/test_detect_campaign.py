@@ -8,6 +8,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rempart.detect.engine import Engine
 from rempart.detect.loader import load_pack
 from rempart.detect.rollup import CampaignCorrelator, binomial_tail
 from rempart.events import Event
@@ -98,3 +99,10 @@ def test_the_base_rate_is_the_share_among_accounts_without_signals() -> None:
     for i in range(8):  # the accounts that will raise signals logged in elsewhere
         corr.login(login(f"S{i}", "elsewhere", T0 + 10 + i))
     assert not any(signals(corr, "common", 8, T0 + 3600))
+
+
+def test_logins_are_kept_for_the_base_rates_even_with_no_login_rule() -> None:
+    pack = {s.id: s for s in load_pack("tiers-payant")}
+    engine = Engine([pack["TP-SLOW-001"], pack["TP-SLOW-002"]])
+    keep = engine.relevant_actions()
+    assert keep is not None and "auth.login" in keep

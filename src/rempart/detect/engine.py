@@ -324,9 +324,11 @@ class Engine:
 
         The union of the actions the rules' filters require, plus ``disclosing``: the actions
         whose events may disclose records (the profile's routes with ``discloses``), which feed
-        the first-seen history and the exposure counts of open alerts.
+        the first-seen history and the exposure counts of open alerts, plus logins: the engine
+        reads the successful ones itself (a login from an address an open alert names, and the
+        campaigns' base rates).
         """
-        out: set[str] = set(disclosing)
+        out: set[str] = {*disclosing, "auth.login"}
         for rule in self.rules:
             if rule.actions is None:
                 return None
