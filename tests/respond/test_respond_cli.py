@@ -55,19 +55,31 @@ def test_decisions_add_list_revoke_and_audit(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "chain ok" in r.output and "decision.revoked" in r.output
 
 
-def test_rempart_serve_runs_as_a_process_and_answers(tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-
+def _server_config(tmp_path: Path) -> Path:
+    """A configuration file for ``rempart serve`` with its state in ``tmp_path``."""
     cfg = tmp_path / "rempart.yaml"
     cfg.write_text(
         f"state:\n  url: sqlite:///{tmp_path / 'state.db'}\n"
         f"keys:\n  token_key_file: {tmp_path / 'token.key'}\n"
     )
+    return cfg
+
+
+def _serve_command(cfg: Path) -> list[str]:
+    """``rempart serve -c cfg`` in a process of its own (the entry point: one error line)."""
+    import sys
+
+    return [sys.executable, "-c", "from rempart.cli import main; main()", "serve", "-c", str(cfg)]
+
+
+def test_rempart_serve_runs_as_a_process_and_answers(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    import httpx
+
+    cfg = _server_config(tmp_path)
     r = CliRunner().invoke(app, ["token", "create", "-s", "admin", "-n", "ops", "-c", str(cfg)])
     token = r.output.strip().splitlines()[-1]
     from tests.ports import reserve_port
@@ -77,16 +89,7 @@ def test_rempart_serve_runs_as_a_process_and_answers(tmp_path: Path) -> None:
     sock.listen()
     port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from rempart.cli import main; main()",
-            "serve",
-            "-c",
-            str(cfg),
-            "--fd",
-            str(sock.fileno()),
-        ],
+        [*_serve_command(cfg), "--fd", str(sock.fileno())],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         pass_fds=(sock.fileno(),),
@@ -129,23 +132,11 @@ def test_rempart_serve_runs_as_a_process_and_answers(tmp_path: Path) -> None:
 
 def test_rempart_serve_refuses_an_fd_that_is_not_a_listening_socket(tmp_path: Path) -> None:
     import subprocess
-    import sys
 
     from tests.ports import reserve_port
 
-    cfg = tmp_path / "rempart.yaml"
-    cfg.write_text(
-        f"state:\n  url: sqlite:///{tmp_path / 'state.db'}\n"
-        f"keys:\n  token_key_file: {tmp_path / 'token.key'}\n"
-    )
-    command = [
-        sys.executable,
-        "-c",
-        "from rempart.cli import main; main()",
-        "serve",
-        "-c",
-        str(cfg),
-    ]
+    cfg = _server_config(tmp_path)
+    command = _serve_command(cfg)
     with reserve_port() as bound:  # bound, not listening
         fd = bound.fileno()
         for args, message in (

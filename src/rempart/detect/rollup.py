@@ -22,7 +22,7 @@ import math
 from typing import Any
 
 from rempart.detect.spec import RuleSpec
-from rempart.detect.windows import Fire, human_duration, key_getter
+from rempart.detect.windows import Fire, expire_front, human_duration, key_getter
 from rempart.events import Event
 
 
@@ -92,17 +92,6 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     )
 
 
-def _expire(times: dict[str, float], limit: float) -> None:
-    """Drop the front of ``times`` (account -> latest time, oldest first) older than ``limit``."""
-    old: list[str] = []
-    for account, t in times.items():
-        if t >= limit:
-            break
-        old.append(account)
-    for account in old:
-        del times[account]
-
-
 def _touch(times: dict[str, float], account: str, ts: float) -> None:
     """``times[account] = ts``, moved to the end: the dict stays ordered by time."""
     times.pop(account, None)
@@ -148,7 +137,7 @@ class CampaignCorrelator:
         for acc in [a for a, t in members.items() if t < limit]:
             del members[acc]
         _touch(self.signalled, account, ts)
-        _expire(self.signalled, limit)
+        expire_front(self.signalled, limit)
         if len(members) < self.spec.min_accounts:
             return None
         chance = self._chance(key, len(members), limit)
@@ -179,10 +168,10 @@ class CampaignCorrelator:
         """The binomial tail of ``k`` accounts with signals sharing ``key``, ``p`` being the
         share of the key among the accounts without signals that logged in since ``limit``
         (None when there are none to learn it from)."""
-        _expire(self.logins, limit)
+        expire_front(self.logins, limit)
         by_key = self.logins_by_key.get(key)
         if by_key is not None:
-            _expire(by_key, limit)
+            expire_front(by_key, limit)
         signalled = self.signalled
         quiet = sum(1 for a in self.logins if a not in signalled)
         if quiet == 0:
@@ -195,10 +184,10 @@ class CampaignCorrelator:
         dead = [k for k, m in self.members.items() if not m or max(m.values()) < limit]
         for k in dead:
             del self.members[k]
-        _expire(self.signalled, limit)
-        _expire(self.logins, limit)
+        expire_front(self.signalled, limit)
+        expire_front(self.logins, limit)
         for key, by_key in list(self.logins_by_key.items()):
-            _expire(by_key, limit)
+            expire_front(by_key, limit)
             if not by_key:
                 del self.logins_by_key[key]
         return len(dead)

@@ -366,6 +366,13 @@ class ValueCountRule(CompiledRule):
         if n < self.threshold:
             return None
         first: float = items[2 * head]
+        return self._fire(key, n, first, ts, last.keys(), "")
+
+    def _fire(
+        self, key: str, n: int, first: float, ts: float, values: Collection[Any], since: str
+    ) -> Fire:
+        """The firing for ``n`` distinct ``values`` of ``key`` from ``first`` to ``ts``
+        (``since``: what the explanation adds after the duration)."""
         assert self.spec.field is not None
         what = _FIELD_WORDS.get(self.spec.field, f"distinct {self.spec.field}")
         verb = "read" if self.is_beneficiary else "saw"
@@ -373,12 +380,12 @@ class ValueCountRule(CompiledRule):
 
         def text() -> str:
             return (
-                f"{key} {verb} {n:,} {what} in {human_duration(ts - first)} "
+                f"{key} {verb} {n:,} {what} in {human_duration(ts - first)}{since} "
                 f"(threshold {int(spec.threshold)} in {human_duration(spec.window)})"
             )
 
-        exposed = last.keys() if self.is_beneficiary else None
-        related = last.keys() if self.spec.field == "user_name" else None
+        exposed = values if self.is_beneficiary else None
+        related = values if self.spec.field == "user_name" else None
         return Fire(key, first, text, {"distinct": float(n)}, exposed, related)
 
     def evict(self, now: float) -> int:
@@ -407,6 +414,18 @@ class ValueCountRule(CompiledRule):
             if st.size() >= self.min_events:
                 st.last = st.latest()
             self.state[k] = st
+
+
+def expire_front(times: dict[Any, float], limit: float) -> None:
+    """Drop the front of ``times`` (value -> latest time, kept oldest first: a value met again
+    is moved to the end) older than ``limit``."""
+    old: list[Any] = []
+    for value, t in times.items():
+        if t >= limit:
+            break
+        old.append(value)
+    for value in old:
+        del times[value]
 
 
 class ClearedValueCountRule(ValueCountRule):
@@ -466,32 +485,13 @@ class ClearedValueCountRule(ValueCountRule):
         last = got
         last.pop(value, None)
         last[value] = ts
-        limit = ts - self.window
-        expired: list[Any] = []
-        for v, t in last.items():
-            if t >= limit:
-                break
-            expired.append(v)
-        for v in expired:
-            del last[v]
+        expire_front(last, ts - self.window)
         n = len(last)
         if n < self.threshold:
             return None
         first = next(iter(last.values()))
-        assert self.spec.field is not None
-        what = _FIELD_WORDS.get(self.spec.field, f"distinct {self.spec.field}")
-        spec = self.spec
-
-        def text() -> str:
-            return (
-                f"{key} saw {n:,} {what} in {human_duration(ts - first)}, none of them "
-                f"followed since by {spec.cleared_by} "
-                f"(threshold {int(spec.threshold)} in {human_duration(spec.window)})"
-            )
-
-        exposed = last.keys() if self.is_beneficiary else None
-        related = last.keys() if self.spec.field == "user_name" else None
-        return Fire(key, first, text, {"distinct": float(n)}, exposed, related)
+        since = f", none of them followed since by {self.cleared_by}"
+        return self._fire(key, n, first, ts, last.keys(), since)
 
     def evict(self, now: float) -> int:
         limit = now - self.window
