@@ -1,5 +1,6 @@
-"""Campaign correlation: k accounts raising signals under one key fire only when that many is
-improbable given the key's share of the other accounts' logins (a binomial tail)."""
+"""Roll-ups of signals. Campaign correlation: k accounts raising signals under one key fire only
+when that many is improbable given the key's share of the other accounts' logins (a binomial
+tail). Risk: ``min_signals`` different rules must contribute."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from rempart.detect.engine import Engine
 from rempart.detect.loader import load_pack
-from rempart.detect.rollup import CampaignCorrelator, binomial_tail
+from rempart.detect.rollup import CampaignCorrelator, RiskRollup, binomial_tail
 from rempart.events import Event
 
 T0 = 1_700_000_000.0
@@ -106,3 +107,15 @@ def test_logins_are_kept_for_the_base_rates_even_with_no_login_rule() -> None:
     engine = Engine([pack["TP-SLOW-001"], pack["TP-SLOW-002"]])
     keep = engine.relevant_actions()
     assert keep is not None and "auth.login" in keep
+
+
+def test_a_risk_roll_up_with_min_signals_needs_that_many_different_rules() -> None:
+    risk = next(s for s in load_pack("tiers-payant") if s.id == "TP-RISK-001")
+    assert risk.min_signals == 2 and risk.threshold == 70
+    roll = RiskRollup(risk)
+    # One signal twice within an hour: 100 points, one rule: no alert.
+    assert roll.add("PH1", "TP-INS-001", "Strangers", 50, T0) is None
+    assert roll.add("PH1", "TP-INS-001", "Strangers", 50, T0 + 3600) is None
+    # A second, different signal: two rules, the threshold passed.
+    fire = roll.add("PH1", "TP-AUTH-006", "New network", 25, T0 + 7200)
+    assert fire is not None and fire.metrics["signals"] == 2

@@ -57,6 +57,7 @@ def write(tmp_path: Path, body: str) -> Path:
             13,
             "cleared_by: expected str",
         ),
+        ("type: risk\nthreshold: 50\nmin_signals: 0\n", 10, "min_signals: must be"),
         (
             "type: event_count\nfilter: true\nwindow: 5m\nthreshold: 3\n"
             "cleared_by: outcome == 'success'\n",

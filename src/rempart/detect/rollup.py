@@ -49,7 +49,7 @@ class RiskRollup:
         if not contrib:
             st[2] = ts
         contrib[title] = contrib.get(title, 0.0) + points
-        if st[0] < self.spec.threshold:
+        if st[0] < self.spec.threshold or len(contrib) < self.spec.min_signals:
             return None
         signals = ", ".join(
             f"{t} ({p:.0f})" for t, p in sorted(contrib.items(), key=lambda x: -x[1])

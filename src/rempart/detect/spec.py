@@ -124,6 +124,8 @@ class RuleSpec:
     half_life: float = 6 * 3600.0
     signals: tuple[str, ...] = ()
     min_accounts: int = 5
+    #: ``risk``: distinct signal rules (still contributing a point or more) the score needs.
+    min_signals: int = 1
     #: ``surprise``: spans (days) tested, overall false-alarm probability per test, prior weight.
     spans: tuple[int, ...] = (1, 3, 7)
     alpha: float = 1e-5
@@ -275,7 +277,7 @@ _TYPE_FIELDS: dict[str, set[str]] = {
         "min_reads",
         "min_value",
     },
-    "risk": {"threshold", "half_life", "signals"},
+    "risk": {"threshold", "half_life", "signals", "min_signals"},
     "campaign": {"signals", "window", "min_accounts", "alpha"},
 }
 _COMMON = {
@@ -548,6 +550,7 @@ def check_rule(doc: Any, path: str, line: int) -> tuple[RuleSpec | None, list[Ru
     if rtype == "risk":
         kw["half_life"] = c.duration("half_life", 6 * 3600.0)
         kw["signals"] = c.strings("signals")
+        kw["min_signals"] = c.get("min_signals", int, 1, check=_positive)
     if rtype == "campaign":
         kw["signals"] = c.strings("signals", required=True)
         kw["min_accounts"] = c.get(
