@@ -172,11 +172,15 @@ class CampaignCorrelator:
         by_key = self.logins_by_key.get(key)
         if by_key is not None:
             expire_front(by_key, limit)
+        # Counted through the few accounts with signals, not the many that logged in.
         signalled = self.signalled
-        quiet = sum(1 for a in self.logins if a not in signalled)
+        logins = self.logins
+        quiet = len(logins) - sum(1 for a in signalled if a in logins)
         if quiet == 0:
             return None
-        sharing = 0 if by_key is None else sum(1 for a in by_key if a not in signalled)
+        sharing = 0
+        if by_key is not None:
+            sharing = len(by_key) - sum(1 for a in signalled if a in by_key)
         return binomial_tail(k, len(signalled), sharing / quiet)
 
     def evict(self, now: float) -> int:
