@@ -167,7 +167,8 @@ def run_fail2ban_server(
         )
     try:
         pid_file = conf / "fail2ban.pid"
-        while not pid_file.exists():
+        # The server creates its pid file before it writes the number: wait for the number.
+        while not (pid_file.exists() and pid_file.read_text().strip().isdigit()):
             if proc.poll() is not None or time.monotonic() - start > 60:
                 raise RuntimeError(
                     f"fail2ban-server did not start: {(conf / 'server.out').read_text()[-1000:]}"
