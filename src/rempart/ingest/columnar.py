@@ -77,17 +77,24 @@ _NO_REQUEST = RequestInfo(
 SlowDecoder = Callable[[str, int, bytes, bool], list[Event]]
 
 
-def int_list(arr: pa.Array | pa.ChunkedArray) -> list[int]:
-    """Python ints of an integer array without nulls (through the buffer protocol: fast)."""
+def _machine_bytes(arr: pa.Array | pa.ChunkedArray, kind: pa.DataType) -> memoryview:
+    """The values of an array without nulls as ``kind``, the bytes of its Arrow buffer in the
+    machine's order (no copy when the array is one chunk of that type already)."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    if arr.type != pa.int32():
-        arr = arr.cast(pa.int32())
+    if arr.type != kind:
+        arr = arr.cast(kind)
     buf = arr.buffers()[1]
     if buf is None:
-        return []
-    view = memoryview(buf).cast("i")
-    return view[arr.offset : arr.offset + len(arr)].tolist()
+        return memoryview(b"")
+    width = kind.bit_width // 8
+    return memoryview(buf)[arr.offset * width : (arr.offset + len(arr)) * width]
+
+
+def int_list(arr: pa.Array | pa.ChunkedArray) -> list[int]:
+    """Python ints of an integer array without nulls (through the buffer protocol: fast)."""
+    ints: list[int] = _machine_bytes(arr, pa.int32()).cast("i").tolist()
+    return ints
 
 
 #: ``array`` type codes of the fixed-width types :func:`le_bytes` gives.
@@ -98,15 +105,7 @@ def le_bytes(arr: pa.Array | pa.ChunkedArray, kind: pa.DataType) -> bytes:
     """The values of an array without nulls as ``kind`` (int32, int64 or float64), in
     little-endian bytes: what :func:`rempart.ingest.distinct.combined_events` and
     :func:`rempart.events.build_events` read."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if arr.type != kind:
-        arr = arr.cast(kind)
-    buf = arr.buffers()[1]
-    if buf is None:
-        return b""
-    width = kind.bit_width // 8
-    raw = memoryview(buf)[arr.offset * width : (arr.offset + len(arr)) * width]
+    raw = _machine_bytes(arr, kind)
     if sys.byteorder == "little":  # Arrow's buffers are in the machine's order
         return raw.tobytes()
     swapped = array.array(_ARRAY_CODES[kind], raw.tobytes())
