@@ -35,15 +35,7 @@ from rempart.detect.baseline import BaselineRule, share_read_days
 from rempart.detect.baseline_days import _ReadDays
 from rempart.detect.care import SurpriseRule
 from rempart.detect.exposure import ExposureWatch
-from rempart.detect.expr import (
-    ByActionOutcome,
-    Const,
-    Pred,
-    as_pred,
-    compile_pred,
-    specialize,
-    utc_offset,
-)
+from rempart.detect.expr import ByActionOutcome, Pred, as_pred, specialized, utc_offset
 from rempart.detect.history import BeneficiaryHistory, beneficiary_hash
 from rempart.detect.rollup import CampaignCorrelator, RiskRollup
 from rempart.detect.spec import RuleSpec
@@ -338,7 +330,6 @@ class Engine:
     def _rules_for(self, action: str, outcome: str) -> tuple[_Entry, ...]:
         """(rule position, rule or group, residual filter or None) in rule order: a rule, or
         one entry for a group of baseline rules sharing their day state (``_ReadDays``)."""
-        known = {"action": action, "outcome": outcome}
         rules: list[_Entry] = []
         groups: set[int] = set()
         for pos, rule in enumerate(self.rules):
@@ -347,10 +338,10 @@ class Engine:
             if self.reference:
                 rules.append(_Entry(pos, rule, None, as_pred(rule.matches)))
                 continue
-            node = specialize(rule.filter_node(), known)
-            if isinstance(node, Const) and not node.value:
+            test = specialized(rule.filter_node(), action, outcome)
+            if test is False:
                 continue
-            pred = None if isinstance(node, Const) else compile_pred(node)
+            pred = None if test is True else test
             if isinstance(rule, BaselineRule) and len(rule.tracker.members) > 1:
                 # Members share filter and state: one entry, at the first member's position.
                 if id(rule.tracker) not in groups:

@@ -699,11 +699,11 @@ def specialize(node: Node, known: dict[str, Any]) -> Node:
     return node
 
 
-def specialized(text: str, action: str, outcome: str) -> bool | Pred:
-    """Filter ``text`` for the events of this action and outcome: True or False when those
+def specialized(node: Node, action: str, outcome: str) -> bool | Pred:
+    """The filter ``node`` for the events of this action and outcome: True or False when those
     decide it, else the predicate of what is left (see ``specialize``)."""
-    node = specialize(parse(text), {"action": action, "outcome": outcome})
-    return bool(node.value) if isinstance(node, Const) else compile_pred(node)
+    left = specialize(node, {"action": action, "outcome": outcome})
+    return bool(left.value) if isinstance(left, Const) else compile_pred(left)
 
 
 @final

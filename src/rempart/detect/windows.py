@@ -457,8 +457,8 @@ class ClearedValueCountRule(ValueCountRule):
 
     def _tests(self, action: str, outcome: str) -> tuple[bool | Pred, bool | Pred]:
         return (
-            specialized(self.spec.filter, action, outcome),
-            specialized(self.cleared_by, action, outcome),
+            specialized(parse(self.spec.filter), action, outcome),
+            specialized(parse(self.cleared_by), action, outcome),
         )
 
     def filter_node(self) -> Node:
@@ -578,7 +578,7 @@ class TemporalOrderedRule(CompiledRule):
         self.step_tests = ByActionOutcome(self._step_tests)
 
     def _step_tests(self, action: str, outcome: str) -> tuple[bool | Pred, ...]:
-        return tuple(specialized(s.filter, action, outcome) for s in self.spec.steps)
+        return tuple(specialized(parse(s.filter), action, outcome) for s in self.spec.steps)
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
         key = self.key(ev)
