@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,11 +72,36 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def simulator_fingerprint() -> str:
+    """A digest of the simulator's sources (the ``rempart.sim`` package this interpreter
+    imports): a log cached by another version of the simulator is not the same log."""
+    import rempart.sim
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(rempart.sim.__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_simulation(out: Path, make: Callable[[], object]) -> Path:
+    """``out``, made by ``make()`` unless it holds a simulation by this very simulator."""
+    stamp = out / "simulator.sha"
+    fingerprint = simulator_fingerprint()
+    if (out / "truth.json").exists() and stamp.exists() and stamp.read_text() == fingerprint:
+        return out
+    if (out / "truth.json").exists():
+        print(f"{out}: made by another version of the simulator, simulating again", flush=True)
+    make()
+    stamp.write_text(fingerprint)
+    return out
+
+
 def simulated_log(accounts: int, days: int, seed: int = 7) -> Path:
     """A cached simulator output directory (``access.log``, ``truth.json``...)."""
     out = OUT / f"sim-a{accounts}-d{days}-s{seed}"
-    if not (out / "truth.json").exists():
-        subprocess.run(
+    return cached_simulation(
+        out,
+        lambda: subprocess.run(
             [
                 PY,
                 "-m",
@@ -93,8 +120,8 @@ def simulated_log(accounts: int, days: int, seed: int = 7) -> Path:
             ],
             check=True,
             capture_output=True,
-        )
-    return out
+        ),
+    )
 
 
 def machine() -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import hunt_command, machine
+from common import cached_simulation, hunt_command, machine
 
 LINES_PER_ACCOUNT_DAY = 116  # measured on the simulator's default mix
 
@@ -43,15 +43,16 @@ def ensure_log(lines: int, data_dir: Path, days: int, scenario: str | None = Non
 
     name = f"detect-{lines}" if scenario is None else f"detect-{lines}-{days}d-{scenario}"
     out = data_dir / name.replace(":", "-").replace(",", "-").replace("=", "")
-    if (out / "truth.json").exists():
-        return out
     accounts = max(10, round(lines / (LINES_PER_ACCOUNT_DAY * days)))
-    print(f"simulating {accounts} accounts x {days} days into {out} ...", flush=True)
     opts = SimOptions(seed=7, accounts=accounts, days=days)
     if scenario is not None:
         opts = dataclasses.replace(opts, scenarios=(ScenarioSpec.parse(scenario),))
-    simulate(opts, out, events=False)
-    return out
+
+    def make() -> None:
+        print(f"simulating {accounts} accounts x {days} days into {out} ...", flush=True)
+        simulate(opts, out, events=False)
+
+    return cached_simulation(out, make)
 
 
 def run_hunt(

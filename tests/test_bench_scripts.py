@@ -12,14 +12,61 @@ import pytest
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-@pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("*.py")))
+SCRIPTS = [*sorted(p.name for p in BENCH.glob("*.py")), "peers/run.py"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_the_benchmark_script_imports(script: str) -> None:
     # Run as ``make bench`` runs it (its own directory first on sys.path), main not called.
+    path = BENCH / script
     code = (
         "import runpy, sys; sys.argv = [sys.argv[0]]; "
-        f"runpy.run_path({str(BENCH / script)!r}, run_name='imported')"
+        f"runpy.run_path({str(path)!r}, run_name='imported')"
     )
     res = subprocess.run(
-        [sys.executable, "-c", code], cwd=BENCH, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code], cwd=path.parent, capture_output=True, text=True, timeout=120
     )
     assert res.returncode == 0, res.stderr
+
+
+def test_a_cached_simulation_is_made_again_by_another_simulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    import common
+
+    made: list[int] = []
+
+    def make() -> None:
+        made.append(1)
+        (tmp_path / "truth.json").write_text("{}")
+
+    assert common.cached_simulation(tmp_path, make) == tmp_path
+    assert common.cached_simulation(tmp_path, make) == tmp_path
+    assert len(made) == 1  # cached
+    monkeypatch.setattr(common, "simulator_fingerprint", lambda: "another")
+    common.cached_simulation(tmp_path, make)
+    assert len(made) == 2  # stale: made again
+    (tmp_path / "simulator.sha").unlink()  # a cache from before the stamps
+    common.cached_simulation(tmp_path, make)
+    assert len(made) == 3
+
+
+def test_the_simulator_fingerprint_follows_its_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    import common
+
+    import rempart.sim
+
+    first = common.simulator_fingerprint()
+    assert first == common.simulator_fingerprint()
+    fake = tmp_path / "sim"
+    fake.mkdir()
+    for src in Path(rempart.sim.__file__).parent.glob("*.py"):
+        (fake / src.name).write_bytes(src.read_bytes())
+    monkeypatch.setattr(rempart.sim, "__file__", str(fake / "__init__.py"))
+    assert common.simulator_fingerprint() == first
+    (fake / "legit.py").write_text((fake / "legit.py").read_text() + "\n# changed\n")
+    assert common.simulator_fingerprint() != first

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
+from common import simulator_fingerprint
 from peers_results import write_results
 from peers_scoring import Detection, false_positive_keys, load_truth, parse_time, score_by_scenario
 from peers_tools import (
@@ -90,12 +92,14 @@ def sim(out: Path, accounts: int, days: int, seed: int, extra: list[str]) -> dic
         str(out),
         *extra,
     ]
-    if truth.exists() and stamp.exists() and json.loads(stamp.read_text()) == args:
+    # The same arguments to another version of the simulator make another log.
+    made_by = [*args, f"simulator={simulator_fingerprint()}"]
+    if truth.exists() and stamp.exists() and json.loads(stamp.read_text()) == made_by:
         return dict(json.loads(truth.read_text()))
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
-    stamp.write_text(json.dumps(args))
+    stamp.write_text(json.dumps(made_by))
     data = dict(json.loads(truth.read_text()))
     log(f"sim {out.name}: {data['totals']['lines']} lines in {time.monotonic() - started:.0f} s")
     return data
