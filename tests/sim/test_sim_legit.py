@@ -7,6 +7,8 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 from typing import Any
 
+from rempart.sim import legit
+
 
 def _nir(line: Any) -> str | None:
     parts = line.path.split("/")
@@ -120,3 +122,43 @@ def test_directory_names_kinds_and_finess_like_ids(legit_run: Any) -> None:
         assert kind
     total = sum(1 for _ in legit_run.directory)
     assert total == 150
+
+
+def _request(ln: Any) -> tuple[Any, ...]:
+    return (ln.user, ln.time, ln.ip, ln.ua, ln.method, ln.path, ln.status, ln.sid)
+
+
+def test_forgotten_passwords_add_refused_attempts_and_leave_the_rest_as_it_was(
+    legit_run: Any, run_sim: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """Some users no longer know their password: two to four refused attempts seconds apart,
+    and their login only minutes to hours later. Drawn from a stream of their own, so the same
+    simulation without them is the same traffic line for line."""
+    monkeypatch.setattr(legit, "FORGOTTEN_SHARE", 0.0)
+    without = run_sim(legit_run.opts, tmp_path)
+    extra = Counter(_request(ln) for ln in legit_run.lines)
+    extra.subtract(_request(ln) for ln in without.lines)
+    assert -extra == Counter()  # nothing of the traffic without them is missing
+    added = sorted(extra.elements())  # by account, then time
+    assert added and {r[4:7] for r in added} == {("POST", "/auth/login", 401)}
+    episodes: list[list[tuple[Any, ...]]] = []
+    for r in added:
+        if episodes and episodes[-1][-1][0] == r[0] and r[1] - episodes[-1][-1][1] <= _SECONDS_40:
+            episodes[-1].append(r)
+        else:
+            episodes.append([r])
+    logins = sorted(
+        (ln.time, ln.user, ln.ip, ln.ua)
+        for ln in legit_run.lines
+        if ln.path == "/auth/login" and ln.status == 200
+    )
+    assert 0.002 * len(logins) < len(episodes) < 0.01 * len(logins)  # 0.5% of sessions
+    assert {len(e) for e in episodes} <= {2, 3, 4}
+    for episode in episodes:
+        user, t, ip, ua = episode[-1][:4]
+        assert {r[2:4] for r in episode} == {(ip, ua)}  # one workstation
+        later = next(lt for lt, *who in logins if lt > t and who == [user, ip, ua])
+        assert timedelta(minutes=5) <= later - t <= timedelta(hours=4)
+
+
+_SECONDS_40 = timedelta(seconds=40)

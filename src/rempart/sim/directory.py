@@ -47,6 +47,8 @@ MOBILE_UA = (
     "Mozilla/5.0 (Linux; Android 14; SM-A546B) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Mobile Safari/537.36"
 )
+#: Mixed into an account's seed for its ``slips`` stream.
+SLIPS_SALT = 0x5F1E_2D3C_4B5A_6978
 #: Pharmacy management software calling the API directly (no /app/ pages).
 SOFTWARE_UAS: tuple[str, ...] = ("LGPI/2.31 (Pharmagest)", "Winpharma/8.4.2", "SmartRx/5.12")
 
@@ -90,6 +92,9 @@ class Account:
     #: A compact int array: millions of entries in big runs.
     panel: array[int]
     rng: random.Random
+    #: A second stream for the users' slips (forgotten passwords): drawing from it leaves the
+    #: rest of the traffic, drawn from ``rng``, as it was.
+    slips: random.Random
     #: When tracked (attack targets), population indices it read successfully, in order.
     served: list[int] | None = None
     served_set: set[int] = field(default_factory=set)
@@ -173,6 +178,8 @@ def _new_account(
     a_lo, a_hi = population.area_range(area)
     panel_size = min(rng.randint(*kind.panel), a_hi - a_lo)
     panel = _spread(rng, a_lo, a_hi, panel_size)
+    ip = random_ip(rng, LEGIT_PREFIXES)
+    seed = rng.getrandbits(64)
     return Account(
         index=index,
         name=name,
@@ -181,10 +188,11 @@ def _new_account(
         area=area,
         base_volume=base,
         workstations=stations,
-        ip=random_ip(rng, LEGIT_PREFIXES),
+        ip=ip,
         nat=nat,
         panel=panel,
-        rng=random.Random(rng.getrandbits(64)),
+        rng=random.Random(seed),
+        slips=random.Random(seed ^ SLIPS_SALT),
     )
 
 

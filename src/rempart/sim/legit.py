@@ -9,6 +9,7 @@ and notifications. A successful rights check is usually followed within minutes 
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ from rempart.sim.population import Population
 from rempart.sim.render import Req
 
 SESSION_IDLE_MS = 90 * 60_000
+#: Sessions that start with a forgotten password (attempts given up, a login much later).
+FORGOTTEN_SHARE = 0.005
+#: Time from the last refused attempt to the login, drawn log-uniformly (milliseconds).
+FORGOTTEN_WAIT_MS = (5 * 60_000, 4 * 3_600_000)
 HOST = "https://portail.tiers-payant.example"
 REF_APP = HOST + "/app/"
 REF_DROITS = HOST + "/app/droits"
@@ -180,7 +185,17 @@ def account_day(
                     ip = random_ip(rng, MOBILE_PREFIXES)
                 sid = f"{rng.getrandbits(128):032x}"
                 _session_start(
-                    append, rng, t, ip, name, org, ua, sid, station.browser, first_session
+                    append,
+                    rng,
+                    acc.slips,
+                    (t, max(day.base_ms, last)),
+                    ip,
+                    name,
+                    org,
+                    ua,
+                    sid,
+                    station.browser,
+                    first_session,
                 )
                 first_session = False
             last = t
@@ -304,7 +319,8 @@ def account_day(
 def _session_start(
     append: Callable[[Req], object],
     rng: random.Random,
-    t: int,
+    slips: random.Random,
+    when: tuple[int, int],
     ip: str,
     name: str,
     org: str,
@@ -313,9 +329,12 @@ def _session_start(
     browser: bool,
     first_of_day: bool,
 ) -> None:
-    """Requests that open a session, placed in the seconds before anchor time ``t``."""
+    """Requests that open a session, placed in the seconds before anchor time ``t``
+    (``when`` is ``t`` and the time before which nothing may be added: the workstation's last
+    request, or the day's start)."""
     add = append  # list.append of the day's output
     rand = rng.random
+    t, floor = when
     tl = t - 8_000 - int(rand() * 25_000)  # login time
     if browser:
         ta = tl - 6_000 - int(rand() * 20_000)
@@ -364,25 +383,12 @@ def _session_start(
             )
     if rand() < 0.04:  # mistyped password, then the right one
         add(
-            (
-                tl - 4_000 - int(rand() * 9_000),
-                ip,
-                name,
-                "POST",
-                "/auth/login",
-                "",
-                401,
-                96,
-                REF_APP if browser else "-",
-                ua,
-                RT[60 + int(rand() * 120)],
-                "-",
-                org,
-                A_LOGIN,
-                0,
-                "",
+            _failed_login(
+                tl - 4_000 - int(rand() * 9_000), ip, name, org, ua, browser, 60 + int(rand() * 120)
             )
         )
+    if slips.random() < FORGOTTEN_SHARE:
+        _forgotten_password(add, slips, tl, floor, (ip, name, org, ua), browser)
     add(
         (
             tl,
@@ -444,3 +450,51 @@ def _session_start(
                 "",
             )
         )
+
+
+def _failed_login(t: int, ip: str, name: str, org: str, ua: str, browser: bool, ms: int) -> Req:
+    """A login refused (401) at ``t``, answered in ``ms`` milliseconds."""
+    ref = REF_APP if browser else "-"
+    return (
+        t,
+        ip,
+        name,
+        "POST",
+        "/auth/login",
+        "",
+        401,
+        96,
+        ref,
+        ua,
+        RT[ms],
+        "-",
+        org,
+        A_LOGIN,
+        0,
+        "",
+    )
+
+
+def _forgotten_password(
+    add: Callable[[Req], object],
+    rng: random.Random,
+    tl: int,
+    floor: int,
+    who: tuple[str, str, str, str],
+    browser: bool,
+) -> None:
+    """A user who no longer knows their password: two to four refused attempts seconds apart,
+    then nothing until the login at ``tl``, five minutes to four hours later (a reset by mail,
+    a call to the help desk, the password found on a note), all after ``floor``."""
+    ip, name, org, ua = who
+    attempts = rng.choices((2, 3, 4), weights=(50, 35, 15))[0]
+    gaps = [5_000 + int(rng.random() * 35_000) for _ in range(attempts - 1)]
+    wait = int(
+        math.exp(rng.uniform(math.log(FORGOTTEN_WAIT_MS[0]), math.log(FORGOTTEN_WAIT_MS[1])))
+    )
+    if tl - floor < FORGOTTEN_WAIT_MS[0] + sum(gaps):
+        return  # a login in the day's first minutes: no room for the attempts
+    t = max(floor + 1, tl - wait - sum(gaps))
+    for gap in [0, *gaps]:
+        t += gap
+        add(_failed_login(t, ip, name, org, ua, browser, 60 + int(rng.random() * 120)))
