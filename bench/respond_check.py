@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.ports import free_port
+from tests.ports import reserve_port
 
 from rempart.protect.tokens import Tokenizer, generate_key
 from rempart.respond.apitokens import TokenScope
@@ -175,7 +175,11 @@ class ServerProcess:
         self.ingest, _ = tokens.create("bench-in", frozenset({TokenScope.INGEST}))
         self.enforce, _ = tokens.create("bench-enf", frozenset({TokenScope.ENFORCE}))
         self.admin, _ = tokens.create("bench-admin", frozenset({TokenScope.ADMIN}))
-        self.port = free_port()
+        # The server inherits this listening socket (``serve --fd``): the port is never free
+        # for another process to take between choosing and serving.
+        self.sock = reserve_port()
+        self.sock.listen()
+        self.port = int(self.sock.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
 
     def __enter__(self) -> ServerProcess:
@@ -187,11 +191,13 @@ class ServerProcess:
                 "serve",
                 "-c",
                 str(self.cfg),
-                "--port",
-                str(self.port),
+                "--fd",
+                str(self.sock.fileno()),
             ],
             stdout=subprocess.DEVNULL,
+            pass_fds=(self.sock.fileno(),),
         )
+        self.sock.close()
         end = time.monotonic() + 60
         while time.monotonic() < end:
             try:

@@ -18,11 +18,3 @@ def reserve_ports(*names: str) -> tuple[dict[str, socket.socket], dict[str, int]
     """A reserved socket per name, and their port numbers."""
     socks = {name: reserve_port() for name in names}
     return socks, {name: int(s.getsockname()[1]) for name, s in socks.items()}
-
-
-def free_port() -> int:
-    """The number of a loopback port free a moment ago, for a server that binds by number
-    (PostgreSQL, an SMTP controller, ``rempart serve``): another process may take it before
-    the server binds it, so prefer :func:`reserve_port` where the server accepts a socket."""
-    with reserve_port() as sock:
-        return int(sock.getsockname()[1])

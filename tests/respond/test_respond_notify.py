@@ -1,21 +1,43 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from respond_helpers import make_alert
-from tests.ports import free_port, reserve_port
+from tests.ports import reserve_port
 
 from rempart.alerts import Severity
 from rempart.respond.decisions import Decision, DecisionType, Scope, new_decision_id
 from rempart.respond.notify import Notifier
 from rempart.respond.settings import NotificationSettings
+
+
+@contextmanager
+def smtp_server(handler: object) -> Iterator[int]:
+    """A real SMTP server (aiosmtpd's protocol on an asyncio loop in a thread) listening on a
+    reserved loopback socket: its port, never free for another process to take meanwhile."""
+    sock = reserve_port()
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(loop.create_server(lambda: SMTP(handler), sock=sock))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(sock.getsockname()[1])
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        server.close()
+        loop.run_until_complete(server.wait_closed())
+        loop.close()
 
 
 def wait_for(predicate, timeout: float = 10.0) -> bool:
@@ -139,10 +161,7 @@ def test_email_is_delivered_to_a_real_smtp_server(tmp_path: Path) -> None:
             received.append(envelope)
             return "250 OK"
 
-    port = free_port()
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_server(Handler()) as port:
         n = Notifier(
             settings(
                 tmp_path,
@@ -159,8 +178,6 @@ def test_email_is_delivered_to_a_real_smtp_server(tmp_path: Path) -> None:
         n.submit_alert(make_alert("TP-HARV-001", records_exposed=412), [block()], ["dpo"])
         assert wait_for(lambda: received)
         n.stop()
-    finally:
-        controller.stop()
     env = received[0]
     assert env.rcpt_tos == ["dpo@example.fr", "soc@example.fr"]
     text = env.content.decode()

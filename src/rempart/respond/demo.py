@@ -36,10 +36,12 @@ class DemoResult:
     events: int
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _listening_socket() -> socket.socket:
+    """A loopback socket on a port the kernel picks, handed to the server as it is: no other
+    process can take the port between choosing it and serving on it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 def run_live_demo(
@@ -69,13 +71,12 @@ def run_live_demo(
     )
     service = ResponseService(cfg, tokenizer=Tokenizer(generate_key()))
     enforce, _ = service.tokens.create("demo-nginx", frozenset({TokenScope.ENFORCE}))
-    port = _free_port()
+    sock = _listening_socket()
+    port = int(sock.getsockname()[1])
     server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(service), host="127.0.0.1", port=port, log_level="warning", access_log=False
-        )
+        uvicorn.Config(create_app(service), log_level="warning", access_log=False)
     )
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     console.print(
         f"[bold]Rempart[/bold] server starting on http://127.0.0.1:{port} "
         "(API docs at /docs); generating simulated portal traffic..."
@@ -222,6 +223,7 @@ def run_live_demo(
     finally:
         server.should_exit = True
         thread.join(30)
+        sock.close()
     took = blocked_at - harvest_started if blocked_at and harvest_started else None
     if blocked_at:
         console.print(
