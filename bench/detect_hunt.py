@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -39,7 +40,7 @@ LINES_PER_ACCOUNT_DAY = 116  # measured on the simulator's default mix
 def ensure_log(lines: int, data_dir: Path, days: int, scenario: str | None = None) -> Path:
     """A simulated log of about ``lines`` lines of traffic with every attack, or with only
     ``scenario`` (a ``rempart sim --scenario`` spec) on top of the traffic."""
-    from rempart.sim import ScenarioSpec, SimOptions, simulate
+    from rempart.sim import ScenarioSpec, SimOptions
 
     name = f"detect-{lines}" if scenario is None else f"detect-{lines}-{days}d-{scenario}"
     out = data_dir / name.replace(":", "-").replace(",", "-").replace("=", "")
@@ -50,9 +51,21 @@ def ensure_log(lines: int, data_dir: Path, days: int, scenario: str | None = Non
 
     def make() -> None:
         print(f"simulating {accounts} accounts x {days} days into {out} ...", flush=True)
-        simulate(opts, out, events=False)
+        # In a fresh interpreter: this process must stay small. Each hunt is started from it,
+        # and a child's peak RSS (wait4) counts the parent's memory it was forked with.
+        child = multiprocessing.get_context("spawn").Process(target=_simulate, args=(opts, out))
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            raise SystemExit(f"simulation into {out} failed (exit code {child.exitcode})")
 
     return cached_simulation(out, make)
+
+
+def _simulate(opts: Any, out: Path) -> None:
+    from rempart.sim import simulate
+
+    simulate(opts, out, events=False)
 
 
 def run_hunt(

@@ -70,3 +70,23 @@ def test_the_simulator_fingerprint_follows_its_sources(
     assert common.simulator_fingerprint() == first
     (fake / "legit.py").write_text((fake / "legit.py").read_text() + "\n# changed\n")
     assert common.simulator_fingerprint() != first
+
+
+def test_the_hunt_benchmark_simulates_its_log_in_another_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each hunt is forked from the benchmark's process, and a child's peak RSS counts the
+    memory it was forked with: simulating in that process made the first `make bench` on a
+    machine report 991 MiB for a 324 MiB hunt."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import detect_hunt
+
+    import rempart.sim
+
+    def in_this_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError("simulated in the benchmark's own process")
+
+    monkeypatch.setattr(rempart.sim, "simulate", in_this_process)
+    log = detect_hunt.ensure_log(3000, tmp_path, days=1)
+    assert (log / "truth.json").exists() and (log / "simulator.sha").exists()
+    assert sum(1 for _ in (log / "access.log").open()) > 1000
