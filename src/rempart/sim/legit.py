@@ -21,6 +21,8 @@ from rempart.sim.population import Population
 from rempart.sim.render import Req
 
 SESSION_IDLE_MS = 90 * 60_000
+#: A session's claims and logout end within this time of its last rights check.
+AFTER_LAST_MS = 10 * 60_000
 #: Sessions that start with a forgotten password (attempts given up, a login much later).
 FORGOTTEN_SHARE = 0.005
 #: Time from the last refused attempt to the login, drawn log-uniformly (milliseconds).
@@ -188,7 +190,7 @@ def account_day(
                     append,
                     rng,
                     acc.slips,
-                    (t, max(day.base_ms, last)),
+                    (t, max(day.base_ms, last + AFTER_LAST_MS)),
                     ip,
                     name,
                     org,
@@ -330,8 +332,8 @@ def _session_start(
     first_of_day: bool,
 ) -> None:
     """Requests that open a session, placed in the seconds before anchor time ``t``
-    (``when`` is ``t`` and the time before which nothing may be added: the workstation's last
-    request, or the day's start)."""
+    (``when`` is ``t`` and the time before which nothing may be added: the end of the
+    workstation's previous session, or the day's start)."""
     add = append  # list.append of the day's output
     rand = rng.random
     t, floor = when
@@ -492,7 +494,7 @@ def _forgotten_password(
     wait = int(
         math.exp(rng.uniform(math.log(FORGOTTEN_WAIT_MS[0]), math.log(FORGOTTEN_WAIT_MS[1])))
     )
-    if tl - floor < FORGOTTEN_WAIT_MS[0] + sum(gaps):
+    if tl - floor <= FORGOTTEN_WAIT_MS[0] + sum(gaps):
         return  # a login in the day's first minutes: no room for the attempts
     t = max(floor + 1, tl - wait - sum(gaps))
     for gap in [0, *gaps]:
