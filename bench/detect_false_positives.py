@@ -17,6 +17,7 @@ into a temporary directory and removed afterwards.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -39,11 +40,11 @@ def main() -> None:
     from rempart.ingest.normalise import load_directory
     from rempart.ingest.pipeline import iter_batches
     from rempart.protect.tokens import Tokenizer, generate_key
-    from rempart.sim import SimOptions, legit, simulate
+    from rempart.sim import SimOptions, simulate
 
+    opts = SimOptions(seed=args.seed, accounts=args.accounts, days=args.days, attacks=False)
     if args.forgotten_share is not None:
-        legit.FORGOTTEN_SHARE = args.forgotten_share
-    opts = SimOptions(seed=args.seed, accounts=args.accounts, days=args.days, scenarios=())
+        opts = dataclasses.replace(opts, forgotten_share=args.forgotten_share)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         result = simulate(opts, Path(tmp), events=False)
@@ -65,7 +66,7 @@ def main() -> None:
         "command": "bench/detect_false_positives.py " + " ".join(_argv(args)),
         "lines": result.lines,
         "account_days": account_days,
-        "forgotten_share": legit.FORGOTTEN_SHARE,
+        "forgotten_share": opts.forgotten_share,
         "alerts_by_rule": dict(Counter(a.rule_id for a in alerts).most_common()),
         "accounts_named": len(named),
         "per_1000_account_days": round(1000 * len(named) / account_days, 3),
@@ -79,7 +80,7 @@ def main() -> None:
         return
     print(
         f"{args.accounts} accounts x {args.days} days (seed {args.seed}), {result.lines:,} lines,"
-        f" forgotten passwords in {legit.FORGOTTEN_SHARE:.1%} of sessions"
+        f" forgotten passwords in {opts.forgotten_share:.1%} of sessions"
     )
     for rule, n in report["alerts_by_rule"].items():
         print(f"  {rule:12} {n:5d} alerts")

@@ -18,7 +18,8 @@ def test_sim_writes_the_four_files_and_prints_a_json_summary(tmp_path: Path) -> 
     result = runner.invoke(
         app,
         ["sim", "--out", str(out), "--seed", "3", "--accounts", "20", "--days", "2", "--json",
-         "--scenario", "brute_force:attempts=40", "-s", "insider:count=3"],
+         "--scenario", "brute_force:attempts=40", "-s", "insider:count=3",
+         "--forgotten-share", "0.2"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
@@ -28,6 +29,7 @@ def test_sim_writes_the_four_files_and_prints_a_json_summary(tmp_path: Path) -> 
         assert (out / name).stat().st_size > 0
     truth = json.loads((out / "truth.json").read_text())
     assert truth["seed"] == 3 and truth["options"]["accounts"] == 20
+    assert truth["options"]["forgotten_share"] == 0.2
 
 
 def test_sim_human_output_and_no_events(tmp_path: Path) -> None:
@@ -56,6 +58,7 @@ def test_bad_options_raise_one_line_rempart_errors(tmp_path: Path) -> None:
         (["sim", "--out", str(tmp_path), "--accounts", "3"], "at least 10 accounts"),
         (["sim", "--out", str(tmp_path), "--start", "monday"], "not a date"),
         (["sim"], "output directory is required"),
+        (["sim", "--out", str(tmp_path), "--forgotten-share", "1.5"], "between 0 and 1"),
     ):
         result = runner.invoke(app, args)
         assert isinstance(result.exception, RempartError), args

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
-
-from rempart.sim import legit
 
 
 def _nir(line: Any) -> str | None:
@@ -129,13 +128,14 @@ def _request(ln: Any) -> tuple[Any, ...]:
 
 
 def test_forgotten_passwords_add_refused_attempts_and_leave_the_rest_as_it_was(
-    legit_run: Any, run_sim: Any, tmp_path: Any, monkeypatch: Any
+    legit_run: Any, run_sim: Any, tmp_path: Any
 ) -> None:
     """Some users no longer know their password: two to four refused attempts seconds apart,
     and their login only minutes to hours later. Drawn from a stream of their own, so the same
     simulation without them is the same traffic line for line."""
-    monkeypatch.setattr(legit, "FORGOTTEN_SHARE", 0.0)
-    without = run_sim(legit_run.opts, tmp_path)
+    assert legit_run.opts.forgotten_share == 0.005  # the default
+    without = run_sim(replace(legit_run.opts, forgotten_share=0.0), tmp_path)
+    assert without.truth["options"]["forgotten_share"] == 0.0
     extra = Counter(_request(ln) for ln in legit_run.lines)
     extra.subtract(_request(ln) for ln in without.lines)
     assert -extra == Counter()  # nothing of the traffic without them is missing

@@ -34,6 +34,11 @@ def sim(
     population: int | None = typer.Option(
         None, "--population", help="Insured people (default: 150 per account, min 20,000)."
     ),
+    forgotten_share: float | None = typer.Option(
+        None,
+        "--forgotten-share",
+        help="Share of sessions starting with a forgotten password (default 0.005).",
+    ),
     no_events: bool = typer.Option(False, "--no-events", help="Do not write events.jsonl."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
     list_scenarios: bool = typer.Option(
@@ -41,6 +46,8 @@ def sim(
     ),
 ) -> None:
     """Write access.log, events.jsonl, directory.csv and truth.json for a simulated portal."""
+    from dataclasses import replace
+
     from rempart.sim import ScenarioSpec, SimOptions, simulate
 
     if list_scenarios:
@@ -57,6 +64,8 @@ def sim(
         attacks=not no_attacks,
         population=population,
     )
+    if forgotten_share is not None:
+        opts = replace(opts, forgotten_share=forgotten_share)
     if as_json:
         result = simulate(opts, out, events=not no_events)
         print_json(result.summary())

@@ -94,7 +94,11 @@ class Simulation:
             for acc in self.accounts:
                 pool.extend(
                     account_day(
-                        acc, day, self.population, self.injections.pop((acc.index, i), None)
+                        acc,
+                        day,
+                        self.population,
+                        self.injections.pop((acc.index, i), None),
+                        forgotten_share=self.opts.forgotten_share,
                     )
                 )
             if i > 0:

@@ -23,8 +23,6 @@ from rempart.sim.render import Req
 SESSION_IDLE_MS = 90 * 60_000
 #: A session's claims and logout end within this time of its last rights check.
 AFTER_LAST_MS = 10 * 60_000
-#: Sessions that start with a forgotten password (attempts given up, a login much later).
-FORGOTTEN_SHARE = 0.005
 #: Time from the last refused attempt to the login, drawn log-uniformly (milliseconds).
 FORGOTTEN_WAIT_MS = (5 * 60_000, 4 * 3_600_000)
 HOST = "https://portail.tiers-payant.example"
@@ -98,9 +96,15 @@ def _cum_weights(acc: Account, day_type: int) -> list[float]:
 
 
 def account_day(
-    acc: Account, day: Day, pop: Population, injected: list[tuple[int, int]] | None = None
+    acc: Account,
+    day: Day,
+    pop: Population,
+    injected: list[tuple[int, int]] | None = None,
+    *,
+    forgotten_share: float,
 ) -> list[Req]:
-    """All requests of ``acc`` on ``day`` (unsorted; the engine sorts the whole day)."""
+    """All requests of ``acc`` on ``day`` (unsorted; the engine sorts the whole day), with
+    ``forgotten_share`` of its sessions starting with a forgotten password."""
     rng = acc.rng
     rand = rng.random
     volume = day_volume(acc, day)
@@ -190,7 +194,7 @@ def account_day(
                     append,
                     rng,
                     acc.slips,
-                    (t, max(day.base_ms, last + AFTER_LAST_MS)),
+                    (t, max(day.base_ms, last + AFTER_LAST_MS), forgotten_share),
                     ip,
                     name,
                     org,
@@ -322,7 +326,7 @@ def _session_start(
     append: Callable[[Req], object],
     rng: random.Random,
     slips: random.Random,
-    when: tuple[int, int],
+    when: tuple[int, int, float],
     ip: str,
     name: str,
     org: str,
@@ -332,11 +336,12 @@ def _session_start(
     first_of_day: bool,
 ) -> None:
     """Requests that open a session, placed in the seconds before anchor time ``t``
-    (``when`` is ``t`` and the time before which nothing may be added: the end of the
-    workstation's previous session, or the day's start)."""
+    (``when`` is ``t``, the time before which nothing may be added: the end of the
+    workstation's previous session or the day's start, and the share of sessions starting with
+    a forgotten password)."""
     add = append  # list.append of the day's output
     rand = rng.random
-    t, floor = when
+    t, floor, forgotten_share = when
     tl = t - 8_000 - int(rand() * 25_000)  # login time
     if browser:
         ta = tl - 6_000 - int(rand() * 20_000)
@@ -389,7 +394,7 @@ def _session_start(
                 tl - 4_000 - int(rand() * 9_000), ip, name, org, ua, browser, 60 + int(rand() * 120)
             )
         )
-    if slips.random() < FORGOTTEN_SHARE:
+    if slips.random() < forgotten_share:
         _forgotten_password(add, slips, tl, floor, (ip, name, org, ua), browser)
     add(
         (

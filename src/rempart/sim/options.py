@@ -68,6 +68,9 @@ class SimOptions:
     attacks: bool = True
     #: Size of the insured population (default: 150 per account, at least 20,000).
     population: int | None = None
+    #: Share of sessions that start with a forgotten password (refused attempts, then the
+    #: login minutes to hours later).
+    forgotten_share: float = 0.005
 
     def __post_init__(self) -> None:
         if self.accounts < 10:
@@ -76,6 +79,11 @@ class SimOptions:
             raise SimOptionsError("days must be between 1 and 366", where="--days")
         if self.population is not None and self.population < 1000:
             raise SimOptionsError("population must be at least 1000", where="--population")
+        if not 0.0 <= self.forgotten_share <= 1.0:
+            raise SimOptionsError(
+                "the share of forgotten passwords must be between 0 and 1",
+                where="--forgotten-share",
+            )
 
     @property
     def population_size(self) -> int:
@@ -133,6 +141,7 @@ class SimOptions:
             "start": self.start.isoformat(),
             "attacks": self.attacks,
             "population": self.population_size,
+            "forgotten_share": self.forgotten_share,
             "scenarios": None
             if self.scenarios is None
             else [{"name": s.name, "params": dict(s.params)} for s in self.scenarios],
