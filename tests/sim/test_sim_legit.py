@@ -123,6 +123,10 @@ def test_directory_names_kinds_and_finess_like_ids(legit_run: Any) -> None:
     assert total == 150
 
 
+#: Refused attempts of one forgotten password come at most this far apart.
+_SECONDS_40 = timedelta(seconds=40)
+
+
 def _request(ln: Any) -> tuple[Any, ...]:
     return (ln.user, ln.time, ln.ip, ln.ua, ln.method, ln.path, ln.status, ln.sid)
 
@@ -159,6 +163,3 @@ def test_forgotten_passwords_add_refused_attempts_and_leave_the_rest_as_it_was(
         assert {r[2:4] for r in episode} == {(ip, ua)}  # one workstation
         later = next(lt for lt, *who in logins if lt > t and who == [user, ip, ua])
         assert timedelta(minutes=5) <= later - t <= timedelta(hours=4)
-
-
-_SECONDS_40 = timedelta(seconds=40)
