@@ -26,6 +26,7 @@ SCRIPTS = [
         *("--lines", "60000", "--days", "1", "--runs", "1"),
         *("--scenario", "mass_harvest:count=60000,rate=3000"),
     ],
+    ["detect_false_positives.py", "--accounts", "6000", "--days", "14"],
     ["detect_memory.py"],
     ["history_search.py"],
     ["respond_check.py"],
