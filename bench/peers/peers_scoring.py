@@ -8,11 +8,15 @@ decided (its detection time, in log time), a key naming the alerted entity (``ip
 truth.json:
 
 - detected: some detection names one of the attack's accounts or IPs, at or after the attack's
-  start (an alert on a phished account *before* the attack began is not a detection of it);
+  start (an alert on a phished account *before* the attack began is not a detection of it).
+  The accounts an attacker *tried* (Rempart's ``targets``) name the victims of a login attack
+  (brute force, spraying, stuffing: their owners must change passwords), and only those: a
+  spraying run that happened to try an insider's account has not detected the insider;
 - time to detect: first such detection time minus the attack's start;
 - records exposed before the first alert: distinct ids of the attack's ``exposed_timeline``
   first read at or before that detection time (all of them when the attack is missed);
-- false-positive entities: distinct detection keys that name no account or IP of any attack.
+- false-positive entities: distinct detection keys that name no account or IP of any attack
+  (the accounts tried counting for login attacks only, as above).
 """
 
 from __future__ import annotations
@@ -39,13 +43,29 @@ def parse_time(value: str | float | int) -> float:
     return moment.timestamp()
 
 
+#: Scenarios whose truth ``accounts`` are the accounts the attacker tried.
+LOGIN_ATTACKS = frozenset(
+    {"brute_force", "password_spraying", "stuffing_single_ip", "stuffing_distributed"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Detection:
     tool: str
     rule: str
     time: float
     key: str
+    #: Entities the detection accuses (accounts, IPs).
     names: frozenset[str] = field(default_factory=frozenset)
+    #: Accounts an attacker tried, which the detection lists as its targets.
+    targets: frozenset[str] = field(default_factory=frozenset)
+
+    def names_in(self, attack: Attack) -> frozenset[str]:
+        """The attack's entities this detection names."""
+        named = self.names & attack.entities
+        if attack.scenario in LOGIN_ATTACKS:
+            named |= self.targets & attack.entities
+        return named
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +138,7 @@ def load_truth(path: Path) -> list[Attack]:
 
 def score_attack(attack: Attack, detections: Iterable[Detection]) -> AttackScore:
     hits = sorted(
-        (d for d in detections if d.names & attack.entities and d.time >= attack.start),
+        (d for d in detections if d.time >= attack.start and d.names_in(attack)),
         key=lambda d: d.time,
     )
     total = len(attack.entities)
@@ -135,7 +155,7 @@ def score_attack(attack: Attack, detections: Iterable[Detection]) -> AttackScore
             total,
         )
     first = hits[0].time
-    named = set().union(*(d.names & attack.entities for d in hits))
+    named = set().union(*(d.names_in(attack) for d in hits))
     return AttackScore(
         attack.id,
         attack.scenario,
@@ -150,10 +170,7 @@ def score_attack(attack: Attack, detections: Iterable[Detection]) -> AttackScore
 
 
 def false_positive_keys(attacks: Sequence[Attack], detections: Iterable[Detection]) -> set[str]:
-    bad: set[str] = set()
-    for attack in attacks:
-        bad |= attack.entities
-    return {d.key for d in detections if not (d.names & bad)}
+    return {d.key for d in detections if not any(d.names_in(a) for a in attacks)}
 
 
 def score_by_scenario(
@@ -188,9 +205,9 @@ def rempart_detection(alert: dict[str, Any]) -> Detection:
     """One line of ``rempart hunt --out alerts.jsonl`` (``Alert.to_dict()``)."""
     kind = str(alert["entity_type"])
     entity = str(alert["entity"])
-    # Accounts accused, addresses, and accounts tried from the attacker (``targets``): an alert
-    # naming the accounts a stuffing run tried tells their owners to change passwords.
-    names = {str(v) for key in ("accounts", "ips", "targets") for v in alert.get(key, [])}
+    # Accounts accused and addresses; apart, the accounts tried from the attacker (``targets``):
+    # an alert naming the accounts a stuffing run tried tells their owners to change passwords.
+    names = {str(v) for key in ("accounts", "ips") for v in alert.get(key, [])}
     if kind in ("account", "ip"):
         names.add(entity)
     return Detection(
@@ -199,6 +216,7 @@ def rempart_detection(alert: dict[str, Any]) -> Detection:
         parse_time(alert["detected_at"]),
         f"{kind}:{entity}",
         frozenset(names),
+        frozenset(str(v) for v in alert.get("targets", [])),
     )
 
 

@@ -230,7 +230,13 @@ def score_log(
             keep.mkdir(parents=True, exist_ok=True)
             with (keep / f"{tool}.detections.jsonl").open("w", encoding="utf-8") as fh:
                 for d in dets:
-                    row = {"rule": d.rule, "time": d.time, "key": d.key, "names": sorted(d.names)}
+                    row = {
+                        "rule": d.rule,
+                        "time": d.time,
+                        "key": d.key,
+                        "names": sorted(d.names),
+                        "targets": sorted(d.targets),
+                    }
                     fh.write(json.dumps(row) + "\n")
         fps = sorted(false_positive_keys(attacks, dets))
         result[tool] = {

@@ -183,3 +183,32 @@ def test_when_only_some_attack_entities_are_alerted_then_coverage_counts_them() 
         ],
     )
     assert (score.entities_named, score.entities_total) == (2, 4)
+
+
+def _rempart_alert(**over: object) -> dict[str, object]:
+    alert: dict[str, object] = {
+        "rule": "TP-AUTH-002",
+        "entity_type": "ip",
+        "entity": "198.51.100.9",
+        "accounts": [],
+        "ips": [],
+        "targets": ["PH0042", "MD0001"],
+        "detected_at": "2026-11-20T10:01:00Z",
+    }
+    alert.update(over)
+    return alert
+
+
+def test_accounts_an_attacker_tried_detect_a_login_attack_on_them_and_nothing_else() -> None:
+    """A spraying alert lists the accounts it tried: it detects the spraying of those accounts,
+    not an insider whose account happened to be among them (it did in the 1M peers log)."""
+    spraying = rempart_detection(_rempart_alert())
+    sprayed = truth(scenario="password_spraying", ips=["198.51.100.99"])
+    assert score_attack(load_attacks(sprayed)[0], [spraying]).detected
+    insider = load_attacks(truth(scenario="insider", ips=["192.0.2.1"]))
+    assert not score_attack(insider[0], [spraying]).detected
+    assert false_positive_keys(insider, [spraying]) == {"ip:198.51.100.9"}
+    both = load_attacks({"attacks": sprayed["attacks"] + truth(scenario="insider")["attacks"]})
+    assert false_positive_keys(both, [spraying]) == set()
+    accused = rempart_detection(_rempart_alert(entity_type="account", entity="PH0042"))
+    assert score_attack(insider[0], [accused]).detected  # the account itself accused
