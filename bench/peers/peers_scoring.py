@@ -21,6 +21,7 @@ truth.json:
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import statistics
 from collections.abc import Iterable, Sequence
@@ -233,13 +234,28 @@ def crowdsec_detection(
     """One row of CrowdSec's ``alerts`` table; ``stopped_at`` is the overflow (log) time.
 
     ``event_names`` are the source IPs/users of the events kept with the alert: used only when
-    the alert's own scope value names nothing (the site-wide bucket)."""
+    the alert's own scope value names nothing (the site-wide bucket). Its addresses are the
+    sources it accuses; its user names are the accounts those sources tried (targets, as
+    Rempart's)."""
     kind = "ip" if scope.lower() == "ip" else scope.lower()
-    names = {value} if value else set(event_names)
+    names = {value} if value else set()
+    targets = set()
+    if not value:
+        for name in event_names:
+            (names if _is_address(name) else targets).add(name)
     return Detection(
         "crowdsec",
         scenario,
         parse_time(stopped_at.replace(" ", "T", 1)),
         f"{kind}:{value}",
         frozenset(names),
+        frozenset(targets),
     )
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

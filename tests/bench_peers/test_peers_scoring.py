@@ -150,9 +150,12 @@ def test_crowdsec_alert_uses_scope_value_or_event_names_when_empty() -> None:
     d = crowdsec_detection("rempart/harvest", "account", "PH0042", "2026-11-20 10:02:00+00:00")
     assert (d.key, d.time, d.names) == ("account:PH0042", T0 + 120, frozenset({"PH0042"}))
     site = crowdsec_detection(
-        "rempart/site", "Ip", "", "2026-11-20 10:00:00+00:00", ["203.0.113.7"]
+        "rempart/site", "Ip", "", "2026-11-20 10:00:00+00:00", ["203.0.113.7", "PH0731"]
     )
-    assert site.names == frozenset({"203.0.113.7"})
+    assert site.names == frozenset({"203.0.113.7"})  # the source it accuses
+    assert site.targets == frozenset({"PH0731"})  # an account that source tried
+    insider = load_attacks(truth(scenario="insider", accounts=["PH0731"], ips=["192.0.2.1"]))
+    assert not score_attack(insider[0], [site]).detected
 
 
 @given(
