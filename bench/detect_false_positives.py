@@ -35,11 +35,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from rempart.detect.engine import Engine
-    from rempart.detect.evaluate import fp_accounts
+    from rempart.detect.evaluate import fp_accounts, replay
     from rempart.detect.loader import load_pack
-    from rempart.ingest.normalise import load_directory
-    from rempart.ingest.pipeline import iter_batches
-    from rempart.protect.tokens import Tokenizer, generate_key
     from rempart.sim import SimOptions, simulate
 
     opts = SimOptions(seed=args.seed, accounts=args.accounts, days=args.days, attacks=False)
@@ -49,16 +46,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         result = simulate(opts, Path(tmp), events=False)
         simulated = time.perf_counter()
-        engine = Engine(load_pack("tiers-payant"))
-        for batch in iter_batches(
-            [result.access_log],
-            profile="tiers-payant",
-            tokenizer=Tokenizer(generate_key()),
-            directory=load_directory(result.directory),
-        ):
-            for ev in batch.events():
-                engine.process(ev)
-        engine.flush()
+        engine = replay(result, Engine(load_pack("tiers-payant")))
     alerts = list(engine.alerts.values())
     account_days = args.accounts * args.days
     named = fp_accounts(alerts)

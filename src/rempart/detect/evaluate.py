@@ -25,11 +25,15 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rempart.alerts import Alert, EntityType
 from rempart.detect.engine import Engine
 from rempart.detect.spec import RuleSpec
+
+if TYPE_CHECKING:
+    from rempart.protect.tokens import TokenKey
+    from rempart.sim import SimResult
 
 ATTRIBUTION_GRACE = 86400.0
 _LOGIN_ATTACKS = ("password_spraying", "stuffing_single_ip", "stuffing_distributed")
@@ -141,6 +145,27 @@ def fp_accounts(unattributed: list[Alert]) -> set[str]:
     return out
 
 
+def replay(result: SimResult, engine: Engine, key: TokenKey | None = None) -> Engine:
+    """``engine`` after the simulated log of ``result`` went through the real ingestion
+    (profile ``tiers-payant``, the run's directory, tokens under ``key``, a fresh one by
+    default) and through it, flushed."""
+    from rempart.ingest.normalise import load_directory
+    from rempart.ingest.pipeline import iter_batches
+    from rempart.protect.tokens import Tokenizer, generate_key
+
+    process = engine.process
+    for batch in iter_batches(
+        [result.access_log],
+        profile="tiers-payant",
+        tokenizer=Tokenizer(key or generate_key()),
+        directory=load_directory(result.directory),
+    ):
+        for ev in batch.events():
+            process(ev)
+    engine.flush()
+    return engine
+
+
 def evaluate_seed(
     seed: int,
     specs: list[RuleSpec],
@@ -151,9 +176,6 @@ def evaluate_seed(
     workdir: Path | None = None,
     lateness: float = 0.0,
 ) -> SeedScore:
-    from rempart.ingest.normalise import load_directory
-    from rempart.ingest.pipeline import iter_batches
-    from rempart.protect.tokens import Tokenizer, generate_key
     from rempart.sim import SimOptions, simulate
 
     started = time.perf_counter()
@@ -165,18 +187,7 @@ def evaluate_seed(
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         out = Path(tmp)
         result = simulate(opts, out, events=False)
-        directory = load_directory(result.directory)
-        engine = Engine(specs, lateness=lateness)
-        process = engine.process
-        for batch in iter_batches(
-            [result.access_log],
-            profile="tiers-payant",
-            tokenizer=Tokenizer(generate_key()),
-            directory=directory,
-        ):
-            for ev in batch.events():
-                process(ev)
-        engine.flush()
+        engine = replay(result, Engine(specs, lateness=lateness))
         truth = result.truth
         lines = result.lines
     alerts = sorted(engine.alerts.values(), key=lambda a: a.detected_at)
