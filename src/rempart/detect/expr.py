@@ -661,7 +661,11 @@ def compile_filter(text: str) -> tuple[Predicate, frozenset[str] | None]:
     The predicate assumes the event's action is in that set (the engine only offers such
     events), so action tests that only restate it are compiled away.
     """
-    node = parse(text)
+    return compile_filter_node(parse(text))
+
+
+def compile_filter_node(node: Node) -> tuple[Predicate, frozenset[str] | None]:
+    """:func:`compile_filter` of a parsed filter."""
     actions = required_actions(node)
     if actions is not None:
         node = _strip_actions(node, actions)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from rempart.alerts import EntityType
-from rempart.detect.expr import parse, required_actions
+from rempart.detect.expr import required_actions
 from rempart.detect.spec import RuleSpec
 
 #: Rough engine cost (µs per event offered) by rule type, measured on the ``tiers-payant``
@@ -57,10 +57,7 @@ def rule_cost(spec: RuleSpec) -> float:
     """Rough engine cost of a rule per event of the log (see ``TYPE_COST``)."""
     cost = TYPE_COST.get(spec.type, 0.5)
     if spec.filter:
-        actions = required_actions(parse(spec.filter))
-        if spec.cleared_by is not None and actions is not None:
-            cleared = required_actions(parse(spec.cleared_by))
-            actions = None if cleared is None else actions | cleared
+        actions = required_actions(spec.observed_filter())
         if actions is not None and actions <= RARE_ACTIONS:
             cost *= 0.1
     return cost

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from rempart.alerts import EntityType, Severity
-from rempart.detect.expr import ExprError, parse, resolve_field
+from rempart.detect.expr import BoolOp, ExprError, Node, parse, resolve_field
 from rempart.detect.yamlnodes import LList, LMap, load_documents
 from rempart.errors import RuleError
 
@@ -131,6 +131,14 @@ class RuleSpec:
     alpha: float = 1e-5
     prior_weight: float = 50.0
     samples: tuple[SampleSpec, ...] = ()
+
+    def observed_filter(self) -> Node:
+        """The events the rule is offered: those of its filter, and those of ``cleared_by``
+        (which take a value out of a ``value_count``)."""
+        node = parse(self.filter)
+        if self.cleared_by is None:
+            return node
+        return BoolOp("or", (node, parse(self.cleared_by)))
 
     @property
     def notes_novelty(self) -> bool:

@@ -24,7 +24,7 @@ from rempart.detect.expr import (
     Pred,
     Predicate,
     Test,
-    compile_filter,
+    compile_filter_node,
     parse,
     required_actions,
     resolve_field,
@@ -152,7 +152,7 @@ class CompiledRule:
         self.spec = spec
         self.matches: Predicate
         self.actions: frozenset[str] | None
-        self.matches, self.actions = compile_filter(spec.filter)
+        self.matches, self.actions = compile_filter_node(spec.observed_filter())
         self.key_of = key_getter(spec.group_by)
         #: Grouped by account alone (most rules): ``key`` reads the attribute, no call.
         self.by_user = by_user(spec.group_by)
@@ -174,7 +174,7 @@ class CompiledRule:
 
     def filter_node(self) -> Node:
         """The full filter (action tests included) the engine specialises per action."""
-        node = parse(self.spec.filter)
+        node = self.spec.observed_filter()
         if self.also is not None:
             return BoolOp("or", (Test("action", "==", self.also), node))
         return node
@@ -445,11 +445,6 @@ class ClearedValueCountRule(ValueCountRule):
         super().__init__(spec)
         assert spec.cleared_by is not None
         self.cleared_by = spec.cleared_by
-        clears, clear_actions = compile_filter(spec.cleared_by)
-        if self.actions is not None:
-            self.actions = None if clear_actions is None else self.actions | clear_actions
-        counts = self.matches
-        self.matches = lambda e: counts(e) or clears(e)
         #: (action, outcome) -> (the filter, ``cleared_by``), each True / False when decided
         #: by them, else a predicate.
         self.tests: ByActionOutcome[tuple[bool | Pred, bool | Pred]]
@@ -460,9 +455,6 @@ class ClearedValueCountRule(ValueCountRule):
             specialized(parse(self.spec.filter), action, outcome),
             specialized(parse(self.cleared_by), action, outcome),
         )
-
-    def filter_node(self) -> Node:
-        return BoolOp("or", (super().filter_node(), parse(self.cleared_by)))
 
     def observe(self, ev: Event, ctx: EventContext) -> Fire | None:
         key = self.key(ev)
