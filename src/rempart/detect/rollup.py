@@ -22,7 +22,14 @@ import math
 from typing import Any
 
 from rempart.detect.spec import RuleSpec
-from rempart.detect.windows import Fire, expire_front, human_duration, key_getter
+from rempart.detect.windows import (
+    Fire,
+    drop_keys,
+    expire_front,
+    human_duration,
+    key_getter,
+    touch,
+)
 from rempart.events import Event
 
 
@@ -62,9 +69,7 @@ class RiskRollup:
 
     def evict(self, now: float) -> int:
         dead = [k for k, st in self.scores.items() if now - st[1] > 8 * self.spec.half_life]
-        for k in dead:
-            del self.scores[k]
-        return len(dead)
+        return drop_keys(self.scores, dead)
 
     def dump(self) -> dict[str, Any]:
         return {k: [st[0], st[1], st[2], dict(st[3])] for k, st in self.scores.items()}
@@ -92,12 +97,6 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     )
 
 
-def _touch(times: dict[str, float], account: str, ts: float) -> None:
-    """``times[account] = ts``, moved to the end: the dict stays ordered by time."""
-    times.pop(account, None)
-    times[account] = ts
-
-
 class CampaignCorrelator:
     __slots__ = ("key_of", "logins", "logins_by_key", "members", "signalled", "spec")
 
@@ -118,11 +117,11 @@ class CampaignCorrelator:
         key = self.key_of(ev)
         if account is None or key is None:
             return
-        _touch(self.logins, account, ev.ts)
+        touch(self.logins, account, ev.ts)
         by_key = self.logins_by_key.get(key)
         if by_key is None:
             by_key = self.logins_by_key[key] = {}
-        _touch(by_key, account, ev.ts)
+        touch(by_key, account, ev.ts)
 
     def add(self, account: str, ev: Event) -> Fire | None:
         key = self.key_of(ev)
@@ -136,7 +135,7 @@ class CampaignCorrelator:
         limit = ts - self.spec.window
         for acc in [a for a, t in members.items() if t < limit]:
             del members[acc]
-        _touch(self.signalled, account, ts)
+        touch(self.signalled, account, ts)
         expire_front(self.signalled, limit)
         if len(members) < self.spec.min_accounts:
             return None
@@ -186,8 +185,7 @@ class CampaignCorrelator:
     def evict(self, now: float) -> int:
         limit = now - self.spec.window
         dead = [k for k, m in self.members.items() if not m or max(m.values()) < limit]
-        for k in dead:
-            del self.members[k]
+        drop_keys(self.members, dead)
         expire_front(self.signalled, limit)
         expire_front(self.logins, limit)
         for key, by_key in list(self.logins_by_key.items()):

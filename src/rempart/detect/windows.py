@@ -232,9 +232,7 @@ class EventCountRule(CompiledRule):
     def evict(self, now: float) -> int:
         limit = now - self.spec.window
         dead = [k for k, dq in self.state.items() if not dq or dq[-1] < limit]
-        for k in dead:
-            del self.state[k]
-        return len(dead)
+        return drop_keys(self.state, dead)
 
     def dump(self) -> dict[str, Any]:
         return {k: list(dq) for k, dq in self.state.items()}
@@ -395,9 +393,7 @@ class ValueCountRule(CompiledRule):
             st: _Distinct = value  # typed: compiled attribute reads (``state`` holds Any)
             if st.newest < limit:
                 dead.append(k)
-        for k in dead:
-            del self.state[k]
-        return len(dead)
+        return drop_keys(self.state, dead)
 
     def dump(self) -> dict[str, Any]:
         return {k: [[t, v] for t, v in st.events()] for k, st in self.state.items()}
@@ -416,9 +412,22 @@ class ValueCountRule(CompiledRule):
             self.state[k] = st
 
 
+def drop_keys(state: dict[str, Any], dead: list[str]) -> int:
+    """Delete the ``dead`` keys of ``state`` (idle ones, found by an ``evict``); how many."""
+    for k in dead:
+        del state[k]
+    return len(dead)
+
+
+def touch(times: dict[Any, float], value: Any, ts: float) -> None:
+    """``times[value] = ts``, moved to the end: the dict stays ordered by time."""
+    times.pop(value, None)
+    times[value] = ts
+
+
 def expire_front(times: dict[Any, float], limit: float) -> None:
-    """Drop the front of ``times`` (value -> latest time, kept oldest first: a value met again
-    is moved to the end) older than ``limit``."""
+    """Drop the front of ``times`` (value -> latest time, kept oldest first by :func:`touch`)
+    older than ``limit``."""
     old: list[Any] = []
     for value, t in times.items():
         if t >= limit:
@@ -475,8 +484,7 @@ class ClearedValueCountRule(ValueCountRule):
         if got is None:
             got = self.state[key] = {}
         last = got
-        last.pop(value, None)
-        last[value] = ts
+        touch(last, value, ts)
         expire_front(last, ts - self.window)
         n = len(last)
         if n < self.threshold:
@@ -486,15 +494,11 @@ class ClearedValueCountRule(ValueCountRule):
         return self._fire(key, n, first, ts, last.keys(), since)
 
     def evict(self, now: float) -> int:
-        limit = now - self.window
-        dead: list[str] = []
-        for k, value in self.state.items():
-            last: dict[Any, float] = value
-            if not last or next(reversed(last.values())) < limit:
-                dead.append(k)
-        for k in dead:
-            del self.state[k]
-        return len(dead)
+        limit = now - self.window  # a key's dict ends with its latest time (``touch``)
+        return drop_keys(
+            self.state,
+            [k for k, t in self.state.items() if not t or next(reversed(t.values())) < limit],
+        )
 
     def dump(self) -> dict[str, Any]:
         return {k: [[t, v] for v, t in last.items()] for k, last in self.state.items()}
@@ -635,9 +639,7 @@ class TemporalOrderedRule(CompiledRule):
             if (st.stage > 0 and st.start < limit)
             or (st.stage == 0 and (not st.times or st.times[-1] < limit))
         ]
-        for k in dead:
-            del self.state[k]
-        return len(dead)
+        return drop_keys(self.state, dead)
 
     def dump(self) -> dict[str, Any]:
         return {k: st.dump() for k, st in self.state.items()}
