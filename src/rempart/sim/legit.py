@@ -190,19 +190,14 @@ def account_day(
                 if station.mobile:
                     ip = random_ip(rng, MOBILE_PREFIXES)
                 sid = f"{rng.getrandbits(128):032x}"
-                _session_start(
-                    append,
-                    rng,
-                    acc.slips,
-                    (t, max(day.base_ms, last + AFTER_LAST_MS), forgotten_share),
-                    ip,
-                    name,
-                    org,
-                    ua,
-                    sid,
-                    station.browser,
-                    first_session,
+                tl = _session_start(
+                    append, rng, t, ip, name, org, ua, sid, station.browser, first_session
                 )
+                if acc.slips.random() < forgotten_share:
+                    floor = max(day.base_ms, last + AFTER_LAST_MS)
+                    _forgotten_password(
+                        append, acc.slips, tl, floor, (ip, name, org, ua), station.browser
+                    )
                 first_session = False
             last = t
             if what == 0:
@@ -325,8 +320,7 @@ def account_day(
 def _session_start(
     append: Callable[[Req], object],
     rng: random.Random,
-    slips: random.Random,
-    when: tuple[int, int, float],
+    t: int,
     ip: str,
     name: str,
     org: str,
@@ -334,14 +328,11 @@ def _session_start(
     sid: str,
     browser: bool,
     first_of_day: bool,
-) -> None:
-    """Requests that open a session, placed in the seconds before anchor time ``t``
-    (``when`` is ``t``, the time before which nothing may be added: the end of the
-    workstation's previous session or the day's start, and the share of sessions starting with
-    a forgotten password)."""
+) -> int:
+    """Requests that open a session, placed in the seconds before anchor time ``t``; the
+    login's time."""
     add = append  # list.append of the day's output
     rand = rng.random
-    t, floor, forgotten_share = when
     tl = t - 8_000 - int(rand() * 25_000)  # login time
     if browser:
         ta = tl - 6_000 - int(rand() * 20_000)
@@ -394,8 +385,6 @@ def _session_start(
                 tl - 4_000 - int(rand() * 9_000), ip, name, org, ua, browser, 60 + int(rand() * 120)
             )
         )
-    if slips.random() < forgotten_share:
-        _forgotten_password(add, slips, tl, floor, (ip, name, org, ua), browser)
     add(
         (
             tl,
@@ -457,6 +446,7 @@ def _session_start(
                 "",
             )
         )
+    return tl
 
 
 def _failed_login(t: int, ip: str, name: str, org: str, ua: str, browser: bool, ms: int) -> Req:
