@@ -9,7 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,14 +83,15 @@ def simulator_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def cached_simulation(out: Path, make: Callable[[], object]) -> Path:
-    """``out``, made by ``make()`` unless it holds a simulation by this very simulator."""
+def cached_simulation(out: Path, make: Callable[[], object], made_by: Sequence[str] = ()) -> Path:
+    """``out``, made by ``make()`` unless it holds a simulation by this very simulator and the
+    same ``made_by`` (the arguments that make it, when ``out``'s name does not say them all)."""
     stamp = out / "simulator.sha"
-    fingerprint = simulator_fingerprint()
+    fingerprint = "\n".join([simulator_fingerprint(), *made_by])
     if (out / "truth.json").exists() and stamp.exists() and stamp.read_text() == fingerprint:
         return out
     if (out / "truth.json").exists():
-        print(f"{out}: made by another version of the simulator, simulating again", flush=True)
+        print(f"{out}: made by another simulator or arguments, simulating again", flush=True)
     make()
     stamp.write_text(fingerprint)
     return out

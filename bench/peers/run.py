@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from common import simulator_fingerprint
+from common import cached_simulation
 from peers_results import write_results
 from peers_scoring import Detection, false_positive_keys, load_truth, parse_time, score_by_scenario
 from peers_tools import (
@@ -77,7 +77,6 @@ def sim_start(days: int) -> str:
 
 def sim(out: Path, accounts: int, days: int, seed: int, extra: list[str]) -> dict[str, Any]:
     truth = out / "truth.json"
-    stamp = out / "args.json"
     extra = ["--start", sim_start(days), "--no-events", *extra]
     args = [
         str(PYTHON_BIN / "rempart"),
@@ -92,17 +91,16 @@ def sim(out: Path, accounts: int, days: int, seed: int, extra: list[str]) -> dic
         str(out),
         *extra,
     ]
-    # The same arguments to another version of the simulator make another log.
-    made_by = [*args, f"simulator={simulator_fingerprint()}"]
-    if truth.exists() and stamp.exists() and json.loads(stamp.read_text()) == made_by:
-        return dict(json.loads(truth.read_text()))
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
-    stamp.write_text(json.dumps(made_by))
-    data = dict(json.loads(truth.read_text()))
-    log(f"sim {out.name}: {data['totals']['lines']} lines in {time.monotonic() - started:.0f} s")
-    return data
+
+    def make() -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        subprocess.run(args, check=True, stdout=subprocess.DEVNULL)
+        lines = json.loads(truth.read_text())["totals"]["lines"]
+        log(f"sim {out.name}: {lines} lines in {time.monotonic() - started:.0f} s")
+
+    cached_simulation(out, make, made_by=args)
+    return dict(json.loads(truth.read_text()))
 
 
 def accounts_for(lines: int, work: Path) -> int:
