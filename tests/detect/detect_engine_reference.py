@@ -1,7 +1,9 @@
 """Reference runtimes for the engine equivalence tests: the per-rule ``baseline`` and
 ``temporal_ordered`` implementations as they were before the shared-state optimisations
-(commit e01f5ef), kept verbatim apart from their class names. Each baseline rule keeps its own
-per-account day state and judges every read; the optimised engine must give the same alerts.
+(commit e01f5ef), kept verbatim apart from their class names and the peers' bar, which leaves
+outliers out since the eighteenth session (``rempart.detect.baseline.peer_bar``, shared).
+Each baseline rule keeps its own per-account day state and judges every read; the optimised
+engine must give the same alerts.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from statistics import median
 from typing import Any
 
+from rempart.detect.baseline import peer_bar
 from rempart.detect.expr import (
     compile_node,
     parse,
@@ -157,7 +160,7 @@ class ReferenceBaselineRule(CompiledRule):
             oldest = day - self.spec.history_days
             vals = [v for d, v in pool if d >= oldest]
             if len(vals) >= PEER_MIN_DAYS:
-                value = _quantile(vals, self.spec.peer_quantile)
+                value = peer_bar(vals, self.spec.peer_quantile, self.spec.min_value)
         if len(self.peer_cache) > 4096:
             self.peer_cache.clear()
         self.peer_cache[ck] = value
