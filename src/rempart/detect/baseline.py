@@ -19,7 +19,7 @@ Threshold for an entity on a given day (fires while today's value exceeds it)::
 
     own  = own_factor  * max(p95(own days), median + 3 * 1.4826 * MAD)   if >= min_history days
     peer = peer_factor * quantile(peer_quantile, peers' days)             if >= 30 peer days
-        (the peers' days above 3 * max(their p90, min_value) left out: see ``peer_bar``)
+        (the peers' days above max(3 * their p90, min_value) left out: see ``peer_bar``)
     threshold = max(min_value, own, peer)
 
 With neither own nor peer history the rule is still learning and does not fire. Own history
@@ -47,8 +47,8 @@ PEER_MIN_DAYS: Final = 30
 #: ``float("inf")`` once (compiled, the call parses the string each time).
 _INF: Final = float("inf")
 PEER_CAP: Final = 20000
-#: Peers' days above this multiple of the group's 90th percentile (or of the rule's
-#: ``min_value``, if higher) are outliers, left out of the peers' quantile (see ``peer_bar``).
+#: Peers' days above this multiple of the group's 90th percentile (and above the rule's
+#: ``min_value``) are outliers, left out of the peers' quantile (see ``peer_bar``).
 PEER_FENCE: Final = 3.0
 
 
@@ -75,16 +75,17 @@ def _quantile(values: Sequence[float], q: float) -> float:
 def peer_bar(values: Sequence[float], q: float, floor: float) -> float:
     """The ``q`` quantile of the peers' days, outliers left out.
 
-    A day above ``PEER_FENCE`` times the days' 90th percentile (or times ``floor``, the rule's
-    ``min_value``, if higher) is no peer's usual day: harvesting accounts of a campaign, say
-    3% of the pharmacies reading 150 strangers a day against a usual 13, would otherwise make
-    the 99th percentile theirs and blind the rule to every other pharmacy. So the bar moves
-    at most to the fence (three times the 90th percentile) while less than 10% of the
-    group's days are outliers. Attack-free groups keep their quantile: in the peers
-    benchmark's attack-free log (1M lines), no group's highest day passes 2.2 times the
-    fence's base, for any of the pack's baseline rules.
+    A day above ``PEER_FENCE`` times the days' 90th percentile, and above ``floor`` (the
+    rule's ``min_value``: a day under it would not be accused on its own), is no peer's usual
+    day. Harvesting accounts of a campaign, say 3% of the pharmacies reading 150 strangers a
+    day where the 99th percentile is 13, would otherwise make that percentile theirs and blind
+    the rule to every other pharmacy. So the bar rises at most to the fence while fewer than
+    a tenth of the group's days are outliers (the 90th percentile is then a clean day).
+    Attack-free groups keep their quantile: in the peers benchmark's attack-free log (1M
+    lines), no group's highest day above ``floor`` passes 2.4 times its 90th percentile, for
+    any of the pack's baseline rules (2.33 at most: opticians, 7 strangers against 3).
     """
-    fence = PEER_FENCE * max(_quantile(values, 0.9), floor)
+    fence = max(PEER_FENCE * _quantile(values, 0.9), floor)
     return _quantile([v for v in values if v <= fence], q)
 
 
