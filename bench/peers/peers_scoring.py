@@ -9,9 +9,14 @@ truth.json:
 
 - detected: some detection names one of the attack's accounts or IPs, at or after the attack's
   start (an alert on a phished account *before* the attack began is not a detection of it).
-  The accounts an attacker *tried* (Rempart's ``targets``) name the victims of a login attack
-  (brute force, spraying, stuffing: their owners must change passwords), and only those: a
-  spraying run that happened to try an insider's account has not detected the insider;
+  The accounts a login attack (brute force, spraying, stuffing) *tried* without getting in
+  are its victims: a detection naming them, as accused or as the accounts tried (Rempart's
+  ``targets``: their owners must change passwords), detects that attack only while it runs
+  and up to ``VICTIM_GRACE`` after its last attempt. A spraying run that happened to try an
+  insider's account has not detected the insider, and an account accused days after a
+  stuffing run that tried it (a distributed one tries every account of the portal) is a
+  false positive, not a detection of the stuffing. The accounts it got into stay its own at
+  any time, as for the other attacks;
 - time to detect: first such detection time minus the attack's start;
 - records exposed before the first alert: distinct ids of the attack's ``exposed_timeline``
   first read at or before that detection time (all of them when the attack is missed);
@@ -48,6 +53,8 @@ def parse_time(value: str | float | int) -> float:
 LOGIN_ATTACKS = frozenset(
     {"brute_force", "password_spraying", "stuffing_single_ip", "stuffing_distributed"}
 )
+#: How long after a login attack's last attempt a detection naming its victims still counts.
+VICTIM_GRACE = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +71,8 @@ class Detection:
     def names_in(self, attack: Attack) -> frozenset[str]:
         """The attack's entities this detection names."""
         named = self.names & attack.entities
-        if attack.scenario in LOGIN_ATTACKS:
-            named |= self.targets & attack.entities
+        if attack.victims and attack.start <= self.time <= attack.end + VICTIM_GRACE:
+            named |= (self.names | self.targets) & attack.victims
         return named
 
 
@@ -75,8 +82,11 @@ class Attack:
     scenario: str
     start: float
     end: float
+    #: Its addresses and the accounts it used (for a login attack: got into).
     entities: frozenset[str]
     timeline: tuple[tuple[float, str], ...]
+    #: A login attack's accounts tried without success (see the module's docstring).
+    victims: frozenset[str] = frozenset()
 
     @property
     def exposed_total(self) -> int:
@@ -119,15 +129,19 @@ def load_attacks(truth: dict[str, Any]) -> list[Attack]:
         timeline = tuple(
             (parse_time(when), str(nir)) for when, nir in raw.get("exposed_timeline", [])
         )
+        accounts = frozenset(map(str, raw.get("accounts", [])))
+        victims: frozenset[str] = frozenset()
+        if raw["scenario"] in LOGIN_ATTACKS:
+            victims = accounts - frozenset(map(str, raw.get("compromised", [])))
         attacks.append(
             Attack(
                 id=str(raw["id"]),
                 scenario=str(raw["scenario"]),
                 start=parse_time(raw["start"]),
                 end=parse_time(raw["end"]),
-                entities=frozenset(map(str, raw.get("accounts", [])))
-                | frozenset(map(str, raw.get("ips", []))),
+                entities=(accounts - victims) | frozenset(map(str, raw.get("ips", []))),
                 timeline=timeline,
+                victims=victims,
             )
         )
     return attacks
@@ -142,7 +156,7 @@ def score_attack(attack: Attack, detections: Iterable[Detection]) -> AttackScore
         (d for d in detections if d.time >= attack.start and d.names_in(attack)),
         key=lambda d: d.time,
     )
-    total = len(attack.entities)
+    total = len(attack.entities | attack.victims)
     if not hits:
         return AttackScore(
             attack.id,

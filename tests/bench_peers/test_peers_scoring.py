@@ -215,3 +215,29 @@ def test_accounts_an_attacker_tried_detect_a_login_attack_on_them_and_nothing_el
     assert false_positive_keys(both, [spraying]) == set()
     accused = rempart_detection(_rempart_alert(entity_type="account", entity="PH0042"))
     assert score_attack(insider[0], [accused]).detected  # the account itself accused
+
+
+def test_an_account_a_login_attack_tried_is_its_victim_only_while_it_runs() -> None:
+    """A distributed stuffing run tries every account of the portal: an account accused days
+    after it ended is a false positive, not a late detection of it (the mixed 1M peers log
+    credited two such risk alerts to its stuffing). The account it got into stays its own."""
+    stuffing = load_attacks(
+        truth(
+            scenario="stuffing_distributed",
+            accounts=["PH0042", "PH0043"],
+            compromised=["PH0043"],
+            ips=["198.51.100.99"],
+        )
+    )
+    end = parse_time("2026-11-20T11:00:00Z")
+    during = det(T0 + 60, "account:PH0042", "PH0042")
+    days_after = det(end + 3 * 86400, "account:PH0042", "PH0042")
+    taken_over = det(end + 3 * 86400, "account:PH0043", "PH0043")
+    assert score_attack(stuffing[0], [during]).detected
+    assert not score_attack(stuffing[0], [days_after]).detected
+    assert false_positive_keys(stuffing, [days_after]) == {"account:PH0042"}
+    assert score_attack(stuffing[0], [taken_over]).detected
+    assert false_positive_keys(stuffing, [during, taken_over]) == set()
+    tried_list = rempart_detection(_rempart_alert(detected_at="2026-11-23T10:00:00Z"))
+    assert not score_attack(stuffing[0], [tried_list]).detected
+    assert score_attack(stuffing[0], [det(end + 3000, "account:PH0042", "PH0042")]).detected
