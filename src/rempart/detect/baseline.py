@@ -30,6 +30,7 @@ the last 20,000 account-days of the peer group within ``history_days``.
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
 from statistics import median
@@ -63,9 +64,13 @@ def _num(x: float) -> str:
 
 
 def _quantile(values: Sequence[float], q: float) -> float:
-    if not values:
+    return _sorted_quantile(sorted(values), q)
+
+
+def _sorted_quantile(s: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (linear interpolation) of ``s``, sorted ascending."""
+    if not s:
         return 0.0
-    s = sorted(values)
     pos = q * (len(s) - 1)
     lo = int(pos)
     hi = min(lo + 1, len(s) - 1)
@@ -85,8 +90,9 @@ def peer_bar(values: Sequence[float], q: float, floor: float) -> float:
     lines), no group's highest day above ``floor`` passes 2.4 times its 90th percentile, for
     any of the pack's baseline rules (2.33 at most: opticians, 7 strangers against 3).
     """
-    fence = max(PEER_FENCE * _quantile(values, 0.9), floor)
-    return _quantile([v for v in values if v <= fence], q)
+    s = sorted(values)
+    fence = max(PEER_FENCE * _sorted_quantile(s, 0.9), floor)
+    return _sorted_quantile(s[: bisect_right(s, fence)], q)
 
 
 def share_read_days(rules: Sequence[CompiledRule]) -> None:
