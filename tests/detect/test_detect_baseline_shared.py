@@ -153,7 +153,6 @@ def test_the_packs_baseline_rules_share_one_day_state_with_a_claim_pairing_side(
         "TP-HARV-002": False,
         "TP-SLOW-001": False,
         "TP-INS-001": True,
-        "TP-INS-003": True,
     }
 
 
