@@ -1,7 +1,8 @@
 """Reference runtimes for the engine equivalence tests: the per-rule ``baseline`` and
 ``temporal_ordered`` implementations as they were before the shared-state optimisations
 (commit e01f5ef), kept verbatim apart from their class names and the peers' bar, which leaves
-outliers out since the eighteenth session (``rempart.detect.baseline.peer_bar``, shared).
+outliers out since the eighteenth session (``rempart.detect.baseline.peer_bar``, shared), and
+the day an explanation's "today" names when it is read later (``dated``, shared).
 Each baseline rule keeps its own per-account day state and judges every read; the optimised
 engine must give the same alerts.
 """
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from statistics import median
 from typing import Any
 
-from rempart.detect.baseline import peer_bar
+from rempart.detect.baseline import dated, peer_bar
 from rempart.detect.expr import (
     compile_node,
     parse,
@@ -247,11 +248,11 @@ class ReferenceBaselineRule(CompiledRule):
         if value <= thr:
             return None
         history = list(st.history)
-        today, new = len(st.today), st.new
+        today, new, day = len(st.today), st.new, st.day
         return Fire(
             key,
             ts,
-            lambda: self._explain(key, today, new, history, value, own, peer),
+            lambda: dated(self._explain(key, today, new, history, value, own, peer), day, ts),
             {
                 "value": value,
                 "threshold": thr,
@@ -259,6 +260,7 @@ class ReferenceBaselineRule(CompiledRule):
                 "new_today": float(new),
             },
             st.today,
+            period=day,
         )
 
     def _explain(

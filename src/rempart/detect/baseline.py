@@ -33,6 +33,7 @@ from array import array
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from statistics import median
 from typing import Any, Final
 
@@ -42,7 +43,15 @@ from rempart.detect.spec import RuleSpec
 from rempart.detect.windows import CompiledRule, EventContext, Fire
 from rempart.events import Event
 
-__all__ = ["BaselineRule", "_Day", "_ReadDays", "local_day", "peer_bar", "share_read_days"]
+__all__ = [
+    "BaselineRule",
+    "_Day",
+    "_ReadDays",
+    "dated",
+    "local_day",
+    "peer_bar",
+    "share_read_days",
+]
 
 PEER_MIN_DAYS: Final = 30
 #: ``float("inf")`` once (compiled, the call parses the string each time).
@@ -57,6 +66,18 @@ def local_day(ts: float) -> int:
     """Local calendar day number (days since 1970-01-01 in the portal's time zone)."""
     t = int(ts)
     return (t + utc_offset(t)) // 86400
+
+
+def dated(text: str, day: int, ts: float) -> str:
+    """A day's explanation, read at ``ts``: its "today" names the day when ``ts`` is later.
+
+    A day's last reads are settled at the account's next event (a read pending a claim is an
+    orphan only once its claim window has passed), often the next morning: "18 beneficiaries
+    ... read today" at 08:41 would be wrong, "read on 27 Nov" is right."""
+    if day == local_day(ts):
+        return text
+    date = datetime.fromtimestamp(day * 86400, tz=UTC).strftime("%d %b")
+    return text.replace("today's", f"{date}'s").replace(" today", f" on {date}")
 
 
 def _num(x: float) -> str:
@@ -282,11 +303,11 @@ class BaselineRule(CompiledRule):
         if value <= thr:
             return None
         history = list(h.history)
-        today, new = len(st.today), st.new
+        today, new, day = len(st.today), st.new, st.day
         return Fire(
             key,
             ts,
-            lambda: self._explain(key, today, new, history, value, own, peer),
+            lambda: dated(self._explain(key, today, new, history, value, own, peer), day, ts),
             {
                 "value": value,
                 "threshold": thr,
@@ -294,6 +315,7 @@ class BaselineRule(CompiledRule):
                 "new_today": float(new),
             },
             st.today,
+            period=day,
         )
 
     def _explain(

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any, Final, final
 
 from rempart.alerts import Alert, EntityType, EvidenceRef, alert_id
@@ -35,7 +34,7 @@ from rempart.detect.baseline import BaselineRule, share_read_days
 from rempart.detect.baseline_days import _ReadDays
 from rempart.detect.care import SurpriseRule
 from rempart.detect.exposure import ExposureWatch
-from rempart.detect.expr import ByActionOutcome, Pred, as_pred, specialized, utc_offset
+from rempart.detect.expr import ByActionOutcome, Pred, as_pred, local_strftime, specialized
 from rempart.detect.history import BeneficiaryHistory, beneficiary_hash
 from rempart.detect.rollup import CampaignCorrelator, RiskRollup
 from rempart.detect.spec import RuleSpec
@@ -133,8 +132,7 @@ class _FireSpec:
 
 
 def _hhmm(ts: float) -> str:
-    dt = datetime.fromtimestamp(ts, tz=UTC) + timedelta(seconds=utc_offset(ts))
-    return dt.strftime("%H:%M")
+    return local_strftime(ts, "%H:%M")
 
 
 class Engine:
@@ -191,6 +189,8 @@ class Engine:
         self._watch_ip = self.watch.ips
         self._watch_targets = self.watch.targets
         self._signal_seen: dict[tuple[str, str], float] = {}
+        #: The period (day) each per-period signal last counted for (see ``_on_fire``).
+        self._signal_period: dict[tuple[str, str], int] = {}
         self._novelty: dict[str, dict[str, float]] = {}
         self._updated: set[str] = set()
         #: Held events (lateness > 0): ``_fifo[_head:]`` while they arrive in
@@ -430,7 +430,14 @@ class Engine:
             sk = (fs.id, fire.key)
             last = self._signal_seen.get(sk)
             self._signal_seen[sk] = ev.ts
-            if last is None or ev.ts - last > fs.dedupe:
+            period = fire.period
+            if period is not None:
+                # Judged per day: one signal per entity and day. A day's excess settled the
+                # next morning (its last reads' claim windows closed) is that day again.
+                if self._signal_period.get(sk) != period:
+                    self._signal_period[sk] = period
+                    self._signal(fs.spec, ev, fire, out)
+            elif last is None or ev.ts - last > fs.dedupe:
                 self._signal(fs.spec, ev, fire, out)
         if fs.alert:
             self._alert(fs, ev, fire, out)
@@ -443,12 +450,16 @@ class Engine:
             label = _NOVELTY_LABEL.get(spec.field, spec.field)
             self._novelty.setdefault(entity, {})[label] = ev.ts
         if spec.risk > 0:
+            detail = ""
             for risk in self.risks:
                 if risk.spec.entity != spec.entity or (
                     risk.spec.signals and spec.id not in risk.spec.signals
                 ):
                     continue
-                f = risk.add(entity, spec.id, spec.title, spec.risk, ev.ts)
+                if not detail:
+                    # What the signal said, without its entity (the risk alert names it).
+                    detail = fire.render().removeprefix(f"{entity}: ")
+                f = risk.add(entity, spec.id, spec.title, spec.risk, ev.ts, detail)
                 if f is not None:
                     self._alert(self._fire_specs[risk.spec.id], ev, f, out)
         if spec.entity == EntityType.ACCOUNT:
@@ -562,6 +573,7 @@ class Engine:
         for sk, t in list(self._signal_seen.items()):
             if now - t > max(self.specs[sk[0]].dedupe, 86400.0):
                 del self._signal_seen[sk]
+                self._signal_period.pop(sk, None)
         self.watch.evict({a.id for a in self._open.values()})
 
     # -- state ---------------------------------------------------------------------------
@@ -577,6 +589,7 @@ class Engine:
             "open": [[k[0], k[1], k[2], a.id] for k, a in self._open.items()],
             "exposure": self.watch.dump(),
             "signal_seen": [[k[0], k[1], t] for k, t in self._signal_seen.items()],
+            "signal_period": [[k[0], k[1], p] for k, p in self._signal_period.items()],
             "novelty": {k: dict(v) for k, v in self._novelty.items()},
             "pending": [_event_dict(item[4]) for item in sorted(self._heap)]
             + [_event_dict(ev) for ev in self._fifo[self._head :]],
@@ -607,6 +620,7 @@ class Engine:
         }
         self.watch.load(state.get("exposure", {}), self._alerts, self._open.values())
         self._signal_seen = {(r, e): t for r, e, t in state.get("signal_seen", [])}
+        self._signal_period = {(r, e): p for r, e, p in state.get("signal_period", [])}
         self._novelty = {k: dict(v) for k, v in state.get("novelty", {}).items()}
         self._heap = []
         self._fifo.clear()

@@ -27,7 +27,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any, Final, Generic, TypeVar, final
 from zoneinfo import ZoneInfo
@@ -116,6 +116,11 @@ def _utc_offset_for_hour(hour_bucket: int) -> int:
 def utc_offset(ts: float) -> int:
     """Seconds to add to UTC to get the portal's local time at ``ts``."""
     return _utc_offset_for_hour(int(ts) // 3600)
+
+
+def local_strftime(ts: float, fmt: str) -> str:
+    """``ts`` in the portal's local time, formatted (e.g. ``"%H:%M"`` for an explanation)."""
+    return (datetime.fromtimestamp(ts, tz=UTC) + timedelta(seconds=utc_offset(ts))).strftime(fmt)
 
 
 def local_day_span(ts: float) -> tuple[int, float, float]:

@@ -3,7 +3,8 @@
 Risk: every rule with ``risk: N`` adds N points to its entity once per firing period (its
 ``dedupe`` period); a risk rule with ``signals`` only counts those rules. Scores decay
 exponentially with event time (``half_life``). When an entity's
-score reaches the risk rule's ``threshold``, the risk rule fires, listing the contributing signals.
+score reaches the risk rule's ``threshold``, the risk rule fires, listing the contributing signals
+with what each said when it fired (the last ``DETAILS_PER_SIGNAL`` times, with their time).
 
 Campaign: when a listed signal fires for an account, the signal's triggering event gives the
 campaign key (e.g. its ``user_agent`` or ``ip16``). When ``min_accounts`` distinct accounts raise
@@ -21,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rempart.detect.expr import local_strftime
 from rempart.detect.spec import RuleSpec
 from rempart.detect.windows import (
     Fire,
@@ -32,34 +34,47 @@ from rempart.detect.windows import (
 )
 from rempart.events import Event
 
+#: What a risk alert quotes of each contributing signal: its last few firings.
+DETAILS_PER_SIGNAL = 3
+
 
 class RiskRollup:
     __slots__ = ("scores", "spec")
 
     def __init__(self, spec: RuleSpec):
         self.spec = spec
-        #: entity -> [score, last ts, first contribution ts, {rule id: points}]
+        #: entity -> [score, last ts, first contribution ts, {title: points},
+        #: {title: [[ts, what the signal said], ...]}]
         self.scores: dict[str, list[Any]] = {}
 
-    def add(self, entity: str, rule_id: str, title: str, points: float, ts: float) -> Fire | None:
+    def add(
+        self, entity: str, rule_id: str, title: str, points: float, ts: float, detail: str = ""
+    ) -> Fire | None:
         st = self.scores.get(entity)
         if st is None:
-            st = self.scores[entity] = [0.0, ts, ts, {}]
+            st = self.scores[entity] = [0.0, ts, ts, {}, {}]
         decay = 0.5 ** ((ts - st[1]) / self.spec.half_life)
         st[0] = st[0] * decay + points
         st[1] = ts
         contrib: dict[str, float] = st[3]
+        details: dict[str, list[list[Any]]] = st[4]
         for k in list(contrib):
             contrib[k] *= decay
             if contrib[k] < 1:
                 del contrib[k]
+                details.pop(k, None)
         if not contrib:
             st[2] = ts
         contrib[title] = contrib.get(title, 0.0) + points
+        if detail:
+            said = details.setdefault(title, [])
+            said.append([ts, detail])
+            del said[:-DETAILS_PER_SIGNAL]
         if st[0] < self.spec.threshold or len(contrib) < self.spec.min_signals:
             return None
         signals = ", ".join(
-            f"{t} ({p:.0f})" for t, p in sorted(contrib.items(), key=lambda x: -x[1])
+            f"{t} ({p:.0f}){_quoted(details.get(t))}"
+            for t, p in sorted(contrib.items(), key=lambda x: -x[1])
         )
         text = (
             f"{entity}: risk {st[0]:.0f} >= {self.spec.threshold:.0f} from weak signals in "
@@ -72,10 +87,37 @@ class RiskRollup:
         return drop_keys(self.scores, dead)
 
     def dump(self) -> dict[str, Any]:
-        return {k: [st[0], st[1], st[2], dict(st[3])] for k, st in self.scores.items()}
+        return {
+            k: [
+                st[0],
+                st[1],
+                st[2],
+                dict(st[3]),
+                {t: [list(d) for d in v] for t, v in st[4].items()},
+            ]
+            for k, st in self.scores.items()
+        }
 
     def load(self, data: dict[str, Any]) -> None:
-        self.scores = {k: [v[0], v[1], v[2], dict(v[3])] for k, v in data.items()}
+        # States saved before the signals' details were kept have four fields.
+        self.scores = {
+            k: [
+                v[0],
+                v[1],
+                v[2],
+                dict(v[3]),
+                {t: [list(d) for d in w] for t, w in (v[4] if len(v) > 4 else {}).items()},
+            ]
+            for k, v in data.items()
+        }
+
+
+def _quoted(said: list[list[Any]] | None) -> str:
+    """`` [20 Nov 14:13: what the signal said | ...]`` (empty without details)."""
+    if not said:
+        return ""
+    quotes = (f"{local_strftime(ts, '%d %b %H:%M')}: {text}" for ts, text in said)
+    return " [" + " | ".join(quotes) + "]"
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:

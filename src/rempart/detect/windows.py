@@ -44,7 +44,7 @@ class Fire:
     live views of the rule's state that the engine copies only when it creates an alert.
     """
 
-    __slots__ = ("exposed", "first_seen", "key", "metrics", "related", "text")
+    __slots__ = ("exposed", "first_seen", "key", "metrics", "period", "related", "text")
 
     def __init__(
         self,
@@ -54,6 +54,7 @@ class Fire:
         metrics: dict[str, float],
         exposed: Collection[int] | None = None,
         related: Collection[str] | None = None,
+        period: int | None = None,
     ):
         self.key = key
         self.first_seen = first_seen
@@ -62,6 +63,9 @@ class Fire:
         self.exposed = exposed
         #: Other entities involved (accounts tried from an IP, accounts of a campaign).
         self.related = related
+        #: The period judged, for rules that judge one (a baseline rule's local day): as a
+        #: signal, the fire counts once per entity and period, whenever it comes.
+        self.period = period
 
     def render(self) -> str:
         text = self.text
