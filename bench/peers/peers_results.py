@@ -179,7 +179,7 @@ def verdict(report: dict[str, Any]) -> list[str]:
         for t in ("rempart", "crowdsec", "fail2ban")
     }
     lines.append(
-        "- Ahead of both peers on every scenario: "
+        "- Behind neither peer on any scenario (detected, records exposed, time to detect): "
         + ("yes" if not behind else "not everywhere: " + "; ".join(behind))
         + f". False-positive entities on the scenario logs: Rempart {fps['rempart']}, "
         f"CrowdSec {fps['crowdsec']}, fail2ban {fps['fail2ban']}."
