@@ -46,3 +46,19 @@ def claim_event(ts: float, user: str, **fields: Any) -> Event:
         "line": 0,
     }
     return Event(ts=ts, user_name=user, **(base | fields))
+
+
+def claimed_days(
+    user: str, days: int, patients: int, t0: float, gap: float = 900.0, claim_after: float = 120.0
+) -> list[Event]:
+    """``days`` days from ``t0`` of ``patients`` regular patients' reads, ``gap`` seconds apart,
+    each followed by its claim ``claim_after`` seconds later (an account's usual days)."""
+    out: list[Event] = []
+    for d in range(days):
+        for k in range(patients):
+            t = t0 + d * 86400.0 + k * gap
+            out += [
+                read_event(t, user, f"p{k}", line=k),
+                claim_event(t + claim_after, user, line=k),
+            ]
+    return out

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 from detect_engine_reference import ReferenceBaselineRule
-from detect_events import claim_event, read_event
+from detect_events import claim_event, claimed_days, read_event
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -80,12 +80,7 @@ def claim(ts: float, user: str, ok: bool = True) -> Event:
 
 def regular_days(user: str, days: int) -> list[Event]:
     """Days of five patients each, every read followed by its claim."""
-    out: list[Event] = []
-    for d in range(days):
-        for k in range(5):
-            t = T0 + d * DAY + k * 1800
-            out += [read(t, user, f"p{k}"), claim(t + 60, user)]
-    return out
+    return claimed_days(user, days, 5, T0, gap=1800, claim_after=60)
 
 
 def _engine(specs: list[RuleSpec], mode: str) -> Engine:

@@ -7,7 +7,7 @@ it must neither say "today" nor count as a second day for TP-RISK-002 ("on two d
 
 from __future__ import annotations
 
-from detect_events import claim_event, read_event
+from detect_events import claimed_days, read_event
 
 from rempart.alerts import Alert
 from rempart.detect.baseline import dated, local_day
@@ -25,12 +25,7 @@ def _pack(*ids: str) -> Engine:
 
 
 def _usual_days(user: str, days: int) -> list[Event]:
-    out: list[Event] = []
-    for d in range(days):
-        for k in range(20):
-            t = T0 + d * DAY + k * 900
-            out += [read_event(t, user, f"p{k}"), claim_event(t + 120, user)]
-    return out
+    return claimed_days(user, days, 20, T0)
 
 
 def _strangers(user: str, day: int, n: int, hour: float, tag: str) -> list[Event]:
