@@ -85,3 +85,18 @@ def test_a_risk_state_saved_before_the_details_loads_and_goes_on() -> None:
     assert fire is not None
     assert "Strangers (95) [" in fire.render() and "9 read on 02 Feb]" in fire.render()
     assert rollup.dump()["PH3"][4] == {"Strangers": [[T0 + DAY, "9 read on 02 Feb"]]}
+
+
+def test_a_day_settled_after_a_long_weekend_is_still_one_signal() -> None:
+    """Friday evening's strangers settled at Monday's first read, after the engine's hourly
+    eviction has forgotten the account's last firing: still Friday, still one signal."""
+    events = _usual_days("PH0004", 10)
+    events += _strangers("PH0004", 10, 7, 1, "s")
+    events.append(read_event(T0 + 10 * DAY + 5 * 3600, "PH0004", "p1"))
+    events += _strangers("PH0004", 10, 2, 9, "e")
+    events.append(read_event(T0 + 13 * DAY + 3600, "PH0004", "p1"))
+    events += [read_event(T0 + d * DAY / 4, "MD0001", "q1") for d in range(44, 53)]  # time goes on
+    engine = _pack("TP-INS-001", "TP-RISK-002")
+    engine.record_signals = True
+    _run(events, engine)
+    assert [s[:2] for s in engine.signals] == [("TP-INS-001", "PH0004")]

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final, final
 
 from rempart.alerts import Alert, EntityType, EvidenceRef, alert_id
-from rempart.detect.baseline import BaselineRule, share_read_days
+from rempart.detect.baseline import BaselineRule, local_day, share_read_days
 from rempart.detect.baseline_days import _ReadDays
 from rempart.detect.care import SurpriseRule
 from rempart.detect.exposure import ExposureWatch
@@ -57,6 +57,8 @@ EVIDENCE_CAP: Final = 25
 #: Released events are cut from the front of the FIFO once there are this many (and half).
 FIFO_COMPACT: Final = 4096
 EVICT_EVERY: Final = 3600.0
+#: Days a per-day signal's day is remembered (see ``_on_fire`` and ``evict``).
+PERIOD_MEMORY: Final = 7
 NOVELTY_CONTEXT: Final = 86400.0
 
 _RUNTIME: dict[str, type[CompiledRule]] = {
@@ -573,7 +575,11 @@ class Engine:
         for sk, t in list(self._signal_seen.items()):
             if now - t > max(self.specs[sk[0]].dedupe, 86400.0):
                 del self._signal_seen[sk]
-                self._signal_period.pop(sk, None)
+        # A day's last reads may be settled days later (the account's next event): the day is
+        # remembered a week, whether or not the account fired since.
+        today = local_day(now)
+        for sk in [k for k, day in self._signal_period.items() if today - day > PERIOD_MEMORY]:
+            del self._signal_period[sk]
         self.watch.evict({a.id for a in self._open.values()})
 
     # -- state ---------------------------------------------------------------------------
