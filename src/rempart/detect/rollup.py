@@ -87,29 +87,17 @@ class RiskRollup:
         return drop_keys(self.scores, dead)
 
     def dump(self) -> dict[str, Any]:
-        return {
-            k: [
-                st[0],
-                st[1],
-                st[2],
-                dict(st[3]),
-                {t: [list(d) for d in v] for t, v in st[4].items()},
-            ]
-            for k, st in self.scores.items()
-        }
+        return {k: _copied(st) for k, st in self.scores.items()}
 
     def load(self, data: dict[str, Any]) -> None:
-        # States saved before the signals' details were kept have four fields.
-        self.scores = {
-            k: [
-                v[0],
-                v[1],
-                v[2],
-                dict(v[3]),
-                {t: [list(d) for d in w] for t, w in (v[4] if len(v) > 4 else {}).items()},
-            ]
-            for k, v in data.items()
-        }
+        self.scores = {k: _copied(v) for k, v in data.items()}
+
+
+def _copied(st: list[Any]) -> list[Any]:
+    """A deep enough copy of one entity's score record (states saved before the signals'
+    details were kept have four fields: they get none)."""
+    details = st[4] if len(st) > 4 else {}
+    return [st[0], st[1], st[2], dict(st[3]), {t: [list(d) for d in w] for t, w in details.items()}]
 
 
 def _quoted(said: list[list[Any]] | None) -> str:
