@@ -430,8 +430,6 @@ class Engine:
     def _on_fire(self, fs: _FireSpec, ev: Event, fire: Fire, out: list[Alert]) -> None:
         if fs.is_signal:
             sk = (fs.id, fire.key)
-            last = self._signal_seen.get(sk)
-            self._signal_seen[sk] = ev.ts
             period = fire.period
             if period is not None:
                 # Judged per day: one signal per entity and day. A day's excess settled the
@@ -439,8 +437,11 @@ class Engine:
                 if self._signal_period.get(sk) != period:
                     self._signal_period[sk] = period
                     self._signal(fs.spec, ev, fire, out)
-            elif last is None or ev.ts - last > fs.dedupe:
-                self._signal(fs.spec, ev, fire, out)
+            else:
+                last = self._signal_seen.get(sk)
+                self._signal_seen[sk] = ev.ts
+                if last is None or ev.ts - last > fs.dedupe:
+                    self._signal(fs.spec, ev, fire, out)
         if fs.alert:
             self._alert(fs, ev, fire, out)
 
