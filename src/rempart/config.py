@@ -62,6 +62,9 @@ class Config(StrictModel):
     #: Account directory (CSV with columns account, kind, organization_id): peer groups and
     #: organisations of practitioner accounts. Without it, the profile's kind_pattern is used.
     directory: Path | None = None
+    #: Care relationships (CSVs with columns account, beneficiary): the operator's claims
+    #: history, which beneficiaries each account has billed before (docs/care-history.md).
+    care_history: list[Path] = Field(default_factory=list)
     keys: KeySettings = KeySettings()
     state: StateSettings = StateSettings()
     detection: DetectionSettings = DetectionSettings()

@@ -23,6 +23,11 @@ rules_app = typer.Typer(help="Check, test and list detection rules.", no_args_is
 RULES_OPTION = typer.Option(
     None, "--rules", "-r", help="Extra rule file or directory (repeatable)."
 )
+CARE_OPTION = typer.Option(
+    None,
+    "--care-history",
+    help="Care relationships CSV (account, beneficiary): who billed whom before (repeatable).",
+)
 _SEV_STYLE = {
     "critical": "bold red",
     "high": "red",
@@ -210,6 +215,7 @@ def hunt(
     out: Path = typer.Option(None, "--out", "-o", help="Write alerts as JSON lines here."),
     state: str = typer.Option(None, "--state", help="SQLAlchemy URL: restore, then save state."),
     directory: Path = typer.Option(None, "--directory", help="Account directory CSV."),
+    care_history: list[Path] = CARE_OPTION,
     lateness: float = typer.Option(None, "--lateness", help="Seconds of out-of-order tolerance."),
     as_json: bool = typer.Option(False, "--json", help="Alerts as JSON lines on stdout."),
     workers: int = typer.Option(
@@ -229,7 +235,9 @@ def hunt(
 
         cfg = get_config(config)
         specs = _load_specs(cfg, rules, profile)
-        request = IngestRequest.from_config(cfg, paths=paths, profile=profile, directory=directory)
+        request = IngestRequest.from_config(
+            cfg, paths=paths, profile=profile, directory=directory, care_history=care_history
+        )
         result = run_hunt(
             request,
             specs,
@@ -242,9 +250,14 @@ def hunt(
             write_alerts(result.alerts, fh)
     if as_json:
         write_alerts(result.alerts, sys.stdout)
-        if result.quarantined:  # stdout is the alerts: the bad lines are said on stderr
+        # stdout is the alerts: the care history and the bad lines are said on stderr
+        if result.care_note:
+            err_console.print(result.care_note, highlight=False, soft_wrap=True)
+        if result.quarantined:
             err_console.print(_quarantine_note(result), highlight=False, soft_wrap=True)
         return
+    if result.care_note:
+        console.print(result.care_note, highlight=False, soft_wrap=True)
     console.print(_summary_table(result.summary()))
     if result.alerts:
         console.print(_alerts_table(result.alerts))
@@ -271,6 +284,7 @@ def watch(
     rules: list[Path] = RULES_OPTION,
     state: str = typer.Option(None, "--state", help="SQLAlchemy URL (default: state.url)."),
     idle_exit: float = typer.Option(None, "--idle-exit", help="Stop after N idle seconds."),
+    care_history: list[Path] = CARE_OPTION,
     as_json: bool = typer.Option(False, "--json", help="Alerts as JSON lines."),
     config: Path = CONFIG_OPTION,
 ) -> None:
@@ -283,7 +297,9 @@ def watch(
 
     cfg = get_config(config)
     specs = _load_specs(cfg, rules, profile)
-    request = IngestRequest.from_config(cfg, paths=paths or None, profile=profile)
+    request = IngestRequest.from_config(
+        cfg, paths=paths or None, profile=profile, care_history=care_history
+    )
     if not request.paths:
         raise ConfigError("nothing to watch", hint="give paths or configure sources")
 
@@ -316,6 +332,8 @@ def watch(
     )
     if not as_json:
         err_console.print(f"stopped: {result.events:,} events, {len(result.alerts)} new alerts")
+    if result.care_note:
+        err_console.print(result.care_note, highlight=False, soft_wrap=True)
     if result.quarantined:
         err_console.print(_quarantine_note(result), highlight=False, soft_wrap=True)
 
@@ -326,6 +344,11 @@ def evaluate(
     days: int = typer.Option(7, "--days", help="Days of simulated traffic with attacks."),
     learn_days: int = typer.Option(7, "--learn-days", help="Attack-free days learned first."),
     rules: list[Path] = RULES_OPTION,
+    care_history: bool = typer.Option(
+        False,
+        "--care-history/--no-care-history",
+        help="Also give the engine the claims history before the period (who billed whom).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Full results as JSON."),
     config: Path = CONFIG_OPTION,
 ) -> None:
@@ -338,7 +361,16 @@ def evaluate(
     for seed in seeds:
         if not as_json:
             err_console.print(f"seed {seed}: simulating and detecting...")
-        runs.append(evaluate_seed(seed, specs, accounts=accounts, days=days, learn_days=learn_days))
+        runs.append(
+            evaluate_seed(
+                seed,
+                specs,
+                accounts=accounts,
+                days=days,
+                learn_days=learn_days,
+                care_history=care_history,
+            )
+        )
     if as_json:
         sys.stdout.write(to_json(runs) + "\n")
         return

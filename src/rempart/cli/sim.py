@@ -40,12 +40,16 @@ def sim(
         help="Share of sessions starting with a forgotten password (default 0.005).",
     ),
     no_events: bool = typer.Option(False, "--no-events", help="Do not write events.jsonl."),
+    care_history: bool = typer.Option(
+        False, "--care-history", help="Also write care.csv: who billed whom before the period."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
     list_scenarios: bool = typer.Option(
         False, "--list-scenarios", help="List scenarios and their parameters, then exit."
     ),
 ) -> None:
-    """Write access.log, events.jsonl, directory.csv and truth.json for a simulated portal."""
+    """Write access.log, events.jsonl, directory.csv and truth.json for a simulated portal (and
+    care.csv, the claims history before the period, with --care-history)."""
     from dataclasses import replace
 
     from rempart.sim import ScenarioSpec, SimOptions, simulate
@@ -67,7 +71,7 @@ def sim(
     if forgotten_share is not None:
         opts = replace(opts, forgotten_share=forgotten_share)
     if as_json:
-        result = simulate(opts, out, events=not no_events)
+        result = simulate(opts, out, events=not no_events, care=care_history)
         print_json(result.summary())
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -85,7 +89,7 @@ def sim(
         def progress(lines: int, done: int, total: int) -> None:
             bar.update(task, completed=done, lines=lines)
 
-        result = simulate(opts, out, events=not no_events, progress=progress)
+        result = simulate(opts, out, events=not no_events, progress=progress, care=care_history)
     _render(result.summary())
 
 
@@ -104,6 +108,8 @@ def _render(summary: dict[str, object]) -> None:
         f"beneficiaries read {totals['beneficiaries_read']:,}, "
         f"actions {', '.join(f'{k} {v:,}' for k, v in totals['actions'].items())}"
     )
+    if summary.get("care"):
+        console.print(f"claims history before the period: {summary['care']}")
     attacks = summary["attacks"]
     assert isinstance(attacks, list)
     if not attacks:

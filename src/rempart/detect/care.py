@@ -43,7 +43,7 @@ from rempart.detect.windows import CompiledRule, EventContext, Fire
 from rempart.events import Event
 
 #: Peer pools need this many novel reads before their share is used as a prior.
-PEER_MIN_READS: Final = 200
+PEER_MIN_READS: Final = 30
 #: A past day this improbable against the account's other days is not learned as usual.
 ODD_DAY_P: Final = 0.01
 #: Orphan hashes kept per account at most (those of the longest span; evidence of an alert).
@@ -132,6 +132,7 @@ class SurpriseRule(CompiledRule):
     reads_first_seen = True
 
     __slots__ = (
+        "alpha",
         "claim_window",
         "day",
         "day_box",
@@ -139,6 +140,7 @@ class SurpriseRule(CompiledRule):
         "day_to",
         "group_of",
         "history_days",
+        "novel_words",
         "peers",
         "span_max",
     )
@@ -153,6 +155,10 @@ class SurpriseRule(CompiledRule):
         self.span_max = max(spec.spans)
         self.claim_window = spec.claim_window
         self.history_days = spec.history_days
+        #: The false-alarm probability per test (see :meth:`use_care_history`).
+        self.alpha = spec.alpha
+        #: What a novel read is, in the alert's words.
+        self.novel_words = "never read before"
         #: Local day of the timestamps in [day_from, day_to): one hour at most, the same UTC
         #: offset throughout (see ``_local_day``); empty until the first read.
         self.day = 0
@@ -160,6 +166,13 @@ class SurpriseRule(CompiledRule):
         self.day_box: Any = 0
         self.day_from = 0.0
         self.day_to = 0.0
+
+    def use_care_history(self) -> None:
+        """The deployment loaded care relationships into the first-seen history: a novel read
+        is then of a beneficiary with no claim on record, so the rule tests at ``care_alpha``."""
+        if self.spec.care_alpha is not None:
+            self.alpha = self.spec.care_alpha
+        self.novel_words = "with no claim on record nor read before"
 
     def _local_day(self, ts: float) -> int:
         """``local_day(ts)``, and the span of timestamps sharing it within the hour."""
@@ -400,7 +413,7 @@ class SurpriseRule(CompiledRule):
         if not peer_known:
             peer = self._peer_share(st, day)
         pa, pb = self._prior(peer)
-        per_test = spec.alpha / len(spec.spans)
+        per_test = self.alpha / len(spec.spans)
         for span, nw, xw, nh, xh in tested:
             a = xh + pa
             b = (nh - xh) + pb
@@ -458,10 +471,11 @@ class SurpriseRule(CompiledRule):
         n = max(n, x)
         share, peer, p, span = ep.share, ep.peer, ep.p, ep.span
         when = "today" if span == 1 else f"over the last {span} days"
+        novel = self.novel_words
 
         def text() -> str:
             parts = [
-                f"{key}: {x:,} of {n:,} beneficiaries never read before {when} had no claim "
+                f"{key}: {x:,} of {n:,} beneficiaries {novel} {when} had no claim "
                 f"following (expected {n * share:.1f}: its usual share {share:.1%}"
             ]
             if peer is not None:

@@ -26,7 +26,7 @@ drop them before ``process`` (``relevant_actions``). ``events_seen`` counts the 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, final
 
 from rempart.alerts import Alert, EntityType, EvidenceRef, alert_id
@@ -175,6 +175,8 @@ class Engine:
         self._rule_fs = [self._fire_specs[r.spec.id] for r in self.rules]
         self.lateness = lateness
         self.history = BeneficiaryHistory()
+        #: Whether care relationships from outside the log were loaded (``add_care_history``).
+        self.care_history = False
         self._alerts: dict[str, Alert] = {}
         #: Alerts whose explanation awaits rendering from their latest firing.
         self._stale: dict[str, tuple[Fire, float]] = {}
@@ -584,6 +586,28 @@ class Engine:
         self.watch.evict({a.id for a in self._open.values()})
 
     # -- state ---------------------------------------------------------------------------
+    @property
+    def reads_first_seen(self) -> bool:
+        """Whether this engine keeps a first-seen history (see ``track_first_seen``)."""
+        return self._first_seen
+
+    def add_care_history(self, care: Mapping[str, Iterable[int]]) -> int:
+        """Load care relationships (account -> beneficiary hashes, from
+        :func:`rempart.ingest.care.load_care_history`) into the first-seen history, before
+        the events: a beneficiary the account has billed before is no stranger even on its
+        first read since deployment. Rules that depend on it switch to their care-history
+        settings. Idempotent; returns how many relationships were new to the history."""
+        added = 0
+        for account, hashes in care.items():
+            added += self.history.add_known(account, hashes)
+        self._use_care_history()
+        return added
+
+    def _use_care_history(self) -> None:
+        self.care_history = True
+        for rule in self.rules:
+            rule.use_care_history()
+
     def dump_state(self) -> dict[str, Any]:
         """Everything learned, as msgspec-friendly primitives (see ``rempart.detect.store``)."""
         self._render_stale()
@@ -602,6 +626,7 @@ class Engine:
             + [_event_dict(ev) for ev in self._fifo[self._head :]],
             "max_ts": self._max_ts if self._max_ts != float("-inf") else None,
             "events_seen": self.events_seen,
+            "care_history": self.care_history,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -619,6 +644,8 @@ class Engine:
                 if obj.spec.id in saved:
                     obj.load(saved[obj.spec.id])
         self.history.load(state.get("history", {}))
+        if state.get("care_history"):
+            self._use_care_history()  # the history holds them: judged as when they were loaded
         self._alerts = {a["id"]: Alert.from_dict(a) for a in state.get("alerts", [])}
         self._open = {
             (r, e, k): self._alerts[aid]

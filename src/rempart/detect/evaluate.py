@@ -72,6 +72,7 @@ class SeedScore:
     seconds: float
     attacks: list[AttackScore] = field(default_factory=list)
     fp_rules: dict[str, int] = field(default_factory=dict)
+    care_history: bool = False
 
 
 def _identity(attack: dict[str, Any]) -> set[str]:
@@ -175,7 +176,13 @@ def evaluate_seed(
     learn_days: int = 7,
     workdir: Path | None = None,
     lateness: float = 0.0,
+    care_history: bool = False,
 ) -> SeedScore:
+    """Simulate and score one seed; ``care_history``: the engine also gets the operator's
+    claims history before the period (the simulator's ``care.csv``), as a deployment that
+    loads it would."""
+    from rempart.ingest.care import load_care_history
+    from rempart.protect.tokens import Tokenizer, generate_key
     from rempart.sim import SimOptions, simulate
 
     started = time.perf_counter()
@@ -186,8 +193,12 @@ def evaluate_seed(
     opts = replace(drawn, start=base, days=learn_days + days)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         out = Path(tmp)
-        result = simulate(opts, out, events=False)
-        engine = replay(result, Engine(specs, lateness=lateness))
+        result = simulate(opts, out, events=False, care=care_history)
+        key = generate_key()
+        engine = Engine(specs, lateness=lateness)
+        if result.care is not None:
+            engine.add_care_history(load_care_history([result.care], Tokenizer(key)).accounts)
+        engine = replay(result, engine, key)
         truth = result.truth
         lines = result.lines
     alerts = sorted(engine.alerts.values(), key=lambda a: a.detected_at)
@@ -210,6 +221,7 @@ def evaluate_seed(
         seconds=round(time.perf_counter() - started, 1),
         attacks=scores,
         fp_rules=fp_rules,
+        care_history=care_history,
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import sys
 import zlib
 from array import array
+from collections.abc import Iterable
 from itertools import chain
 from typing import Any, Final
 
@@ -191,6 +192,19 @@ class BeneficiaryHistory:
         if len(recent) >= _MERGE_AT and len(recent) >= n >> 3:
             hist.merge()
         return True
+
+    def add_known(self, account: str, hashes: Iterable[int]) -> int:
+        """Record beneficiaries ``account`` is known to have a care relationship with (from
+        outside the log: see :mod:`rempart.ingest.care`), as if it had read them. Returns how
+        many were new to its history. Idempotent: loading the same list twice adds nothing."""
+        hist = self.accounts.get(account)
+        if hist is None:
+            hist = self.accounts[account] = _AccountHistory()
+        hist.merge()
+        before = hist.arr
+        added = array("I", sorted(set(hashes).union(_values(before)))).tobytes()
+        hist.arr = added
+        return (len(added) - len(before)) >> 2
 
     def seen(self, account: str, h: int) -> bool:
         hist = self.accounts.get(account)

@@ -48,6 +48,8 @@ class HuntResult:
     seconds: float = 0.0
     alerts: list[Alert] = field(default_factory=list)
     state_bytes: int = 0
+    #: What the care history loaded (``CareHistory.note``), None without one.
+    care_note: str | None = None
 
     @property
     def quarantined(self) -> int:
@@ -81,6 +83,20 @@ def make_engine(specs: list[RuleSpec], lateness: float, state_url: str | None) -
         if saved is not None:
             engine.load_state(saved)
     return engine
+
+
+def add_care_history(request: IngestRequest, engines: Iterable[Engine | None]) -> str | None:
+    """Load the request's care relationship files into the engines that keep a first-seen
+    history; their note (None without files)."""
+    if not request.care_history:
+        return None
+    from rempart.ingest.care import load_care_history
+
+    care = load_care_history(request.care_history, request.tokenizer, request.quarantine_dir)
+    for engine in engines:
+        if engine is not None and engine.reads_first_seen:
+            engine.add_care_history(care.accounts)
+    return care.note()
 
 
 def disclosing_actions(request: IngestRequest) -> frozenset[str]:
@@ -128,6 +144,7 @@ def run_hunt(
         split = split_rules(specs) if workers >= 2 and not state_url else None
         engine = make_engine(split[0] if split else specs, lateness, state_url)
         child = Engine(split[1], lateness=lateness, track_first_seen=False) if split else None
+        care_note = add_care_history(request, (engine, child))
         known = set(engine.alerts)
         # A batch at a time: the loop over its events runs in the engine (compiled), not here.
         process_many = engine.process_many
@@ -149,6 +166,7 @@ def run_hunt(
             quarantined_by_reason=dict(totals.quarantined),
             quarantine_file=totals.quarantine_file,
             late_events=engine.late_events,
+            care_note=care_note,
         )
         alerts = [a for a in engine.alerts.values() if a.id not in known]
         alerts += [Alert.from_dict(d) for d in totals.alerts]
@@ -236,7 +254,7 @@ def run_watch(
     store = _store(state_url) if state_url else None
     saved = store.load() if store else None
     source = FollowedSource(request, (saved or {}).get("follower"))
-    result = HuntResult()
+    result = HuntResult(care_note=add_care_history(request, (engine,)))
     stop = _Stop()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     last_data = last_save = time.monotonic()

@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from rempart.detect.engine import Engine
+from rempart.detect.history import beneficiary_hash
 from rempart.detect.spec import RuleSpec, SampleSpec, parse_duration
 from rempart.errors import RuleError
 from rempart.events import EVENT_FIELDS, Event
@@ -172,6 +173,10 @@ def run_sample(spec: RuleSpec, sample: SampleSpec, pack: dict[str, RuleSpec]) ->
         return SampleResult(spec.id, sample.name, where, False, [str(exc)])
     rules = [spec, *[pack[r] for r in sample.with_rules if r in pack and r != spec.id]]
     engine = Engine(rules, record_signals=True)
+    if sample.care_history is not None:
+        engine.add_care_history(
+            {acc: map(beneficiary_hash, toks) for acc, toks in sample.care_history.items()}
+        )
     for ev in events:
         engine.process(ev)
     engine.flush()

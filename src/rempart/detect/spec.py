@@ -79,6 +79,9 @@ class SampleSpec:
     #: Other rules loaded together with this one for the sample (risk, campaign rules).
     with_rules: tuple[str, ...]
     start: str
+    #: Care relationships loaded before the events (``Engine.add_care_history``): account ->
+    #: beneficiary tokens. None: the sample runs without (the log alone).
+    care_history: dict[str, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,9 @@ class RuleSpec:
     #: ``surprise``: spans (days) tested, overall false-alarm probability per test, prior weight.
     spans: tuple[int, ...] = (1, 3, 7)
     alpha: float = 1e-5
+    #: ``surprise``: ``alpha`` when the deployment loads care relationships (``care_history``):
+    #: "never read before" then means no care relationship at all, a rarer and steadier event.
+    care_alpha: float | None = None
     prior_weight: float = 50.0
     samples: tuple[SampleSpec, ...] = ()
 
@@ -281,6 +287,7 @@ _TYPE_FIELDS: dict[str, set[str]] = {
         "claim_window",
         "spans",
         "alpha",
+        "care_alpha",
         "prior_weight",
         "min_reads",
         "min_value",
@@ -356,7 +363,15 @@ def _samples(c: _Checker) -> tuple[SampleSpec, ...]:
         if not isinstance(item, LMap):
             c.problem(line, f"samples[{i}]: expected a mapping")
             continue
-        unknown = set(item) - {"name", "events", "expect", "forbid", "with_rules", "start"}
+        unknown = set(item) - {
+            "name",
+            "events",
+            "expect",
+            "forbid",
+            "with_rules",
+            "start",
+            "care_history",
+        }
         for key in sorted(unknown):
             c.problem(item.line_of(key), f"samples[{i}]: unknown field {key!r}")
         events = item.get("events")
@@ -388,9 +403,40 @@ def _samples(c: _Checker) -> tuple[SampleSpec, ...]:
                 forbid=tuple(forbid),
                 with_rules=tuple(str(x) for x in with_rules),
                 start=str(item.get("start", "2024-02-01T08:00:00Z")),
+                care_history=_sample_care(c, item, i),
             )
         )
     return tuple(out)
+
+
+def _sample_care(c: _Checker, item: LMap, i: int) -> dict[str, tuple[str, ...]] | None:
+    """A sample's ``care_history``: a list of ``{account, beneficiary, count?}``; with
+    ``count``, ``{i}`` in the beneficiary runs from 0 to count - 1 (``c{i}``: c0, c1...)."""
+    raw = item.get("care_history")
+    if raw is None:
+        return None
+    where = item.line_of("care_history")
+    usage = f"samples[{i}].care_history: list of {{account, beneficiary, count?}}"
+    if not isinstance(raw, list):
+        c.problem(where, usage)
+        return None
+    care: dict[str, list[str]] = {}
+    for entry in raw:
+        count = entry.get("count", 1) if isinstance(entry, dict) else None
+        if (
+            not isinstance(entry, dict)
+            or set(entry) - {"account", "beneficiary", "count"}
+            or not isinstance(entry.get("account"), str)
+            or not isinstance(entry.get("beneficiary"), str)
+            or not isinstance(count, int)
+            or isinstance(count, bool)
+            or not 1 <= count <= 100_000
+        ):
+            c.problem(where, usage)
+            return None
+        tokens = care.setdefault(entry["account"], [])
+        tokens.extend(entry["beneficiary"].replace("{i}", str(k)) for k in range(count))
+    return {k: tuple(v) for k, v in care.items()}
 
 
 def _peer_group(c: _Checker, doc: LMap) -> str | None:
@@ -422,6 +468,8 @@ def _surprise_fields(c: _Checker, doc: LMap, kw: dict[str, Any]) -> None:
         else:
             kw["spans"] = tuple(sorted(set(spans)))
     kw["alpha"] = float(c.get("alpha", (int, float), 1e-5, check=_fraction))
+    care_alpha = c.get("care_alpha", (int, float), None, check=_fraction)
+    kw["care_alpha"] = None if care_alpha is None else float(care_alpha)
     kw["prior_weight"] = float(
         c.get("prior_weight", (int, float), 50.0, check=lambda v: None if v >= 0 else ">= 0")
     )

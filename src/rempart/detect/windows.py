@@ -168,6 +168,10 @@ class CompiledRule:
         """The event's key (``key_of``), without the call when it is the account."""
         return ev.user_name if self.by_user else self.key_of(ev)
 
+    def use_care_history(self) -> None:
+        """The first-seen history holds care relationships from outside the log (see
+        ``Engine.add_care_history``); rules whose test depends on it adjust. Most do not."""
+
     def offer_also(self, action: str) -> None:
         """Offer this rule every event of ``action`` too, whatever its filter says."""
         self.also = action

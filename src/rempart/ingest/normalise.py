@@ -40,6 +40,14 @@ def normalise_identifier(raw: str) -> str:
     return raw.translate(_SEPARATORS).upper()
 
 
+def redact_bytes(data: bytes, tokenizer: Tokenizer) -> bytes:
+    """``data`` with its NIR-shaped runs replaced by their tokens (for quarantined input)."""
+    return _NIR_LIKE_BYTES.sub(
+        lambda m: tokenizer(normalise_identifier(m.group(0).decode("ascii", "replace"))).encode(),
+        data,
+    )
+
+
 def _templated(path: str, bid: str, start: int) -> str:
     """``path`` with the id found at ``start`` replaced by the placeholder."""
     return path[:start] + BENEFICIARY_PLACEHOLDER + path[start + len(bid) :]
@@ -131,12 +139,7 @@ class Normalizer:
         return NIR_LIKE.sub(lambda m: self.tokenizer(normalise_identifier(m.group(0))), text)
 
     def redact_bytes(self, data: bytes) -> bytes:
-        return _NIR_LIKE_BYTES.sub(
-            lambda m: self.tokenizer(
-                normalise_identifier(m.group(0).decode("ascii", "replace"))
-            ).encode(),
-            data,
-        )
+        return redact_bytes(data, self.tokenizer)
 
     def _i(self, value: str | None) -> str | None:
         if value is None:

@@ -49,6 +49,8 @@ class IngestRequest:
     time_format: str = "iso8601"
     directory: dict[str, DirectoryEntry] | None = None
     quarantine_dir: Path | None = None
+    #: Care relationship CSVs for the detection engine (``rempart.ingest.care``).
+    care_history: list[Path] = field(default_factory=list)
     #: Re-identification vault (``rempart.cases.vault.Vault``): seals each beneficiary id met
     #: with the DPO's public key. Set from ``cases.dpo_public_key``; closed by the runs.
     vault: Sealer | None = None
@@ -64,6 +66,7 @@ class IngestRequest:
         fmt: Format | None = None,
         directory: Path | None = None,
         quarantine_dir: Path | None = None,
+        care_history: list[Path] | None = None,
     ) -> IngestRequest:
         key = resolve_key(env=cfg.keys.token_key_env, file=cfg.keys.token_key_file)
         vault: Sealer | None = None
@@ -86,6 +89,7 @@ class IngestRequest:
             directory=load_directory(dir_path) if dir_path else None,
             quarantine_dir=quarantine_dir or cfg.state.quarantine_dir.expanduser(),
             vault=vault,
+            care_history=[p.expanduser() for p in (care_history or cfg.care_history)],
         )
 
     @property

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from rempart.errors import InputError
 from rempart.gcpause import paused
-from rempart.sim.directory import directory_csv
+from rempart.sim.directory import directory_csv, write_care_csv
 from rempart.sim.engine import Simulation
 from rempart.sim.options import SimOptions
 from rempart.sim.render import Renderer, SimRequest
@@ -32,12 +32,15 @@ class SimResult:
     truth: dict[str, Any] = field(repr=False)
     lines: int = 0
     seconds: float = 0.0
+    #: ``care.csv``: the claims history before the period (``simulate(care=True)``).
+    care: Path | None = None
 
     def summary(self) -> dict[str, Any]:
         """Short JSON-friendly summary (the CLI's ``--json``)."""
         totals = self.truth["totals"]
         return {
             "out_dir": str(self.out_dir),
+            "care": str(self.care) if self.care else None,
             "lines": self.lines,
             "seconds": round(self.seconds, 2),
             "lines_per_second": round(self.lines / self.seconds) if self.seconds else None,
@@ -65,9 +68,11 @@ def simulate(
     *,
     events: bool = True,
     progress: Progress | None = None,
+    care: bool = False,
 ) -> SimResult:
     """Write ``access.log``, ``events.jsonl`` (unless ``events=False``), ``directory.csv`` and
-    ``truth.json`` to ``out_dir``. Same options, byte-identical files."""
+    ``truth.json`` to ``out_dir``, and with ``care`` the operator's claims history before the
+    period, ``care.csv`` (``account,beneficiary``). Same options, byte-identical files."""
     began = time.perf_counter()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -81,6 +86,11 @@ def simulate(
     dir_path = out_dir / "directory.csv"
     truth_path = out_dir / "truth.json"
     dir_path.write_text(directory_csv(sim.accounts), encoding="utf-8")
+    care_path = out_dir / "care.csv"
+    if care:
+        write_care_csv(care_path, sim.accounts, sim.population, opts.seed)
+    else:
+        care_path.unlink(missing_ok=True)  # never leave a stale twin of another run
     if not events:
         ecs_path.unlink(missing_ok=True)  # never leave a stale twin of another run
     renderer = Renderer()
@@ -122,6 +132,7 @@ def simulate(
         truth=truth,
         lines=lines,
         seconds=time.perf_counter() - began,
+        care=care_path if care else None,
     )
 
 

@@ -1,0 +1,166 @@
+"""Care relationships from outside the log: which beneficiaries each account has billed before.
+
+The access log shows what an account read since Rempart started watching it. A tiers-payant
+operator knows more: its claims history says which beneficiaries each practitioner has billed.
+Loaded into the engine's first-seen history (``Engine.add_care_history``), it turns "never read
+since deployment" into "no claim on record and never read": a regular patient's first visit
+since deployment is no longer a stranger, and an insider's stranger stands out (see
+docs/care-history.md).
+
+Format: CSV, UTF-8, with a header line naming at least the columns ``account`` (the portal
+login, as the access log has it) and ``beneficiary`` (the identifier as the portal's URLs carry
+it, e.g. the 15-character NIR); other columns are ignored (a last claim's date, say). Each
+identifier is normalised and tokenised with the deployment's key, like the log's, then reduced
+to the history's 32-bit hash: no raw identifier is kept. Bad rows are counted by reason and set
+aside in the quarantine with their file and line (NIR-shaped runs tokenised), never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rempart.detect.history import beneficiary_hash
+from rempart.errors import InputError
+from rempart.ingest.normalise import NIR_LIKE, normalise_identifier, redact_bytes
+from rempart.ingest.quarantine import Quarantine
+from rempart.protect.identifiers import is_valid_nir
+from rempart.protect.tokens import Tokenizer
+
+COLUMNS = ("account", "beneficiary")
+#: Longest identifier taken (a NIR has 15 characters; portal ids are short).
+MAX_IDENTIFIER = 64
+#: Why a row can be set aside, and what the quarantine says of it.
+REASONS = {
+    "missing_field": "no account or no beneficiary",
+    "bad_encoding": "not UTF-8 text, or not a CSV row",
+    "bad_identifier": f"the beneficiary is not letters and digits, at most {MAX_IDENTIFIER}",
+    "bad_nir": "the beneficiary is NIR-shaped with a wrong key",
+}
+
+
+@dataclass
+class CareHistory:
+    """Per account, the hashes of the beneficiaries it has a care relationship with."""
+
+    accounts: dict[str, set[int]] = field(default_factory=dict)
+    files: int = 0
+    rows: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    quarantine_file: str | None = None
+
+    @property
+    def relationships(self) -> int:
+        return sum(len(v) for v in self.accounts.values())
+
+    def note(self) -> str:
+        """One line for the operator: what was loaded, and what was set aside where."""
+        text = (
+            f"care history: {_n(self.relationships, 'relationship')} of "
+            f"{_n(len(self.accounts), 'account')} from {_n(self.rows, 'row')} in "
+            f"{_n(self.files, 'file')}"
+        )
+        bad = sum(self.rejected.values())
+        if bad:
+            reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(self.rejected.items()))
+            where = (
+                f"kept in {self.quarantine_file}"
+                if self.quarantine_file
+                else "counted, not kept (no quarantine directory)"
+            )
+            text += f"; {bad:,} bad row{'' if bad == 1 else 's'} ({reasons}) {where}"
+        return text
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _problem(ident: str) -> str | None:
+    """Why a normalised identifier cannot be taken (None: it can)."""
+    if not ident.isascii() or not ident.isalnum() or len(ident) > MAX_IDENTIFIER:
+        return "bad_identifier"
+    if len(ident) == 15 and NIR_LIKE.fullmatch(ident) and not is_valid_nir(ident):
+        return "bad_nir"
+    return None
+
+
+def load_care_history(
+    paths: Sequence[Path], tokenizer: Tokenizer, quarantine_dir: Path | None = None
+) -> CareHistory:
+    """Read care relationship CSVs (see the module docstring). A file that cannot be read at
+    all raises :class:`InputError`; a bad row is counted and, with ``quarantine_dir``, kept
+    there in a file of its own (``quarantine-care-*.jsonl``)."""
+    out = CareHistory()
+    q = Quarantine(
+        quarantine_dir,
+        redact=lambda data: redact_bytes(data, tokenizer),
+        run_name="care-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ"),
+    )
+    # Tokens without the tokenizer's cache: each identifier comes once per account, and the
+    # cache is the log's (its beneficiaries come again and again).
+    token = tokenizer.fresh_token
+    accounts = out.accounts
+    for path in paths:
+        source = str(path)
+        try:
+            fh = path.open(newline="", encoding="utf-8", errors="surrogateescape")
+        except FileNotFoundError:
+            raise InputError("care history file not found", where=source) from None
+        except OSError as exc:
+            raise InputError(f"cannot read care history: {exc.strerror}", where=source) from None
+        with fh:
+            reader = csv.reader(fh)
+            try:
+                header = [h.strip().lower() for h in next(reader, [])]
+            except csv.Error as exc:
+                raise InputError(f"cannot read care history: {exc}", where=source) from None
+            missing = [c for c in COLUMNS if c not in header]
+            if missing:
+                raise InputError(
+                    f"care history CSV needs the columns {', '.join(COLUMNS)} "
+                    f"(missing: {', '.join(missing)})",
+                    where=f"{source}:1",
+                )
+            ai, bi = header.index("account"), header.index("beneficiary")
+            width = max(ai, bi) + 1
+            out.files += 1
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:  # (a NUL byte, an unterminated quote...)
+                    out.rows += 1
+                    q.add(source, reader.line_num, "bad_encoding", str(exc), b"")
+                    continue
+                if not row:
+                    continue  # a blank line
+                out.rows += 1
+                reason = None
+                if len(row) < width or not row[ai].strip() or not row[bi].strip():
+                    reason = "missing_field"
+                else:
+                    account, raw = row[ai].strip(), row[bi].strip()
+                    if not (account + raw).isprintable():  # (undecodable bytes: surrogates)
+                        reason = "bad_encoding"
+                    else:
+                        ident = normalise_identifier(raw)
+                        reason = _problem(ident)
+                if reason is not None:
+                    line = ",".join(row).encode("utf-8", "surrogateescape")
+                    q.add(source, reader.line_num, reason, REASONS[reason], line)
+                    continue
+                hashes = accounts.get(account)
+                if hashes is None:
+                    hashes = accounts[account] = set()
+                hashes.add(beneficiary_hash(token(ident)))
+    q.close()
+    out.rejected = Counter(q.counts)
+    out.quarantine_file = str(q.path) if q.path else None
+    return out
