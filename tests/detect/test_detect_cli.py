@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -169,3 +171,38 @@ def test_watch_says_how_many_lines_were_bad_why_and_where_they_were_kept(
     (kept,) = [json.loads(x) for x in Path(note.rsplit(" ", 1)[1]).read_text().splitlines()]
     assert kept["source"].startswith(f"{log}@")  # (followed files are named with their inode)
     assert (kept["line"], kept["reason"]) == (101, "bad_format")
+
+
+def test_hunt_loads_the_care_history_says_so_and_refuses_a_bad_one_in_one_line(
+    config_file: Path, tmp_path: Path
+) -> None:
+    sim = tmp_path / "sim"
+    made = runner.invoke(
+        app,
+        ["sim", "--out", str(sim), "--seed", "3", "--accounts", "15", "--days", "2",
+         "--no-attacks", "--no-events", "--care-history", "--json"],
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    care = sim / "care.csv"
+    assert json.loads(made.output)["care"] == str(care)
+    rows = care.read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "account,beneficiary" and len(rows) > 15 * 50
+    args = ["hunt", str(sim / "access.log"), "--directory", str(sim / "directory.csv")]
+    args += ["--config", str(config_file), "--json"]
+    result = runner.invoke(app, [*args, "--care-history", str(care)])
+    assert result.exit_code == 0, result.output
+    accounts = len({r.split(",")[0] for r in rows[1:]})
+    assert f"relationships of {accounts} accounts from {len(rows) - 1:,} rows in 1 file" in (
+        result.stderr.replace("\n", " ")
+    )
+    bad = tmp_path / "bad.csv"
+    bad.write_text("login,nir\n", encoding="utf-8")
+    refused = subprocess.run(
+        [sys.executable, "-m", "rempart", *args, "--care-history", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2 and not refused.stdout
+    (said,) = refused.stderr.splitlines()
+    assert said.startswith(f"rempart: error: {bad}:1: care history CSV needs the columns ")

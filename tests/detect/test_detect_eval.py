@@ -24,3 +24,17 @@ def test_eval_scores_every_injected_scenario_and_stops_mass_harvest_early() -> N
     assert summary["account_days"] == 120
     assert summary["scenarios"]["mass_harvest"]["detected"] == 1
     assert json.loads(to_json([run]))["runs"][0]["seed"] == 11
+
+
+def test_eval_with_the_claims_history_finds_the_insider_the_log_alone_misses() -> None:
+    """Seed 1's insider (a pharmacy, 16 strangers over six days): hidden among first reads of
+    regulars in the log alone; a stranger among strangers with the claims history."""
+    pack = load_pack()
+    alone = evaluate_seed(1, pack)
+    informed = evaluate_seed(1, pack, care_history=True)
+    insider = [next(a for a in r.attacks if a.scenario == "insider") for r in (alone, informed)]
+    assert not insider[0].detected
+    assert insider[1].detected and insider[1].rules == ["TP-INS-004"]
+    assert informed.care_history and not alone.care_history
+    assert len(informed.fp_accounts) <= len(alone.fp_accounts) + 1
+    assert all(a.detected for r in (alone, informed) for a in r.attacks if a.scenario != "insider")

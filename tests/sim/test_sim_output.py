@@ -47,6 +47,32 @@ def test_same_options_give_byte_identical_files(tmp_path: Path) -> None:
     assert (tmp_path / "a/access.log").read_bytes() != (tmp_path / "c/access.log").read_bytes()
 
 
+def test_the_claims_history_is_deterministic_and_leaves_the_traffic_as_it_was(
+    tmp_path: Path,
+) -> None:
+    from rempart.sim.engine import Simulation
+
+    opts = SimOptions(seed=11, accounts=25, days=2)
+    plain = simulate(opts, tmp_path / "a", events=False)
+    a = simulate(opts, tmp_path / "b", events=False, care=True)
+    b = simulate(opts, tmp_path / "c", events=False, care=True)
+    assert plain.care is None and not (tmp_path / "a/care.csv").exists()
+    assert a.care is not None and b.care is not None
+    assert a.care.read_bytes() == b.care.read_bytes()
+    for name in ("access.log", "directory.csv", "truth.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    # Rows are regulars the account billed before: its panel as the period starts.
+    sim = Simulation(opts)
+    panels = {acc.name: {sim.population.nirs[i] for i in acc.panel} for acc in sim.accounts}
+    rows = [r.split(",") for r in a.care.read_text(encoding="utf-8").splitlines()[1:]]
+    assert all(nir in panels[acc] for acc, nir in rows)
+    on_record = len(rows) / sum(len(p) for p in panels.values())
+    assert 0.95 < on_record < 1.0, "most regulars were billed before, not all"
+    # Asking again without it removes a care.csv left by an earlier run in the same directory.
+    simulate(opts, tmp_path / "b", events=False)
+    assert not (tmp_path / "b/care.csv").exists()
+
+
 def test_output_does_not_depend_on_string_hash_randomisation(tmp_path: Path) -> None:
     script = (
         "import sys; from pathlib import Path; from rempart.sim import SimOptions, simulate; "

@@ -149,16 +149,21 @@ def fp_accounts(unattributed: list[Alert]) -> set[str]:
 def replay(result: SimResult, engine: Engine, key: TokenKey | None = None) -> Engine:
     """``engine`` after the simulated log of ``result`` went through the real ingestion
     (profile ``tiers-payant``, the run's directory, tokens under ``key``, a fresh one by
-    default) and through it, flushed."""
+    default) and through it, flushed; with the run's claims history first when it wrote one
+    (``simulate(care=True)``)."""
+    from rempart.ingest.care import load_care_history
     from rempart.ingest.normalise import load_directory
     from rempart.ingest.pipeline import iter_batches
     from rempart.protect.tokens import Tokenizer, generate_key
 
+    tokenizer = Tokenizer(key or generate_key())
+    if result.care is not None:
+        engine.add_care_history(load_care_history([result.care], tokenizer).accounts)
     process = engine.process
     for batch in iter_batches(
         [result.access_log],
         profile="tiers-payant",
-        tokenizer=Tokenizer(key or generate_key()),
+        tokenizer=tokenizer,
         directory=load_directory(result.directory),
     ):
         for ev in batch.events():
@@ -181,8 +186,6 @@ def evaluate_seed(
     """Simulate and score one seed; ``care_history``: the engine also gets the operator's
     claims history before the period (the simulator's ``care.csv``), as a deployment that
     loads it would."""
-    from rempart.ingest.care import load_care_history
-    from rempart.protect.tokens import Tokenizer, generate_key
     from rempart.sim import SimOptions, simulate
 
     started = time.perf_counter()
@@ -194,11 +197,7 @@ def evaluate_seed(
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         out = Path(tmp)
         result = simulate(opts, out, events=False, care=care_history)
-        key = generate_key()
-        engine = Engine(specs, lateness=lateness)
-        if result.care is not None:
-            engine.add_care_history(load_care_history([result.care], Tokenizer(key)).accounts)
-        engine = replay(result, engine, key)
+        engine = replay(result, Engine(specs, lateness=lateness))
         truth = result.truth
         lines = result.lines
     alerts = sorted(engine.alerts.values(), key=lambda a: a.detected_at)
