@@ -42,10 +42,12 @@ def measure_isolated(cmd: list[str], runs: int = 3, warmup: int = 1) -> list[Run
     return results
 
 
-def hunt_command(log_dir: Path, work: Path, workers: int = 1, key: Path | None = None) -> list[str]:
-    """``rempart hunt`` of ``log_dir``'s ``access.log`` (with its ``directory.csv``) writing
-    ``work/alerts.jsonl``, with a configuration in ``work`` (the token key ``key``, else
-    ``work/token.key``)."""
+def hunt_command(
+    log_dir: Path, work: Path, workers: int = 1, key: Path | None = None, care: bool = False
+) -> list[str]:
+    """``rempart hunt`` of ``log_dir``'s ``access.log`` (with its ``directory.csv``, and with
+    ``care`` its ``care.csv``) writing ``work/alerts.jsonl``, with a configuration in ``work``
+    (the token key ``key``, else ``work/token.key``)."""
     work.mkdir(parents=True, exist_ok=True)
     cfg = work / "rempart.yaml"
     cfg.write_text(
@@ -65,6 +67,7 @@ def hunt_command(log_dir: Path, work: Path, workers: int = 1, key: Path | None =
         "--json",
         "--workers",
         str(workers),
+        *(["--care-history", str(log_dir / "care.csv")] if care else []),
     ]
 
 

@@ -9,6 +9,7 @@ RSS of the process (``wait4`` rusage). It also times the engine alone on pre-par
     .venv/bin/python bench/detect_hunt.py --lines 1000000
     .venv/bin/python bench/detect_hunt.py --lines 10000000 --runs 1
     .venv/bin/python bench/detect_hunt.py --workers 2   # decode in a child process
+    .venv/bin/python bench/detect_hunt.py --care-history   # with the claims history
     .venv/bin/python bench/detect_hunt.py --lines 60000 --days 1 --runs 1 \\
         --scenario stuffing_single_ip:n_accounts=60000,rate=3000   # one address, 60k names
 
@@ -37,9 +38,13 @@ from common import cached_simulation, hunt_command, machine
 LINES_PER_ACCOUNT_DAY = 116  # measured on the simulator's default mix
 
 
-def ensure_log(lines: int, data_dir: Path, days: int, scenario: str | None = None) -> Path:
+def ensure_log(
+    lines: int, data_dir: Path, days: int, scenario: str | None = None, care: bool = False
+) -> Path:
     """A simulated log of about ``lines`` lines of traffic with every attack, or with only
-    ``scenario`` (a ``rempart sim --scenario`` spec) on top of the traffic."""
+    ``scenario`` (a ``rempart sim --scenario`` spec) on top of the traffic; with ``care``, its
+    ``care.csv`` too (written apart, from the panels as the simulation starts: the same file as
+    ``simulate(care=True)``, without simulating the days again)."""
     from rempart.sim import ScenarioSpec, SimOptions
 
     name = f"detect-{lines}" if scenario is None else f"detect-{lines}-{days}d-{scenario}"
@@ -59,7 +64,15 @@ def ensure_log(lines: int, data_dir: Path, days: int, scenario: str | None = Non
         if child.exitcode != 0:
             raise SystemExit(f"simulation into {out} failed (exit code {child.exitcode})")
 
-    return cached_simulation(out, make)
+    log = cached_simulation(out, make)
+    if care and not (log / "care.csv").exists():
+        from rempart.sim.directory import write_care_csv
+        from rempart.sim.engine import Simulation
+
+        sim = Simulation(opts)
+        rows = write_care_csv(log / "care.csv", sim.accounts, sim.population, opts.seed)
+        print(f"wrote {log / 'care.csv'}: {rows:,} relationships", flush=True)
+    return log
 
 
 def _simulate(opts: Any, out: Path) -> None:
@@ -69,10 +82,10 @@ def _simulate(opts: Any, out: Path) -> None:
 
 
 def run_hunt(
-    log: Path, workdir: Path, workers: int = 1
+    log: Path, workdir: Path, workers: int = 1, care: bool = False
 ) -> tuple[float, float, list[dict[str, Any]], float]:
     """Wall time, peak RSS (MiB), the alerts written and CPU time of one ``rempart hunt``."""
-    cmd = hunt_command(log, workdir, workers)
+    cmd = hunt_command(log, workdir, workers, care=care)
     out = workdir / "alerts.jsonl"
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -163,8 +176,18 @@ def main() -> None:
         help="only this attack (a `rempart sim --scenario` spec) on top of the --lines of "
         "traffic, e.g. stuffing_single_ip:n_accounts=60000,rate=3000 (an adversarial log)",
     )
+    ap.add_argument(
+        "--care-history",
+        action="store_true",
+        help="hunt with the log's care.csv, the claims history before the period (written "
+        "when missing)",
+    )
     args = ap.parse_args()
-    log = args.log_dir or ensure_log(args.lines, args.data_dir, args.days, args.scenario)
+    log = args.log_dir or ensure_log(
+        args.lines, args.data_dir, args.days, args.scenario, args.care_history
+    )
+    if args.care_history and not (log / "care.csv").exists():
+        raise SystemExit(f"{log} has no care.csv (rempart sim --care-history writes one)")
     truth = json.loads((log / "truth.json").read_text())
     n_lines = truth["totals"]["lines"]
     print(
@@ -174,7 +197,7 @@ def main() -> None:
     walls, cpus, rss = [], [], []
     for i in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
-            wall, peak, alerts, cpu = run_hunt(log, Path(tmp), args.workers)
+            wall, peak, alerts, cpu = run_hunt(log, Path(tmp), args.workers, args.care_history)
         walls.append(wall)
         cpus.append(cpu)
         rss.append(peak)
@@ -188,7 +211,8 @@ def main() -> None:
             print(f"  {score(truth, alerts)}", flush=True)
     med, med_cpu = statistics.median(walls), statistics.median(cpus)
     print(
-        f"rempart hunt --workers {args.workers} (whole process, median of {args.runs}): wall {med:.1f} s = "
+        f"rempart hunt --workers {args.workers}"
+        f"{' --care-history' if args.care_history else ''} (whole process, median of {args.runs}): wall {med:.1f} s = "
         f"{n_lines / med:,.0f} lines/s; CPU {med_cpu:.1f} s = {n_lines / med_cpu:,.0f} "
         f"lines/s on one core; peak RSS {max(rss):,.0f} MiB; load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from rempart.detect.history import beneficiary_hash
 from rempart.errors import InputError
-from rempart.ingest.care import load_care_history
+from rempart.ingest.care import CareHistory, load_care_history
 from rempart.ingest.normalise import normalise_identifier
 from rempart.protect.identifiers import nir_key
 from rempart.protect.tokens import Tokenizer, TokenKey
@@ -21,11 +21,17 @@ TOKENIZER = Tokenizer(TokenKey("t1", b"k" * 32))
 NIR_1 = "1850578006084" + nir_key("1850578006084")
 NIR_2 = "2850799351234" + nir_key("2850799351234")
 WRONG_KEY = NIR_1[:13] + f"{(int(NIR_1[13:]) + 1) % 97:02d}"
+CORSICAN = "185052A006084" + nir_key("185052A006084")
+CORSICAN_WRONG_KEY = CORSICAN[:13] + f"{(int(CORSICAN[13:]) + 1) % 97:02d}"
 
 
 def _hash(nir: str) -> int:
     """What the log's ingestion and the engine make of a beneficiary id."""
     return beneficiary_hash(TOKENIZER.token(normalise_identifier(nir)))
+
+
+def _sets(care: CareHistory) -> dict[str, set[int]]:
+    return {account: set(hashes) for account, hashes in care.accounts.items()}
 
 
 def test_relationships_are_the_hashes_the_log_gives_extra_columns_ignored(tmp_path: Path) -> None:
@@ -38,7 +44,8 @@ def test_relationships_are_the_hashes_the_log_gives_extra_columns_ignored(tmp_pa
     b = tmp_path / "b.csv"
     b.write_text(f"account,beneficiary\nPH0001,{NIR_2}\nMD0002,{NIR_2}\n\n", encoding="utf-8")
     care = load_care_history([a, b], TOKENIZER)
-    assert care.accounts == {"PH0001": {_hash(NIR_1), _hash(NIR_2)}, "MD0002": {_hash(NIR_2)}}
+    assert _sets(care) == {"PH0001": {_hash(NIR_1), _hash(NIR_2)}, "MD0002": {_hash(NIR_2)}}
+    assert list(care.accounts["PH0001"]) == sorted({_hash(NIR_1), _hash(NIR_2)})
     assert (care.files, care.rows, care.relationships) == (2, 4, 3)
     assert not care.rejected
     assert care.note() == "care history: 3 relationships of 2 accounts from 4 rows in 2 files"
@@ -56,16 +63,18 @@ def test_bad_rows_are_counted_by_reason_and_kept_with_their_line_without_raw_nir
         + b"PH0001,12/34\n"  # line 5
         + b"PH\xff01,ABC123\n"  # line 6
         + b"PH0001\n"  # line 7
+        + f"PH0001,{CORSICAN_WRONG_KEY}\n".encode()  # line 8
+        + f"PH0001,{CORSICAN}\n".encode()
     )
     care = load_care_history([path], TOKENIZER, tmp_path / "q")
-    assert care.accounts == {"PH0001": {_hash(NIR_1)}}
+    assert _sets(care) == {"PH0001": {_hash(NIR_1), _hash(CORSICAN)}}
     assert dict(care.rejected) == {
-        "bad_nir": 1,
+        "bad_nir": 2,
         "missing_field": 2,
         "bad_identifier": 1,
         "bad_encoding": 1,
     }
-    assert care.rows == 6
+    assert care.rows == 8
     assert care.quarantine_file is not None
     kept = Path(care.quarantine_file).read_text(encoding="utf-8")
     records = [json.loads(x) for x in kept.splitlines()]
@@ -75,10 +84,12 @@ def test_bad_rows_are_counted_by_reason_and_kept_with_their_line_without_raw_nir
         (5, "bad_identifier"),
         (6, "bad_encoding"),
         (7, "missing_field"),
+        (8, "bad_nir"),
     ]
     assert all(r["source"] == str(path) for r in records)
-    assert WRONG_KEY not in kept and NIR_2 not in kept, "no raw NIR in the quarantine"
-    assert "5 bad rows (bad_encoding 1, bad_identifier 1, bad_nir 1, missing_field 2)" in (
+    for raw in (WRONG_KEY, NIR_2, CORSICAN_WRONG_KEY):
+        assert raw not in kept, "no raw NIR in the quarantine"
+    assert "6 bad rows (bad_encoding 1, bad_identifier 1, bad_nir 2, missing_field 2)" in (
         care.note()
     )
     assert care.quarantine_file in care.note()
@@ -107,4 +118,4 @@ def test_any_valid_nir_however_written_is_the_same_relationship(
         path.write_text(f"account,beneficiary\nPH0001,{written.lower()}\n", encoding="utf-8")
         care = load_care_history([path], TOKENIZER)
     assert not care.rejected
-    assert care.accounts == {"PH0001": {_hash(nir)}}
+    assert _sets(care) == {"PH0001": {_hash(nir)}}

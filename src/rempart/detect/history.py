@@ -202,9 +202,9 @@ class BeneficiaryHistory:
             hist = self.accounts[account] = _AccountHistory()
         hist.merge()
         before = hist.arr
-        added = array("I", sorted(set(hashes).union(_values(before)))).tobytes()
-        hist.arr = added
-        return (len(added) - len(before)) >> 2
+        merged = array("I", sorted(set(hashes).union(_values(before))))
+        hist.arr = merged.tobytes()
+        return len(merged) - (len(before) >> 2)
 
     def seen(self, account: str, h: int) -> bool:
         hist = self.accounts.get(account)

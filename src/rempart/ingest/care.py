@@ -19,6 +19,7 @@ silently.
 from __future__ import annotations
 
 import csv
+from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from rempart.protect.tokens import Tokenizer
 COLUMNS = ("account", "beneficiary")
 #: Longest identifier taken (a NIR has 15 characters; portal ids are short).
 MAX_IDENTIFIER = 64
+#: Identifiers whose hash a load keeps at most (about 100 MB), to tokenise each one once.
+HASH_CACHE = 1_000_000
 #: Why a row can be set aside, and what the quarantine says of it.
 REASONS = {
     "missing_field": "no account or no beneficiary",
@@ -46,9 +49,10 @@ REASONS = {
 
 @dataclass
 class CareHistory:
-    """Per account, the hashes of the beneficiaries it has a care relationship with."""
+    """Per account, the hashes of the beneficiaries it has a care relationship with (sorted,
+    distinct: 4 bytes each; millions of relationships would take 70 bytes each in sets)."""
 
-    accounts: dict[str, set[int]] = field(default_factory=dict)
+    accounts: dict[str, array[int]] = field(default_factory=dict)
     files: int = 0
     rows: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
@@ -85,7 +89,13 @@ def _problem(ident: str) -> str | None:
     """Why a normalised identifier cannot be taken (None: it can)."""
     if not ident.isascii() or not ident.isalnum() or len(ident) > MAX_IDENTIFIER:
         return "bad_identifier"
-    if len(ident) == 15 and NIR_LIKE.fullmatch(ident) and not is_valid_nir(ident):
+    if len(ident) != 15:
+        return None
+    if ident.isdigit():  # the common case, a mainland NIR: its key, without a regex
+        if ident[0] in "12378" and 97 - int(ident[:13]) % 97 != int(ident[13:]):
+            return "bad_nir"
+        return None
+    if NIR_LIKE.fullmatch(ident) and not is_valid_nir(ident):  # Corsica (2A, 2B)
         return "bad_nir"
     return None
 
@@ -102,9 +112,11 @@ def load_care_history(
         redact=lambda data: redact_bytes(data, tokenizer),
         run_name="care-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ"),
     )
-    # Tokens without the tokenizer's cache: each identifier comes once per account, and the
-    # cache is the log's (its beneficiaries come again and again).
+    # A beneficiary is on record with several practitioners of its town: its hash is made once
+    # (an HMAC is most of a row's cost), in a cache of this load's own, bounded; the
+    # tokenizer's cache is the log's.
     token = tokenizer.fresh_token
+    made: dict[str, int] = {}
     accounts = out.accounts
     for path in paths:
         source = str(path)
@@ -147,7 +159,7 @@ def load_care_history(
                     reason = "missing_field"
                 else:
                     account, raw = row[ai].strip(), row[bi].strip()
-                    if not (account + raw).isprintable():  # (undecodable bytes: surrogates)
+                    if not (account.isprintable() and raw.isprintable()):  # (surrogates)
                         reason = "bad_encoding"
                     else:
                         ident = normalise_identifier(raw)
@@ -158,9 +170,16 @@ def load_care_history(
                     continue
                 hashes = accounts.get(account)
                 if hashes is None:
-                    hashes = accounts[account] = set()
-                hashes.add(beneficiary_hash(token(ident)))
+                    hashes = accounts[account] = array("I")
+                h = made.get(ident)
+                if h is None:
+                    if len(made) >= HASH_CACHE:
+                        made.clear()
+                    h = made[ident] = beneficiary_hash(token(ident))
+                hashes.append(h)
     q.close()
+    for account, hashes in accounts.items():
+        accounts[account] = array("I", sorted(set(hashes)))
     out.rejected = Counter(q.counts)
     out.quarantine_file = str(q.path) if q.path else None
     return out
