@@ -32,6 +32,7 @@ import json
 import math
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 from rempart.sim import SimOptions
 from rempart.sim.attacks import GENERATORS
@@ -102,7 +103,7 @@ def collect(opts: SimOptions) -> tuple[Simulation, dict[str, AccountDays]]:
             for j, r in enumerate(reqs):
                 if r[_ACTION] != A_READ or r[_STATUS] != 200:
                     continue
-                who = index[r[_NIR]]
+                who = index[str(r[_NIR])]
                 if r[_TAG] == 0:
                     legit += 1
                     nxt = reqs[j + 1] if j + 1 < len(reqs) else None
@@ -146,7 +147,9 @@ def score(row: AccountDays, first: int, length: int, rate: float, out: float, sp
     return max(sum(daily[s : s + length]) for s in range(first, len(daily) - length + 1))
 
 
-def run_seed(seed: int, accounts: int, days: int, learn_days: int) -> dict[str, object]:
+def run_seed(seed: int, accounts: int, days: int, learn_days: int) -> dict[str, Any]:
+    """The seed's insider and, per oracle, its score, how many legitimate accounts of the run
+    score at least as high, and whether that is within the false-positive target."""
     opts = _eval_options(seed, accounts, days, learn_days)
     # Only the account's own day is replayed (the attacks' requests are not), so every other
     # account's counts are legitimate, harvested accounts included.
@@ -159,7 +162,7 @@ def run_seed(seed: int, accounts: int, days: int, learn_days: int) -> dict[str, 
     # The insider's strangers outside its area: a random pick that does not land in it.
     out = (1 - INSIDER_IN_AREA) * (1 - AREA_SIZE / sim.population.size)
     budget = accounts * n_days / 1000
-    result: dict[str, object] = {
+    result: dict[str, Any] = {
         "seed": seed,
         "account": who,
         "kind": insider.targets[0].kind.code,
@@ -183,7 +186,7 @@ def run_seed(seed: int, accounts: int, days: int, learn_days: int) -> dict[str, 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--seed", type=int, action="append", required=True)
     ap.add_argument("--accounts", type=int, default=200)
     ap.add_argument("--days", type=int, default=7)
@@ -194,20 +197,20 @@ def main() -> None:
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print("seed  insider   records/days  counts: legit >= insider  areas: legit >= insider")
+    print("seed  insider       records/days  legit at least as high: counts  areas")
     for r in rows:
         c, a = r["counts"], r["areas"]
-        assert isinstance(c, dict) and isinstance(a, dict)
         print(
-            f"{r['seed']:>4}  {r['account']:<8} {r['kind']}  {r['records']:>3} / {r['days']}"
-            f"        {c['legit_at_least_as_high']:>4} ({'yes' if c['findable'] else 'no'})"
-            f"               {a['legit_at_least_as_high']:>4} ({'yes' if a['findable'] else 'no'})"
+            f"{r['seed']:>4}  {r['account']:<8} {r['kind']}   {r['records']:>3} / {r['days']}"
+            f"      {c['legit_at_least_as_high']:>20} ({'yes' if c['findable'] else 'no'})"
+            f"  {a['legit_at_least_as_high']:>4} ({'yes' if a['findable'] else 'no'})"
         )
+    counts = sum(1 for r in rows if r["counts"]["findable"])
+    areas = sum(1 for r in rows if r["areas"]["findable"])
     print(
-        f"findable within the false-positive target: counts "
-        f"{sum(1 for r in rows if r['counts']['findable'])}/{len(rows)}, areas "  # type: ignore[index]
-        f"{sum(1 for r in rows if r['areas']['findable'])}/{len(rows)}"
-    )  # type: ignore[index]
+        f"findable within the false-positive target ({rows[0]['budget']:.1f} legitimate "
+        f"accounts a run): counts {counts}/{len(rows)}, areas {areas}/{len(rows)}"
+    )
 
 
 if __name__ == "__main__":

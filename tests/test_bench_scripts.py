@@ -90,3 +90,21 @@ def test_the_hunt_benchmark_simulates_its_log_in_another_process(
     log = detect_hunt.ensure_log(3000, tmp_path, days=1)
     assert (log / "truth.json").exists() and (log / "simulator.sha").exists()
     assert sum(1 for _ in (log / "access.log").open()) > 1000
+
+
+def test_the_insider_oracle_finds_seed_1s_insider_and_not_seed_10s(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/care-history.md's bound: with the care relationships, the true rates and the
+    insider's own rate and length, seed 1's pharmacy insider (16 strangers) outranks every
+    legitimate account; seed 10's hospital insider (5 strangers over six days, among a
+    hospital's dozens) stays below tens of them, beyond the false-positive target."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import insider_oracle
+
+    found = insider_oracle.run_seed(1, accounts=200, days=7, learn_days=7)
+    missed = insider_oracle.run_seed(10, accounts=200, days=7, learn_days=7)
+    assert found["counts"] == {"log_lr": 36.34, "legit_at_least_as_high": 0, "findable": True}
+    assert missed["kind"] == "HP" and missed["records"] == 5
+    for name in ("counts", "areas"):
+        assert missed[name]["legit_at_least_as_high"] > 2.8 and not missed[name]["findable"]

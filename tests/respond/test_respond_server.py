@@ -361,3 +361,25 @@ def test_followed_file_is_read_with_back_pressure_and_resumed_after_restart(
     time.sleep(0.3)
     second.stop()
     assert second.engine.events_seen == 600  # resumed: old lines were not read twice
+
+
+def test_the_server_engine_loads_the_configured_care_history(tmp_path: Path) -> None:
+    from rempart.detect.history import beneficiary_hash
+    from rempart.ingest.normalise import normalise_identifier
+
+    care = tmp_path / "care.csv"
+    care.write_text(
+        f"account,beneficiary\nPH0042,{nir(1)}\nPH0042,{nir(2)}\nPH0042,not/an/id\n",
+        encoding="utf-8",
+    )
+    tokenizer = Tokenizer(generate_key())
+    cfg = make_config(tmp_path).model_copy(update={"care_history": [care]})
+    service = ResponseService(cfg, tokenizer=tokenizer)
+    engine = service.engine
+    assert engine.care_history  # type: ignore[attr-defined]
+    for i in (1, 2):
+        h = beneficiary_hash(tokenizer.token(normalise_identifier(nir(i))))
+        assert engine.history.seen("PH0042", h)  # type: ignore[attr-defined]
+    assert service.care_note is not None
+    assert service.care_note.startswith("care history: 2 relationships of 1 account from 3 rows")
+    assert "1 bad row (bad_identifier 1) kept in" in service.care_note

@@ -155,6 +155,21 @@ class ResponseService:
             saved = self._state_store.load()
             if saved is not None:
                 self.engine.load_state(saved)
+        #: What the care history loaded (None without one): docs/care-history.md.
+        self.care_note: str | None = None
+        if config.care_history and engine is None:
+            from rempart.detect.engine import Engine
+            from rempart.ingest.care import load_care_history
+
+            assert isinstance(self.engine, Engine)  # (default_engine's)
+            care = load_care_history(
+                [p.expanduser() for p in config.care_history],
+                tokenizer,
+                config.state.quarantine_dir.expanduser(),
+            )
+            self.engine.add_care_history(care.accounts)
+            self.care_note = care.note()
+            log.info("%s", self.care_note)
         self._follow_cp: dict[str, Any] | None = None
         self._last_checkpoint = time.monotonic()
         self.queue = BoundedEventQueue(settings.server.queue_events)
