@@ -221,3 +221,30 @@ def test_when_the_consumer_stops_early_then_child_and_reading_thread_are_gone(
     batches.close()  # the child is killed mid-stream, with the pipe full of unread batches
     assert _children() == []
     assert threading.active_count() == before
+
+
+def test_with_a_care_history_two_workers_give_the_serial_hunt_and_its_note(
+    tmp_path: Path, specs: list[RuleSpec]
+) -> None:
+    from dataclasses import replace
+
+    from rempart.sim import SimOptions, simulate
+
+    sim = simulate(SimOptions(seed=5, accounts=40, days=10), tmp_path, events=False, care=True)
+    assert sim.care is not None
+    alone = run_hunt(_request([sim.access_log]), specs, lateness=60, workers=1)
+    results = {
+        workers: run_hunt(
+            replace(_request([sim.access_log]), care_history=[sim.care]),
+            specs,
+            lateness=60,
+            workers=workers,
+        )
+        for workers in (1, 2)
+    }
+    assert _comparable(results[2]) == _comparable(results[1])
+    assert results[1].care_note == results[2].care_note
+    assert results[1].care_note is not None and "relationships of 40 accounts" in (
+        results[1].care_note
+    )
+    assert _comparable(results[1])[0] != _comparable(alone)[0], "the history changes alerts"

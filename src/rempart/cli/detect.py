@@ -375,7 +375,8 @@ def evaluate(
         sys.stdout.write(to_json(runs) + "\n")
         return
     summary = summarise(runs)
-    table = Table(title=f"Detection over seeds {', '.join(map(str, seeds))}")
+    with_care = ", with the claims history" if care_history else ", from the log alone"
+    table = Table(title=f"Detection over seeds {', '.join(map(str, seeds))}{with_care}")
     for col in (
         "scenario",
         "detected",
