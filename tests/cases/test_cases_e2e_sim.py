@@ -25,6 +25,7 @@ from rempart.detect.loader import load_pack
 from rempart.events import Event
 from rempart.ingest import read_events
 from rempart.ingest.archive import ArchiveWriter
+from rempart.ingest.care import load_care_history
 from rempart.protect.tokens import Tokenizer, generate_key
 from rempart.sim import ScenarioSpec, SimOptions, simulate
 
@@ -58,12 +59,14 @@ class Pipeline:
         return [i.id for i in self.cases.store.list_incidents() if account in i.accounts]
 
 
-def run_pipeline(root: Path, seed: int, scenarios: list[str]) -> Pipeline:
+def run_pipeline(root: Path, seed: int, scenarios: list[str], care: bool = False) -> Pipeline:
+    """With ``care``, the engine also holds the simulator's claims history before the period,
+    and the configuration names it (``care_history``)."""
     sim = root / "sim"
     simulate(
         SimOptions(seed=seed, accounts=40, days=10, start=date(2026, 12, 1),
                    scenarios=tuple(ScenarioSpec.parse(s) for s in scenarios)),
-        sim, events=False,
+        sim, events=False, care=care,
     )  # fmt: skip
     key = generate_key()
     key_file = root / "token.key"
@@ -75,6 +78,8 @@ def run_pipeline(root: Path, seed: int, scenarios: list[str]) -> Pipeline:
     writer.add(events)
     writer.close()
     engine = Engine(load_pack("tiers-payant"), lateness=120.0)
+    if care:
+        engine.add_care_history(load_care_history([sim / "care.csv"], tok).accounts)
     engine.process_many(events)
     engine.flush()
     alerts = list(engine.alerts.values())
@@ -83,6 +88,7 @@ def run_pipeline(root: Path, seed: int, scenarios: list[str]) -> Pipeline:
         keys=KeySettings(token_key_file=key_file, token_key_env="REMPART_TEST_NO_SUCH_VAR"),
         state=StateSettings(url=f"sqlite:///{root}/state.db", archive_dir=root / "archive"),
         cases=CasesSettings(),
+        care_history=[sim / "care.csv"] if care else [],
     )
     cases = Cases.from_config(config)
     cases.store.open_from_alerts(alerts, actor="engine")
@@ -202,3 +208,43 @@ def test_replay_refuses_inputs_that_are_not_the_cited_ones(overlapping, tmp_path
     report = verify_bundle(bundle, [forged])
     assert not report.ok
     assert "SHA-256 differs" in report.problems[0]
+
+
+@pytest.fixture(scope="module")
+def insider_with_care(tmp_path_factory) -> Pipeline:
+    """An insider (ten strangers over two days) that only the claims history shows."""
+    p = run_pipeline(
+        tmp_path_factory.mktemp("e2e-care"),
+        5,
+        ["insider:start=2026-12-08T09:00:00,count=10,days=2"],
+        care=True,
+    )
+    yield p
+    p.cases.close()
+
+
+def test_evidence_of_an_alert_raised_with_the_claims_history_replays_with_the_key(
+    insider_with_care, tmp_path
+):
+    from rempart.cases.service import token_key
+
+    p = insider_with_care
+    (account,) = p.attack("insider-1")["accounts"]
+    (alert,) = [a for a in p.alerts if a.rule_id == "TP-INS-004" and a.entity == account]
+    assert "with no claim on record" in alert.explanation
+    (inc,) = p.incidents_of(account)
+    bundle = tmp_path / "evidence.tar.gz"
+    manifest = write_evidence(p.cases, inc, bundle, actor="analyst")
+    care = manifest["care_history"]
+    assert care["member"] == "care_history.json" and care["accounts"] == 40
+    assert care["token_key_id"] == p.tok.key_id
+    with tarfile.open(bundle) as tar:
+        member = tar.extractfile("care_history.json").read().decode()
+    sim_care = (p.root / "sim" / "care.csv").read_text(encoding="utf-8").splitlines()[1:]
+    assert not any(row.split(",")[1] in member for row in sim_care[:200]), "no raw NIR"
+    replayed = verify_bundle(bundle, key=token_key(p.cases.config))
+    assert replayed.ok and not replayed.problems, replayed.problems
+    assert alert.id in replayed.reproduced
+    alone = verify_bundle(bundle)  # no key: the log alone, and the report says so
+    assert not alone.ok and alert.id in alone.missing
+    assert "needs the token key" in alone.problems[0]

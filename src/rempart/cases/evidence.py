@@ -9,27 +9,35 @@
 - ``ledger.parquet``: the ledger extract of the incident (its disclosures, with their origin);
 - ``affected.csv``: the affected people (tokens);
 - ``incident.json``: the incident, its windows with their reasoning, its audit trail;
+- ``care_history.json`` (when the deployment loads care relationships, docs/care-history.md):
+  the relationships as the engine holds them, 32-bit hashes of keyed tokens per account, with
+  the token key's id (no identifier, no token);
 - ``manifest.json``: SHA-256 of every member above, of every input file the evidence cites,
   the profile, the engine's lateness and the alert ids a replay must reproduce.
 
 ``verify_bundle`` checks every hash, checks that the given input files are the ones cited, runs
 the detection engine with the bundled rules over them and reports whether every bundled alert
-id comes out again (alert ids are deterministic: rule, entity and first event time).
+id comes out again (alert ids are deterministic: rule, entity and first event time). With a care
+history, the replay needs the deployment's token key (the hashes are of its tokens); without
+it, the replay runs on the log alone and says so.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
+import sys
 import tarfile
 import tempfile
 import time
+from array import array
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,6 +45,10 @@ import pyarrow.parquet as pq
 from rempart import __version__
 from rempart.alerts import Alert
 from rempart.errors import InputError
+
+if TYPE_CHECKING:
+    from rempart.ingest.care import CareHistory
+    from rempart.protect.tokens import TokenKey
 
 BUNDLE_FORMAT = "rempart-evidence/1"
 
@@ -101,6 +113,36 @@ class BundleContent:
     redact: Callable[[str], str]
     token_key_id: str | None = None
     extra: dict[str, bytes] = field(default_factory=dict)
+    #: The care relationships the engine held (``CareHistory``), when it held any.
+    care: CareHistory | None = None
+
+
+CARE_MEMBER = "care_history.json"
+
+
+def care_member(care: CareHistory, key_id: str | None) -> bytes:
+    """The care relationships as a bundle member: per account, its sorted 32-bit hashes,
+    little-endian, base64 (sorted accounts: the same relationships give the same bytes)."""
+    accounts = {}
+    for account in sorted(care.accounts):
+        values = array("I", care.accounts[account])
+        if sys.byteorder != "little":
+            values.byteswap()
+        accounts[account] = base64.b64encode(values.tobytes()).decode("ascii")
+    return json.dumps({"token_key_id": key_id, "accounts": accounts}).encode()
+
+
+def read_care_member(data: bytes) -> tuple[str | None, dict[str, array[int]]]:
+    """(token key id, account -> hashes) of :func:`care_member`'s bytes."""
+    doc = json.loads(data)
+    out = {}
+    for account, text in doc["accounts"].items():
+        values = array("I")
+        values.frombytes(base64.b64decode(text))
+        if sys.byteorder != "little":
+            values.byteswap()
+        out[account] = values
+    return doc.get("token_key_id"), out
 
 
 def write_bundle(content: BundleContent, out: Path) -> dict[str, Any]:
@@ -127,6 +169,15 @@ def write_bundle(content: BundleContent, out: Path) -> dict[str, Any]:
         members[name] = data
         rules.append({"file": str(f), "member": name, "sha256": sha256_bytes(data)})
     members.update(content.extra)
+    care = None
+    if content.care is not None:
+        members[CARE_MEMBER] = care_member(content.care, content.token_key_id)
+        care = {
+            "member": CARE_MEMBER,
+            "relationships": content.care.relationships,
+            "accounts": len(content.care.accounts),
+            "token_key_id": content.token_key_id,
+        }
     # Inputs: every source the alerts or the ledger extract rest on (a replay reads them all).
     ledger_sources = (
         set(content.ledger.column("source").to_pylist())
@@ -155,6 +206,7 @@ def write_bundle(content: BundleContent, out: Path) -> dict[str, Any]:
         "alert_ids": sorted(a.id for a in content.alerts),
         "rules": rules,
         "inputs": inputs,
+        "care_history": care,
         "unreadable_sources": missing,
         "members": {name: sha256_bytes(data) for name, data in sorted(members.items())},
     }
@@ -219,11 +271,15 @@ def check_members(manifest: dict[str, Any], members: dict[str, bytes]) -> list[s
     return problems
 
 
-def verify_bundle(path: Path, inputs: Sequence[Path] | None = None) -> ReplayReport:
-    """Check hashes, then replay the cited inputs (or ``inputs``) with the bundled rules."""
+def verify_bundle(
+    path: Path, inputs: Sequence[Path] | None = None, key: TokenKey | None = None
+) -> ReplayReport:
+    """Check hashes, then replay the cited inputs (or ``inputs``) with the bundled rules, and
+    with the bundled care history when ``key`` is the deployment's token key."""
     from rempart.detect.engine import Engine
     from rempart.detect.loader import load_rules
     from rempart.ingest import read_events
+    from rempart.protect.tokens import Tokenizer
 
     manifest, members = open_bundle(path)
     problems = check_members(manifest, members)
@@ -248,8 +304,21 @@ def verify_bundle(path: Path, inputs: Sequence[Path] | None = None) -> ReplayRep
             rule_paths.append(p)
         specs = load_rules(rule_paths)
         engine = Engine(specs, lateness=float(manifest.get("lateness_seconds", 0.0)))
+        care = manifest.get("care_history")
+        if care and care.get("member") in members:
+            key_id, relationships = read_care_member(members[care["member"]])
+            if key is not None and key.key_id == key_id:
+                engine.add_care_history(relationships)
+            else:
+                problems.append(
+                    f"the alerts were raised with a care history ({care['relationships']:,} "
+                    f"relationships): replaying with it needs the token key {key_id}; "
+                    "replayed on the log alone"
+                )
         for ev in read_events(
-            sorted(files, key=str), profile=manifest.get("profile", "tiers-payant")
+            sorted(files, key=str),
+            profile=manifest.get("profile", "tiers-payant"),
+            tokenizer=Tokenizer(key) if key is not None else None,
         ):
             engine.process(ev)
         engine.flush()

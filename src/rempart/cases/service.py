@@ -10,7 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +28,10 @@ from rempart.cases.window import AccountWindow, estimate_windows, iso
 from rempart.config import Config
 from rempart.db import open_database
 from rempart.errors import InputError, KeyMaterialError
+
+if TYPE_CHECKING:
+    from rempart.ingest.care import CareHistory
+    from rempart.protect.tokens import TokenKey
 
 
 class Cases:
@@ -299,14 +303,37 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _redactor(config: Config) -> tuple[Callable[[str], str], str | None]:
-    """NIR-shaped runs -> their tokens (same key as ingestion), or ``[NIR]`` without a key."""
-    from rempart.ingest.normalise import NIR_LIKE, normalise_identifier
-    from rempart.protect.tokens import Tokenizer, resolve_key
+def token_key(config: Config) -> TokenKey | None:
+    """The deployment's token key when there is one (never made here)."""
+    from rempart.protect.tokens import resolve_key
 
     keys = config.keys
     if os.environ.get(keys.token_key_env) or keys.token_key_file.expanduser().exists():
-        tok = Tokenizer(resolve_key(env=keys.token_key_env, file=keys.token_key_file))
+        return resolve_key(env=keys.token_key_env, file=keys.token_key_file)
+    return None
+
+
+def _care_history(config: Config) -> CareHistory | None:
+    """The care relationships the engine holds (``care_history`` files, tokenised with the
+    deployment's key), for the bundle's replay; None without files or key."""
+    key = token_key(config) if config.care_history else None
+    if key is None:
+        return None
+    from rempart.ingest.care import load_care_history
+    from rempart.protect.tokens import Tokenizer
+
+    paths = [p.expanduser() for p in config.care_history]
+    return load_care_history(paths, Tokenizer(key), config.state.quarantine_dir.expanduser())
+
+
+def _redactor(config: Config) -> tuple[Callable[[str], str], str | None]:
+    """NIR-shaped runs -> their tokens (same key as ingestion), or ``[NIR]`` without a key."""
+    from rempart.ingest.normalise import NIR_LIKE, normalise_identifier
+    from rempart.protect.tokens import Tokenizer
+
+    key = token_key(config)
+    if key is not None:
+        tok = Tokenizer(key)
 
         def redact(text: str) -> str:
             return NIR_LIKE.sub(lambda m: tok(normalise_identifier(m.group(0))), text)
@@ -341,6 +368,7 @@ def write_evidence(cases: Cases, incident_id: int, out: Path, *, actor: str) -> 
         writer.writerow(p.to_row())
     redact, key_id = _redactor(cases.config)
     content = BundleContent(
+        care=_care_history(cases.config),
         incident={
             **inc.summary(),
             "windows": [w.to_dict() for w in affected.windows],

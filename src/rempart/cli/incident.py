@@ -302,11 +302,14 @@ def replay(
     bundle: Path = typer.Argument(..., help="Evidence bundle (.tar.gz)."),
     inputs: list[Path] | None = typer.Argument(None, help="Input files (default: as cited)."),
     as_json: bool = typer.Option(False, "--json"),
+    config: Path | None = CONFIG_OPTION,
 ) -> None:
-    """Check a bundle's hashes and replay its inputs with its rules: same alert ids?"""
+    """Check a bundle's hashes and replay its inputs with its rules: same alert ids? (With
+    the configuration's token key, a bundled care history is replayed too.)"""
     from rempart.cases.evidence import verify_bundle
+    from rempart.cases.service import token_key
 
-    result = verify_bundle(bundle, inputs or None)
+    result = verify_bundle(bundle, inputs or None, token_key(get_config(config)))
     if as_json:
         print_json(result.to_dict())
     else:
