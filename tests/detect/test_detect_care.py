@@ -165,7 +165,7 @@ def test_beta_binomial_tail_matches_the_exact_sum(x: int, n: int, a: float, b: f
     )
 
 
-def test_surprise_rule_with_bad_spans_or_alpha_is_refused_with_its_line() -> None:
+def test_surprise_rule_with_bad_spans_alphas_or_sample_care_is_refused_with_its_line() -> None:
     text = """
 id: TP-TEST-001
 version: 1
@@ -178,8 +178,10 @@ false_positives: [none]
 filter: action == "beneficiary.read"
 spans: [0, 40]
 alpha: 2
+care_alpha: 1.5
 samples:
   - name: s
+    care_history: [{account: PH1, beneficiary: "c{i}", count: 0}]
     events: [{user_name: PH1, action: beneficiary.read, beneficiary_token: a}]
     forbid: [PH1]
 """
@@ -188,6 +190,8 @@ samples:
     messages = {p.where: str(p) for p in problems}
     assert any(w == "x.yaml:11" and "spans" in m for w, m in messages.items())
     assert any(w == "x.yaml:12" and "alpha" in m for w, m in messages.items())
+    assert any(w == "x.yaml:13" and "care_alpha" in m for w, m in messages.items())
+    assert any(w == "x.yaml:16" and "care_history" in m for w, m in messages.items())
 
 
 def test_when_an_account_works_for_forty_days_then_its_state_stays_bounded() -> None:

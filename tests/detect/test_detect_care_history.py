@@ -125,29 +125,3 @@ def test_known_beneficiaries_are_never_new_and_reads_keep_working(
     restored.load(history.dump())
     assert all(restored.seen("A", h) for h in seen)
 
-
-def test_a_bad_care_alpha_or_sample_care_history_is_refused_with_its_line() -> None:
-    from rempart.detect.spec import parse_rule_text
-
-    text = """
-id: TP-TEST-002
-version: 1
-title: t
-type: surprise
-severity: high
-description: d
-technique: T1078
-false_positives: [none]
-filter: action == "beneficiary.read"
-care_alpha: 1.5
-samples:
-  - name: s
-    care_history: [{account: PH1, beneficiary: "c{i}", count: 0}]
-    events: [{user_name: PH1, action: beneficiary.read, beneficiary_token: a}]
-    forbid: [PH1]
-"""
-    specs, problems = parse_rule_text(text, "x.yaml")
-    assert not specs
-    messages = {p.where: str(p) for p in problems}
-    assert any(w == "x.yaml:11" and "care_alpha" in m for w, m in messages.items()), messages
-    assert any(w == "x.yaml:14" and "care_history" in m for w, m in messages.items()), messages
