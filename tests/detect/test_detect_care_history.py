@@ -124,4 +124,3 @@ def test_known_beneficiaries_are_never_new_and_reads_keep_working(
     restored = BeneficiaryHistory()
     restored.load(history.dump())
     assert all(restored.seen("A", h) for h in seen)
-
