@@ -206,3 +206,52 @@ def test_hunt_loads_the_care_history_says_so_and_refuses_a_bad_one_in_one_line(
     assert refused.returncode == 2 and not refused.stdout
     (said,) = refused.stderr.splitlines()
     assert said.startswith(f"rempart: error: {bad}:1: care history CSV needs the columns ")
+
+
+def test_watch_with_a_care_history_and_a_restart_raises_what_hunt_raises(
+    config_file: Path, tmp_path: Path
+) -> None:
+    """The insider of this run (ten strangers over two days) is seen only with the claims
+    history: the followed log, cut by a restart, and the replay both find it."""
+    from datetime import date
+
+    from rempart.sim import ScenarioSpec, SimOptions, simulate
+
+    opts = SimOptions(
+        seed=5,
+        accounts=40,
+        days=10,
+        start=date(2026, 12, 1),
+        scenarios=(ScenarioSpec.parse("insider:start=2026-12-08T09:00:00,count=10,days=2"),),
+    )
+    sim = simulate(opts, tmp_path / "sim", events=False, care=True)
+    assert sim.care is not None
+    (insider,) = sim.truth["attacks"][0]["accounts"]
+    cfg = load_config(config_file).model_copy(update={"care_history": [sim.care]})
+    log = tmp_path / "live.log"
+    lines = sim.access_log.read_text().splitlines(keepends=True)
+    half = len(lines) * 3 // 4
+    log.write_text("".join(lines[:half]))
+    request = IngestRequest.from_config(cfg, paths=[str(log)], directory=sim.directory)
+    pack = load_pack()
+    seen: list[str] = []
+    for _ in range(2):
+        watched = run_watch(
+            request,
+            pack,
+            state_url=cfg.state.url,
+            lateness=0,
+            on_alert=lambda a, created: seen.append(a.id) if created else None,
+            poll_interval=0.01,
+            idle_exit=0.3,
+        )
+        assert watched.care_note is not None and "of 40 accounts" in watched.care_note
+        with log.open("a") as fh:
+            fh.write("".join(lines[half:]))
+            half = len(lines)
+    whole = run_hunt(
+        IngestRequest.from_config(cfg, paths=[str(sim.access_log)], directory=sim.directory),
+        pack,
+    )
+    assert sorted(seen) == sorted(a.id for a in whole.alerts)
+    assert any(a.rule_id == "TP-INS-004" and a.entity == insider for a in whole.alerts)
