@@ -445,6 +445,55 @@ def expire_front(times: dict[Any, float], limit: float) -> None:
         del times[value]
 
 
+class RecentValues:
+    """Value -> time of its latest event, in the order of those events (a value met again moves
+    to the end, as :func:`touch` does), with the front expired in amortised constant time.
+
+    A dict ordered by :func:`touch` is expired from its front, but each value moved to the end
+    or expired leaves a hole at its old place, and iterating from the front walks over every
+    hole until the dict is next resized: under a stuffing attack (thousands of names in the
+    window) that walk was most of the rule's time. So the order is also kept in a queue of
+    (time, value), whose stale entries (the value met again, cleared or expired since) are
+    skipped when they reach the front."""
+
+    __slots__ = ("order", "times")
+
+    def __init__(self) -> None:
+        self.times: dict[Any, float] = {}
+        self.order: deque[tuple[float, Any]] = deque()
+
+    def touch(self, value: Any, ts: float) -> None:
+        times = self.times
+        times.pop(value, None)
+        times[value] = ts
+        self.order.append((ts, value))
+
+    def discard(self, value: Any) -> None:
+        self.times.pop(value, None)
+
+    def expire(self, limit: float) -> None:
+        """Drop the values met before ``limit``, from the front (as :func:`expire_front`)."""
+        order = self.order
+        times = self.times
+        while order:
+            t, value = order[0]
+            if times.get(value) != t:
+                order.popleft()  # stale
+            elif t >= limit:
+                return
+            else:
+                order.popleft()
+                del times[value]
+
+    def first(self) -> float:
+        """The oldest time still held (the queue's front, once its stale entries are gone)."""
+        order = self.order
+        times = self.times
+        while times.get(order[0][1]) != order[0][0]:
+            order.popleft()
+        return order[0][0]
+
+
 class ClearedValueCountRule(ValueCountRule):
     """``value_count`` with ``cleared_by``: an event of the key matching ``cleared_by`` takes
     its value out of the count until the value comes again through the filter. Distributed
@@ -483,36 +532,41 @@ class ClearedValueCountRule(ValueCountRule):
         counts, clears = self.tests.get(ev.action, ev.outcome)
         if not (counts is True or (counts is not False and counts.test(ev))):
             if clears is True or (clears is not False and clears.test(ev)):
-                pending: dict[Any, float] | None = self.state.get(key)
+                pending: RecentValues | None = self.state.get(key)
                 if pending is not None:
-                    pending.pop(value, None)
+                    pending.discard(value)
             return None
         ts = ev.ts
-        got: dict[Any, float] | None = self.state.get(key)
+        got: RecentValues | None = self.state.get(key)
         if got is None:
-            got = self.state[key] = {}
+            got = self.state[key] = RecentValues()
         last = got
-        touch(last, value, ts)
-        expire_front(last, ts - self.window)
-        n = len(last)
+        last.touch(value, ts)
+        last.expire(ts - self.window)
+        n = len(last.times)
         if n < self.threshold:
             return None
-        first = next(iter(last.values()))
         since = f", none of them followed since by {self.cleared_by}"
-        return self._fire(key, n, first, ts, last.keys(), since)
+        return self._fire(key, n, last.first(), ts, last.times.keys(), since)
 
     def evict(self, now: float) -> int:
-        limit = now - self.window  # a key's dict ends with its latest time (``touch``)
-        return drop_keys(
-            self.state,
-            [k for k, t in self.state.items() if not t or next(reversed(t.values())) < limit],
-        )
+        limit = now - self.window  # a key's times end with its latest one (``touch``)
+        dead = []
+        for k, value in self.state.items():
+            st: RecentValues = value
+            if not st.times or next(reversed(st.times.values())) < limit:
+                dead.append(k)
+        return drop_keys(self.state, dead)
 
     def dump(self) -> dict[str, Any]:
-        return {k: [[t, v] for v, t in last.items()] for k, last in self.state.items()}
+        return {k: [[t, v] for v, t in st.times.items()] for k, st in self.state.items()}
 
     def load(self, data: dict[str, Any]) -> None:
-        self.state = {k: {v: t for t, v in items} for k, items in data.items()}
+        self.state = {}
+        for k, items in data.items():
+            st = self.state[k] = RecentValues()
+            for t, v in items:
+                st.touch(v, t)
 
 
 class _Step:
