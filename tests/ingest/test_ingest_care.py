@@ -51,6 +51,19 @@ def test_relationships_are_the_hashes_the_log_gives_extra_columns_ignored(tmp_pa
     assert care.note() == "care history: 3 relationships of 2 accounts from 4 rows in 2 files"
 
 
+def test_a_spreadsheet_export_with_semicolons_and_a_byte_order_mark_is_read(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes(
+        "\ufeffAccount;Beneficiary;Dernier acte\n".encode()
+        + f"PH0001;{NIR_1};02/01/2026\nPH0001;{NIR_2};03/02/2026\n".encode()
+    )
+    care = load_care_history([path], TOKENIZER)
+    assert _sets(care) == {"PH0001": {_hash(NIR_1), _hash(NIR_2)}}
+    assert not care.rejected
+
+
 def test_bad_rows_are_counted_by_reason_and_kept_with_their_line_without_raw_nir(
     tmp_path: Path,
 ) -> None:

@@ -7,9 +7,11 @@ since deployment" into "no claim on record and never read": a regular patient's 
 since deployment is no longer a stranger, and an insider's stranger stands out (see
 docs/care-history.md).
 
-Format: CSV, UTF-8, with a header line naming at least the columns ``account`` (the portal
-login, as the access log has it) and ``beneficiary`` (the identifier as the portal's URLs carry
-it, e.g. the 15-character NIR); other columns are ignored (a last claim's date, say). Each
+Format: CSV, UTF-8 (a byte-order mark is skipped), separated by commas, or by the semicolons
+or tabs of spreadsheet exports (the header's separator is taken), with a header line naming at
+least the columns ``account`` (the portal login, as the access log has it) and
+``beneficiary`` (the identifier as the portal's URLs carry it, e.g. the 15-character NIR);
+other columns are ignored (a last claim's date, say). Each
 identifier is normalised and tokenised with the deployment's key, like the log's, then reduced
 to the history's 32-bit hash: no raw identifier is kept. Bad rows are counted by reason and set
 aside in the quarantine with their file and line (NIR-shaped runs tokenised), never dropped
@@ -21,10 +23,13 @@ from __future__ import annotations
 import csv
 from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
+from typing import Any
 
 from rempart.detect.history import beneficiary_hash
 from rempart.errors import InputError
@@ -100,6 +105,39 @@ def _problem(ident: str) -> str | None:
     return None
 
 
+@contextmanager
+def _open(path: Path) -> Iterator[tuple[str, Any]]:
+    """(source name, a CSV reader) of ``path``. The delimiter is the header's: a comma, or the
+    semicolon or tab of spreadsheet exports; a UTF-8 byte-order mark is skipped."""
+    source = str(path)
+    try:
+        fh = path.open(newline="", encoding="utf-8-sig", errors="surrogateescape")
+    except FileNotFoundError:
+        raise InputError("care history file not found", where=source) from None
+    except OSError as exc:
+        raise InputError(f"cannot read care history: {exc.strerror}", where=source) from None
+    with fh:
+        first = fh.readline()
+        delimiter = max(",;\t", key=first.count)
+        yield source, csv.reader(chain([first], fh), delimiter=delimiter)
+
+
+def _columns(source: str, reader: Any) -> tuple[int, int]:
+    """The positions of ``account`` and ``beneficiary`` in the header, or one clear error."""
+    try:
+        header = [h.strip().lower() for h in next(reader, [])]
+    except csv.Error as exc:
+        raise InputError(f"cannot read care history: {exc}", where=source) from None
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise InputError(
+            f"care history CSV needs the columns {', '.join(COLUMNS)} "
+            f"(missing: {', '.join(missing)})",
+            where=f"{source}:1",
+        )
+    return header.index("account"), header.index("beneficiary")
+
+
 def load_care_history(
     paths: Sequence[Path], tokenizer: Tokenizer, quarantine_dir: Path | None = None
 ) -> CareHistory:
@@ -118,66 +156,49 @@ def load_care_history(
     token = tokenizer.fresh_token
     made: dict[str, int] = {}
     accounts = out.accounts
-    for path in paths:
-        source = str(path)
-        try:
-            fh = path.open(newline="", encoding="utf-8", errors="surrogateescape")
-        except FileNotFoundError:
-            raise InputError("care history file not found", where=source) from None
-        except OSError as exc:
-            raise InputError(f"cannot read care history: {exc.strerror}", where=source) from None
-        with fh:
-            reader = csv.reader(fh)
-            try:
-                header = [h.strip().lower() for h in next(reader, [])]
-            except csv.Error as exc:
-                raise InputError(f"cannot read care history: {exc}", where=source) from None
-            missing = [c for c in COLUMNS if c not in header]
-            if missing:
-                raise InputError(
-                    f"care history CSV needs the columns {', '.join(COLUMNS)} "
-                    f"(missing: {', '.join(missing)})",
-                    where=f"{source}:1",
-                )
-            ai, bi = header.index("account"), header.index("beneficiary")
-            width = max(ai, bi) + 1
+    try:
+        for path in paths:
             out.files += 1
-            while True:
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as exc:  # (a NUL byte, an unterminated quote...)
+            with _open(path) as (source, reader):
+                ai, bi = _columns(source, reader)
+                width = max(ai, bi) + 1
+                while True:
+                    try:
+                        row = next(reader)
+                    except StopIteration:
+                        break
+                    except csv.Error as exc:  # (a NUL byte, an unterminated quote...)
+                        out.rows += 1
+                        q.add(source, reader.line_num, "bad_encoding", str(exc), b"")
+                        continue
+                    if not row:
+                        continue  # a blank line
                     out.rows += 1
-                    q.add(source, reader.line_num, "bad_encoding", str(exc), b"")
-                    continue
-                if not row:
-                    continue  # a blank line
-                out.rows += 1
-                reason = None
-                if len(row) < width or not row[ai].strip() or not row[bi].strip():
-                    reason = "missing_field"
-                else:
-                    account, raw = row[ai].strip(), row[bi].strip()
-                    if not (account.isprintable() and raw.isprintable()):  # (surrogates)
-                        reason = "bad_encoding"
+                    reason = None
+                    if len(row) < width or not row[ai].strip() or not row[bi].strip():
+                        reason = "missing_field"
                     else:
-                        ident = normalise_identifier(raw)
-                        reason = _problem(ident)
-                if reason is not None:
-                    line = ",".join(row).encode("utf-8", "surrogateescape")
-                    q.add(source, reader.line_num, reason, REASONS[reason], line)
-                    continue
-                hashes = accounts.get(account)
-                if hashes is None:
-                    hashes = accounts[account] = array("I")
-                h = made.get(ident)
-                if h is None:
-                    if len(made) >= HASH_CACHE:
-                        made.clear()
-                    h = made[ident] = beneficiary_hash(token(ident))
-                hashes.append(h)
-    q.close()
+                        account, raw = row[ai].strip(), row[bi].strip()
+                        if not (account.isprintable() and raw.isprintable()):  # (surrogates)
+                            reason = "bad_encoding"
+                        else:
+                            ident = normalise_identifier(raw)
+                            reason = _problem(ident)
+                    if reason is not None:
+                        line = ",".join(row).encode("utf-8", "surrogateescape")
+                        q.add(source, reader.line_num, reason, REASONS[reason], line)
+                        continue
+                    hashes = accounts.get(account)
+                    if hashes is None:
+                        hashes = accounts[account] = array("I")
+                    h = made.get(ident)
+                    if h is None:
+                        if len(made) >= HASH_CACHE:
+                            made.clear()
+                        h = made[ident] = beneficiary_hash(token(ident))
+                    hashes.append(h)
+    finally:
+        q.close()
     for account, hashes in accounts.items():
         accounts[account] = array("I", sorted(set(hashes)))
     out.rejected = Counter(q.counts)
