@@ -6,6 +6,11 @@ sorted array of 32-bit hashes), and per group of baseline rules sharing their da
 with each member rule's 30-day history; then reports the peak RSS of the process.
 
     .venv/bin/python bench/detect_memory.py --accounts 100000 --days 90
+    .venv/bin/python bench/detect_memory.py --care-per-account 1000   # with a claims history
+
+``--care-per-account``: beneficiaries each account has on record in the claims history
+(docs/care-history.md) and did not read in the period, added to its history as
+``Engine.add_care_history`` adds them.
 """
 
 from __future__ import annotations
@@ -43,6 +48,12 @@ def main() -> None:
         default=0.5,
         help="share of a day's reads on beneficiaries new to the account",
     )
+    ap.add_argument(
+        "--care-per-account",
+        type=int,
+        default=0,
+        help="care relationships per account not read in the period (docs/care-history.md)",
+    )
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     base = rss_mib()
@@ -55,7 +66,7 @@ def main() -> None:
     for i in range(args.accounts):
         name = f"PH{i:06d}"
         mean = args.reads_per_day * args.new_share * args.days
-        n = max(0, int(rng.gauss(mean, mean**0.5)))
+        n = max(0, int(rng.gauss(mean, mean**0.5))) + args.care_per_account
         raw = array("I")
         raw.frombytes(os.urandom(4 * n))
         values = array("I", sorted(set(raw)))
@@ -74,7 +85,8 @@ def main() -> None:
     peak = rss_mib()
     print(
         f"accounts: {args.accounts:,}  days: {args.days}  distinct beneficiaries per account "
-        f"(mean): {total / args.accounts:,.0f}  total history entries: {total:,}"
+        f"(mean, {args.care_per_account:,} of them on record only): {total / args.accounts:,.0f}"
+        f"  total history entries: {total:,}"
     )
     print(
         f"baseline rules with per-account state: {len(baselines)} "
