@@ -50,7 +50,9 @@ def step_simulate(out: Path, seed: int, accounts: int) -> Any:
     drawn = SimOptions.randomised(seed, accounts=accounts, days=7, start=base + timedelta(days=7))
     opts = replace(drawn, start=base, days=14)
     started = time.perf_counter()
-    result = simulate(opts, out / "sim", events=False)
+    # With the operator's claims history before the period (who billed whom): the insider
+    # rule tells a stranger from a regular patient by it (docs/care-history.md).
+    result = simulate(opts, out / "sim", events=False, care=True)
     table = Table("attack", "scenario", "accounts", "start", "records exposed (truth)")
     for a in result.truth["attacks"]:
         table.add_row(
@@ -109,8 +111,11 @@ def step_hunt(out: Path, sim: Any, tokenizer: Any) -> list[Any]:
         tokenizer=tokenizer,
         directory=load_directory(sim.directory),
         quarantine_dir=out / "quarantine",
+        care_history=[sim.care] if sim.care is not None else [],
     )
     result = run_hunt(request, specs)
+    if result.care_note:
+        console.print(f"{result.care_note} (the claims history: {sim.care})", highlight=False)
     with (out / "alerts.jsonl").open("w", encoding="utf-8") as fh:
         write_alerts(result.alerts, fh)
     opts = sim.truth.get("options", {})
