@@ -248,3 +248,27 @@ def test_evidence_of_an_alert_raised_with_the_claims_history_replays_with_the_ke
     alone = verify_bundle(bundle)  # no key: the log alone, and the report says so
     assert not alone.ok and alert.id in alone.missing
     assert "needs the token key" in alone.problems[0]
+
+
+def test_an_insider_incident_counts_the_strangers_the_account_read_not_its_patients(
+    insider_with_care,
+):
+    """The insider reads from its own workstations: its incident takes every pair of the account
+    in the alerts' span, and only the people it had not read before (its strangers)."""
+    p = insider_with_care
+    attack = p.attack("insider-1")
+    (account,) = attack["accounts"]
+    (inc,) = p.incidents_of(account)
+    affected = p.cases.affected(inc)
+    (window,) = affected.windows
+    assert window.strangers_only and window.actor_pairs is None
+    assert any("initié" in r for r in window.reasoning)
+    strangers = p.exposed("insider-1")
+    read_in_window = {
+        e.beneficiary_token
+        for e in p.events
+        if e.user_name == account and e.discloses and window.start <= e.ts <= window.end
+    }
+    caught = strangers & read_in_window
+    assert caught and caught <= affected.tokens, "every stranger read in the window is listed"
+    assert len(affected.tokens) < len(read_in_window), "its regular patients are not"

@@ -121,9 +121,12 @@ def compute_affected(
 ) -> AffectedPeople:
     out = AffectedPeople(incident_id, attribution, exclude_served_before, list(windows))
     rows = ledger.scoped_disclosures([w.actor_filter(attribution) for w in windows])
-    if exclude_served_before and rows.num_rows:
+    # An insider's window counts only its strangers, whatever the option says (see
+    # ``AccountWindow.strangers_only``).
+    excluding = [w for w in windows if exclude_served_before or w.strangers_only]
+    if excluding and rows.num_rows:
         served: set[tuple[str, str]] = set()
-        for w in windows:
+        for w in excluding:
             served |= {
                 (w.account, t) for t in ledger.served_before(w.account, w.start, served_before_days)
             }

@@ -70,6 +70,9 @@ class AccountWindow:
     reasoning: list[str] = field(default_factory=list)
     #: "estimated" or "analyst" (set by hand, audited).
     origin: str = "estimated"
+    #: An insider's window (every alert on the account tagged ``insider``): only the people
+    #: the account had not read in the ``served_before_days`` before it count as affected.
+    strangers_only: bool = False
 
     def actor_filter(self, attribution: str) -> ActorFilter:
         pairs = self.actor_pairs if attribution == "actor" else None
@@ -85,7 +88,12 @@ class AccountWindow:
             if self.actor_pairs is None
             else sorted([ip, ua] for ip, ua in self.actor_pairs),
             "reasoning": list(self.reasoning),
+            "strangers_only": self.strangers_only,
         }
+
+
+#: The tag of rules whose alerts accuse the account's own reads (an insider), not an intruder.
+INSIDER_TAG = "insider"
 
 
 def _anchor(alerts: Sequence[Alert], account: str) -> tuple[float, float, set[str]]:
@@ -165,6 +173,31 @@ def estimate_window(
                 actor.append(r)
             else:
                 moving += 1
+    insider = all(
+        INSIDER_TAG in a.tags for a in alerts if account in a.accounts or a.entity == account
+    )
+    if insider and not any(
+        r["first_login"] is not None or strangers.get((r["source_ip"], r["user_agent"]), (0, 0))[0]
+        for r in actor
+    ):
+        # The reader is the account itself, on its own workstations: the new clients met, if
+        # any, only tried the account (never logged in, read nothing); taking them for the actor
+        # would leave every record the insider read out.
+        end = min(last, contained_at) if contained_at is not None else last
+        if actor:
+            reasons.append(
+                f"{len(actor)} client(s) ou réseau(x) nouveau(x) sans connexion réussie ni "
+                "lecture : des tentatives sur le compte, non retenues"
+            )
+        reasons += [
+            "alerte de consultation sans lien de soins (initié) : le lecteur est le compte "
+            "lui-même, sur ses postes habituels ; toute son activité est retenue",
+            f"la fenêtre est celle des alertes : du {iso(first)} au {iso(end)}",
+            "seules les personnes que le compte n'avait pas consultées dans les "
+            f"{settings.served_before_days:g} jours précédents sont comptées (ses inconnus) : "
+            "une borne haute",
+        ]
+        return AccountWindow(account, first, max(first, end), None, reasons, strangers_only=True)
     if not usual_nets and not usual_agents:
         reasons.append(
             f"aucun historique de {account} avant {iso(horizon)} (référence de "
