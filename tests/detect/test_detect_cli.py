@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from rempart.cli import app
 from rempart.config import load_config
 from rempart.detect.engine import Engine
-from rempart.detect.hunt import run_hunt, run_watch
+from rempart.detect.hunt import HuntResult, run_hunt, run_watch
 from rempart.detect.loader import load_pack
+from rempart.detect.spec import RuleSpec
 from rempart.ingest import read_events
 from rempart.ingest.service import IngestRequest
 from rempart.sim import SimResult
@@ -107,6 +108,21 @@ def test_file_replay_equals_shuffled_streaming_on_real_ingestion(
     }
 
 
+def _watch_until_idle(
+    request: IngestRequest, pack: list[RuleSpec], state_url: str, seen: list[str]
+) -> HuntResult:
+    """``run_watch`` until its input has been idle 0.3 s; new alerts' ids into ``seen``."""
+    return run_watch(
+        request,
+        pack,
+        state_url=state_url,
+        lateness=0,
+        on_alert=lambda a, created: seen.append(a.id) if created else None,
+        poll_interval=0.01,
+        idle_exit=0.3,
+    )
+
+
 def test_watch_resumes_after_restart_without_replaying_lines(
     harvest_log: SimResult, config_file: Path, tmp_path: Path
 ) -> None:
@@ -118,27 +134,11 @@ def test_watch_resumes_after_restart_without_replaying_lines(
     request = IngestRequest.from_config(cfg, paths=[str(log)], directory=harvest_log.directory)
     pack = load_pack()
     seen: list[str] = []
-    first = run_watch(
-        request,
-        pack,
-        state_url=cfg.state.url,
-        lateness=0,
-        on_alert=lambda a, created: seen.append(a.id) if created else None,
-        poll_interval=0.01,
-        idle_exit=0.3,
-    )
+    first = _watch_until_idle(request, pack, cfg.state.url, seen)
     assert first.lines == half
     with log.open("a") as fh:
         fh.write("".join(lines[half:]))
-    second = run_watch(
-        request,
-        pack,
-        state_url=cfg.state.url,
-        lateness=0,
-        on_alert=lambda a, created: seen.append(a.id) if created else None,
-        poll_interval=0.01,
-        idle_exit=0.3,
-    )
+    second = _watch_until_idle(request, pack, cfg.state.url, seen)
     assert second.lines == len(lines) - half
     whole = run_hunt(
         IngestRequest.from_config(
@@ -236,15 +236,7 @@ def test_watch_with_a_care_history_and_a_restart_raises_what_hunt_raises(
     pack = load_pack()
     seen: list[str] = []
     for _ in range(2):
-        watched = run_watch(
-            request,
-            pack,
-            state_url=cfg.state.url,
-            lateness=0,
-            on_alert=lambda a, created: seen.append(a.id) if created else None,
-            poll_interval=0.01,
-            idle_exit=0.3,
-        )
+        watched = _watch_until_idle(request, pack, cfg.state.url, seen)
         assert watched.care_note is not None and "of 40 accounts" in watched.care_note
         with log.open("a") as fh:
             fh.write("".join(lines[half:]))

@@ -70,8 +70,9 @@ class AccountWindow:
     reasoning: list[str] = field(default_factory=list)
     #: "estimated" or "analyst" (set by hand, audited).
     origin: str = "estimated"
-    #: An insider's window (every alert on the account tagged ``insider``): only the people
-    #: the account had not read in the ``served_before_days`` before it count as affected.
+    #: An insider's window (every alert on the account tagged ``insider``, and no new client
+    #: or network that logged in or read): only the people the account had not read in the
+    #: ``served_before_days`` before it count as affected.
     strangers_only: bool = False
 
     def actor_filter(self, attribution: str) -> ActorFilter:
