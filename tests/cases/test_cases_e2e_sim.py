@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rempart.alerts import Alert
-from rempart.cases.evidence import verify_bundle
+from rempart.cases.evidence import read_care_member, verify_bundle
 from rempart.cases.service import Cases, write_evidence
 from rempart.cases.settings import CasesSettings
 from rempart.config import Config, KeySettings, StateSettings
@@ -239,9 +239,13 @@ def test_evidence_of_an_alert_raised_with_the_claims_history_replays_with_the_ke
     assert care["member"] == "care_history.json" and care["accounts"] == 40
     assert care["token_key_id"] == p.tok.key_id
     with tarfile.open(bundle) as tar:
-        member = tar.extractfile("care_history.json").read().decode()
+        member = tar.extractfile("care_history.json").read()
+    # The member holds the relationships as the engine loaded them: hashes, no identifier.
+    key_id, held = read_care_member(member)
+    loaded = load_care_history([p.root / "sim" / "care.csv"], p.tok).accounts
+    assert key_id == p.tok.key_id and held == loaded
     sim_care = (p.root / "sim" / "care.csv").read_text(encoding="utf-8").splitlines()[1:]
-    assert not any(row.split(",")[1] in member for row in sim_care[:200]), "no raw NIR"
+    assert not any(row.split(",")[1].encode() in member for row in sim_care[:200]), "no raw NIR"
     replayed = verify_bundle(bundle, key=token_key(p.cases.config))
     assert replayed.ok and not replayed.problems, replayed.problems
     assert alert.id in replayed.reproduced
