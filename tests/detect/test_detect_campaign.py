@@ -82,7 +82,7 @@ def test_state_survives_a_dump_and_load_and_an_old_checkpoint_loads() -> None:
     fresh = CampaignCorrelator(SPEC)
     fresh.load({"common": {"S0": T0, "S1": T0, "S2": T0, "S3": T0}})  # before base rates
     assert fresh.members["common"] == {"S0": T0, "S1": T0, "S2": T0, "S3": T0}
-    assert fresh.logins == {}
+    assert fresh.logins.times == {}
 
 
 def test_logins_before_the_window_do_not_dilute_the_base_rate() -> None:
@@ -115,8 +115,8 @@ def test_a_risk_roll_up_with_min_signals_needs_that_many_different_rules() -> No
     assert risk.min_signals == 2 and risk.threshold == 70
     roll = RiskRollup(risk)
     # One signal twice within an hour: 100 points, one rule: no alert.
-    assert roll.add("PH1", "TP-INS-001", "Strangers", 50, T0) is None
-    assert roll.add("PH1", "TP-INS-001", "Strangers", 50, T0 + 3600) is None
+    assert roll.add("PH1", "Strangers", 50, T0) is None
+    assert roll.add("PH1", "Strangers", 50, T0 + 3600) is None
     # A second, different signal: two rules, the threshold passed.
-    fire = roll.add("PH1", "TP-AUTH-006", "New network", 25, T0 + 7200)
+    fire = roll.add("PH1", "New network", 25, T0 + 7200)
     assert fire is not None and fire.metrics["signals"] == 2

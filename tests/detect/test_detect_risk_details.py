@@ -81,7 +81,7 @@ def test_a_risk_state_saved_before_the_details_loads_and_goes_on() -> None:
     spec = next(s for s in load_pack("tiers-payant") if s.id == "TP-RISK-002")
     rollup = RiskRollup(spec)
     rollup.load({"PH3": [50.0, T0, T0, {"Strangers": 50.0}]})  # four fields, no details
-    fire = rollup.add("PH3", "TP-INS-001", "Strangers", 50.0, T0 + DAY, "9 read on 02 Feb")
+    fire = rollup.add("PH3", "Strangers", 50.0, T0 + DAY, "9 read on 02 Feb")
     assert fire is not None
     assert "Strangers (95) [" in fire.render() and "9 read on 02 Feb]" in fire.render()
     assert rollup.dump()["PH3"][4] == {"Strangers": [[T0 + DAY, "9 read on 02 Feb"]]}

@@ -319,11 +319,10 @@ def _care_history(config: Config) -> CareHistory | None:
     key = token_key(config) if config.care_history else None
     if key is None:
         return None
-    from rempart.ingest.care import load_care_history
+    from rempart.ingest.care import configured_care_history
     from rempart.protect.tokens import Tokenizer
 
-    paths = [p.expanduser() for p in config.care_history]
-    return load_care_history(paths, Tokenizer(key), config.state.quarantine_dir.expanduser())
+    return configured_care_history(config, Tokenizer(key))
 
 
 def _redactor(config: Config) -> tuple[Callable[[str], str], str | None]:

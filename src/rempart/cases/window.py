@@ -97,8 +97,12 @@ class AccountWindow:
 INSIDER_TAG = "insider"
 
 
-def _anchor(alerts: Sequence[Alert], account: str) -> tuple[float, float, set[str]]:
-    mine = [a for a in alerts if account in a.accounts or a.entity == account]
+def _about(alerts: Sequence[Alert], account: str) -> list[Alert]:
+    """The alerts that name ``account``."""
+    return [a for a in alerts if account in a.accounts or a.entity == account]
+
+
+def _anchor(mine: Sequence[Alert]) -> tuple[float, float, set[str]]:
     first = min(a.first_seen for a in mine)
     last = max(a.last_seen for a in mine)
     ips = {ip for a in mine for ip in a.ips}
@@ -115,7 +119,8 @@ def estimate_window(
     archive_end: float | None = None,
 ) -> AccountWindow:
     """Estimate the compromise window of ``account`` from ``alerts`` and the archive."""
-    first, last, alert_ips = _anchor(alerts, account)
+    mine = _about(alerts, account)
+    first, last, alert_ips = _anchor(mine)
     reasons = [
         f"les alertes sur {account} reposent sur des événements du {iso(first)} au {iso(last)}",
     ]
@@ -174,10 +179,7 @@ def estimate_window(
                 actor.append(r)
             else:
                 moving += 1
-    insider = all(
-        INSIDER_TAG in a.tags for a in alerts if account in a.accounts or a.entity == account
-    )
-    if insider and not any(
+    if all(INSIDER_TAG in a.tags for a in mine) and not any(
         r["first_login"] is not None or strangers.get((r["source_ip"], r["user_agent"]), (0, 0))[0]
         for r in actor
     ):

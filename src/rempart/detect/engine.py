@@ -464,7 +464,7 @@ class Engine:
                 if not detail:
                     # What the signal said, without its entity (the risk alert names it).
                     detail = fire.render().removeprefix(f"{entity}: ")
-                f = risk.add(entity, spec.id, spec.title, spec.risk, ev.ts, detail)
+                f = risk.add(entity, spec.title, spec.risk, ev.ts, detail)
                 if f is not None:
                     self._alert(self._fire_specs[risk.spec.id], ev, f, out)
         if spec.entity == EntityType.ACCOUNT:

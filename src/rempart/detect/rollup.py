@@ -26,11 +26,10 @@ from rempart.detect.expr import local_strftime
 from rempart.detect.spec import RuleSpec
 from rempart.detect.windows import (
     Fire,
+    RecentValues,
     drop_keys,
-    expire_front,
     human_duration,
     key_getter,
-    touch,
 )
 from rempart.events import Event
 
@@ -48,7 +47,7 @@ class RiskRollup:
         self.scores: dict[str, list[Any]] = {}
 
     def add(
-        self, entity: str, rule_id: str, title: str, points: float, ts: float, detail: str = ""
+        self, entity: str, title: str, points: float, ts: float, detail: str = ""
     ) -> Fire | None:
         st = self.scores.get(entity)
         if st is None:
@@ -136,10 +135,10 @@ class CampaignCorrelator:
         #: campaign key -> {account: last signal ts}
         self.members: dict[str, dict[str, float]] = {}
         #: account -> last signal ts under any key, oldest first (the binomial's ``n``)
-        self.signalled: dict[str, float] = {}
+        self.signalled = RecentValues()
         #: account -> last successful login, oldest first; and the same per key (``p``)
-        self.logins: dict[str, float] = {}
-        self.logins_by_key: dict[str, dict[str, float]] = {}
+        self.logins = RecentValues()
+        self.logins_by_key: dict[str, RecentValues] = {}
 
     def login(self, ev: Event) -> None:
         """A successful login: who uses which key, the base rate a campaign is judged by."""
@@ -147,11 +146,11 @@ class CampaignCorrelator:
         key = self.key_of(ev)
         if account is None or key is None:
             return
-        touch(self.logins, account, ev.ts)
+        self.logins.touch(account, ev.ts)
         by_key = self.logins_by_key.get(key)
         if by_key is None:
-            by_key = self.logins_by_key[key] = {}
-        touch(by_key, account, ev.ts)
+            by_key = self.logins_by_key[key] = RecentValues()
+        by_key.touch(account, ev.ts)
 
     def add(self, account: str, ev: Event) -> Fire | None:
         key = self.key_of(ev)
@@ -165,8 +164,8 @@ class CampaignCorrelator:
         limit = ts - self.spec.window
         for acc in [a for a, t in members.items() if t < limit]:
             del members[acc]
-        touch(self.signalled, account, ts)
-        expire_front(self.signalled, limit)
+        self.signalled.touch(account, ts)
+        self.signalled.expire(limit)
         if len(members) < self.spec.min_accounts:
             return None
         chance = self._chance(key, len(members), limit)
@@ -178,7 +177,7 @@ class CampaignCorrelator:
         shown = ", ".join(accounts[:8]) + (
             f" and {len(accounts) - 8} more" if len(accounts) > 8 else ""
         )
-        n = len(self.signalled)
+        n = len(self.signalled.times)
         odds = (
             ""
             if chance is None
@@ -197,39 +196,40 @@ class CampaignCorrelator:
         """The binomial tail of ``k`` accounts with signals sharing ``key``, ``p`` being the
         share of the key among the accounts without signals that logged in since ``limit``
         (None when there are none to learn it from)."""
-        expire_front(self.logins, limit)
+        self.logins.expire(limit)
         by_key = self.logins_by_key.get(key)
         if by_key is not None:
-            expire_front(by_key, limit)
+            by_key.expire(limit)
         # Counted through the few accounts with signals, not the many that logged in.
-        signalled = self.signalled
-        logins = self.logins
+        signalled = self.signalled.times
+        logins = self.logins.times
         quiet = len(logins) - sum(1 for a in signalled if a in logins)
         if quiet == 0:
             return None
         sharing = 0
         if by_key is not None:
-            sharing = len(by_key) - sum(1 for a in signalled if a in by_key)
+            key_logins = by_key.times
+            sharing = len(key_logins) - sum(1 for a in signalled if a in key_logins)
         return binomial_tail(k, len(signalled), sharing / quiet)
 
     def evict(self, now: float) -> int:
         limit = now - self.spec.window
         dead = [k for k, m in self.members.items() if not m or max(m.values()) < limit]
         drop_keys(self.members, dead)
-        expire_front(self.signalled, limit)
-        expire_front(self.logins, limit)
+        self.signalled.expire(limit)
+        self.logins.expire(limit)
         for key, by_key in list(self.logins_by_key.items()):
-            expire_front(by_key, limit)
-            if not by_key:
+            by_key.expire(limit)
+            if not by_key.times:
                 del self.logins_by_key[key]
         return len(dead)
 
     def dump(self) -> dict[str, Any]:
         return {
             "members": {k: dict(m) for k, m in self.members.items()},
-            "signalled": list(self.signalled.items()),
-            "logins": list(self.logins.items()),
-            "logins_by_key": {k: list(m.items()) for k, m in self.logins_by_key.items()},
+            "signalled": list(self.signalled.times.items()),
+            "logins": list(self.logins.times.items()),
+            "logins_by_key": {k: list(m.times.items()) for k, m in self.logins_by_key.items()},
         }
 
     def load(self, data: dict[str, Any]) -> None:
@@ -238,6 +238,8 @@ class CampaignCorrelator:
             self.members = {k: dict(m) for k, m in data.items()}
             return
         self.members = {k: dict(m) for k, m in data["members"].items()}
-        self.signalled = dict(data.get("signalled", ()))
-        self.logins = dict(data.get("logins", ()))
-        self.logins_by_key = {k: dict(m) for k, m in data.get("logins_by_key", {}).items()}
+        self.signalled = RecentValues.of(data.get("signalled", ()))
+        self.logins = RecentValues.of(data.get("logins", ()))
+        self.logins_by_key = {
+            k: RecentValues.of(m) for k, m in data.get("logins_by_key", {}).items()
+        }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Sequence
 from operator import attrgetter
 from typing import Any, ClassVar, Final
 
@@ -427,40 +427,30 @@ def drop_keys(state: dict[str, Any], dead: list[str]) -> int:
     return len(dead)
 
 
-def touch(times: dict[Any, float], value: Any, ts: float) -> None:
-    """``times[value] = ts``, moved to the end: the dict stays ordered by time."""
-    times.pop(value, None)
-    times[value] = ts
-
-
-def expire_front(times: dict[Any, float], limit: float) -> None:
-    """Drop the front of ``times`` (value -> latest time, kept oldest first by :func:`touch`)
-    older than ``limit``."""
-    old: list[Any] = []
-    for value, t in times.items():
-        if t >= limit:
-            break
-        old.append(value)
-    for value in old:
-        del times[value]
-
-
 class RecentValues:
     """Value -> time of its latest event, in the order of those events (a value met again moves
-    to the end, as :func:`touch` does), with the front expired in amortised constant time.
+    to the end), with the front expired in amortised constant time.
 
-    A dict ordered by :func:`touch` is expired from its front, but each value moved to the end
+    A dict kept in that order could be expired from its front, but each value moved to the end
     or expired leaves a hole at its old place, and iterating from the front walks over every
     hole until the dict is next resized: under a stuffing attack (thousands of names in the
-    window) that walk was most of the rule's time. So the order is also kept in a queue of
-    (time, value), whose stale entries (the value met again, cleared or expired since) are
-    skipped when they reach the front."""
+    window) that walk was most of the ``cleared_by`` rule's time. So the order is also kept in
+    a queue of (time, value), whose stale entries (the value met again, cleared or expired
+    since) are skipped when they reach the front."""
 
     __slots__ = ("order", "times")
 
     def __init__(self) -> None:
         self.times: dict[Any, float] = {}
         self.order: deque[tuple[float, Any]] = deque()
+
+    @staticmethod
+    def of(items: Iterable[Sequence[Any]]) -> RecentValues:
+        """From ``(value, time)`` pairs in the order they were met (a checkpoint's)."""
+        out = RecentValues()
+        for value, t in items:
+            out.touch(value, t)
+        return out
 
     def touch(self, value: Any, ts: float) -> None:
         times = self.times
@@ -472,7 +462,7 @@ class RecentValues:
         self.times.pop(value, None)
 
     def expire(self, limit: float) -> None:
-        """Drop the values met before ``limit``, from the front (as :func:`expire_front`)."""
+        """Drop the values met before ``limit``, from the front."""
         order = self.order
         times = self.times
         while order:
@@ -562,11 +552,7 @@ class ClearedValueCountRule(ValueCountRule):
         return {k: [[t, v] for v, t in st.times.items()] for k, st in self.state.items()}
 
     def load(self, data: dict[str, Any]) -> None:
-        self.state = {}
-        for k, items in data.items():
-            st = self.state[k] = RecentValues()
-            for t, v in items:
-                st.touch(v, t)
+        self.state = {k: RecentValues.of((v, t) for t, v in items) for k, items in data.items()}
 
 
 class _Step:

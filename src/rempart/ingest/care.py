@@ -31,6 +31,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from rempart.config import Config
 from rempart.detect.history import beneficiary_hash
 from rempart.errors import InputError
 from rempart.ingest.normalise import NIR_LIKE, normalise_identifier, redact_bytes
@@ -204,3 +205,15 @@ def load_care_history(
     out.rejected = Counter(q.counts)
     out.quarantine_file = str(q.path) if q.path else None
     return out
+
+
+def configured_care_history(config: Config, tokenizer: Tokenizer) -> CareHistory | None:
+    """The configuration's ``care_history`` files, loaded (bad rows into its quarantine
+    directory); None when it names none."""
+    if not config.care_history:
+        return None
+    return load_care_history(
+        [p.expanduser() for p in config.care_history],
+        tokenizer,
+        config.state.quarantine_dir.expanduser(),
+    )

@@ -159,14 +159,11 @@ class ResponseService:
         self.care_note: str | None = None
         if config.care_history and engine is None:
             from rempart.detect.engine import Engine
-            from rempart.ingest.care import load_care_history
+            from rempart.ingest.care import configured_care_history
 
             assert isinstance(self.engine, Engine)  # (default_engine's)
-            care = load_care_history(
-                [p.expanduser() for p in config.care_history],
-                tokenizer,
-                config.state.quarantine_dir.expanduser(),
-            )
+            care = configured_care_history(config, tokenizer)
+            assert care is not None
             self.engine.add_care_history(care.accounts)
             self.care_note = care.note()
             log.info("%s", self.care_note)
